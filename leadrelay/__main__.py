@@ -1,0 +1,5 @@
+"""`python -m leadrelay` runs the CLI."""
+
+from leadrelay.cli import main
+
+main()
