@@ -1,0 +1,62 @@
+"""Providers and tokens: who may call the API, and as whom."""
+
+from __future__ import annotations
+
+from leadrelay import events
+from leadrelay.auth import hash_token, new_token, token_prefix
+from leadrelay.errors import Conflict, ValidationFailed
+from leadrelay.store import Row, Store, Tx
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise ValidationFailed("a provider's name must be 1 to 200 characters", code="invalid_name")
+    return name
+
+
+async def add_provider(store: Store, name: str, provider_id: int | None = None) -> Row:
+    """Create a provider and its first token; the token is shown only now."""
+    name = _check_name(name)
+    token = new_token()
+
+    def add(tx: Tx) -> Row:
+        if provider_id is not None and tx.provider_exists(provider_id):
+            raise Conflict(f"provider {provider_id} already exists", code="provider_exists")
+        now = events.now_iso()
+        new_id = tx.insert_provider(name, provider_id, now)
+        tx.insert_token(hash_token(token), token_prefix(token), "provider", new_id, now)
+        return {"id": new_id, "name": name, "token": token}
+
+    return await store.write(add)
+
+
+async def create_provider_token(store: Store, provider_id: int) -> str:
+    token = new_token()
+
+    def add(tx: Tx) -> None:
+        if not tx.provider_exists(provider_id):
+            raise ValidationFailed(f"provider {provider_id} does not exist", code="unknown_provider")
+        tx.insert_token(
+            hash_token(token), token_prefix(token), "provider", provider_id, events.now_iso()
+        )
+
+    await store.write(add)
+    return token
+
+
+async def create_admin_token(store: Store, *, only_if_none: bool = False) -> str | None:
+    """A new admin token; with `only_if_none`, only when no admin token exists yet."""
+    token = new_token()
+
+    def add(tx: Tx) -> str | None:
+        if only_if_none and tx.count_admin_tokens() > 0:
+            return None
+        tx.insert_token(hash_token(token), token_prefix(token), "admin", None, events.now_iso())
+        return token
+
+    return await store.write(add)
+
+
+async def revoke_token(store: Store, prefix: str) -> int:
+    return await store.write(lambda tx: tx.revoke_token(prefix, events.now_iso()))

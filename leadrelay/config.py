@@ -1,0 +1,152 @@
+"""Settings: one object, one precedence — flag > LEADRELAY_* env > leadrelay.toml > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from leadrelay.errors import ConfigError
+
+DEFAULT_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, its default and what it is for (leadrelay.toml mirrors this)."""
+
+    db: Path = field(default=Path("leadrelay.db"), metadata=_doc("SQLite database file"))
+    host: str = field(default="127.0.0.1", metadata=_doc("address `serve` listens on"))
+    port: int = field(default=8000, metadata=_doc("port `serve` listens on"))
+    statuses: tuple[str, ...] = field(
+        default=DEFAULT_STATUSES, metadata=_doc("allowed lead statuses; the first is a new lead's")
+    )
+    max_body_bytes: int = field(default=65536, metadata=_doc("largest request body (413 above)"))
+    idempotency_ttl_hours: float = field(
+        default=72.0, metadata=_doc("how long an Idempotency-Key / webhook-id is remembered")
+    )
+    webhook_tolerance_seconds: int = field(
+        default=300, metadata=_doc("allowed clock difference for webhook-timestamp")
+    )
+    webhook_grace_hours: float = field(
+        default=24.0, metadata=_doc("how long a rotated webhook secret keeps working")
+    )
+    rate_limit_per_second: float = field(
+        default=0.0, metadata=_doc("intake requests/s per token or IP; 0 turns the limit off")
+    )
+    rate_limit_burst: int = field(default=200, metadata=_doc("intake burst per token or IP"))
+    relay: str = field(
+        default="process",
+        metadata=_doc("where the relay runs: 'process' (its own core), 'inline' or 'off'"),
+    )
+    relay_poll_seconds: float = field(
+        default=0.2, metadata=_doc("how often the relay looks for events written elsewhere")
+    )
+    relay_batch_size: int = field(default=10, metadata=_doc("events per trigger_batch (max 10)"))
+    relay_in_flight: int = field(default=16, metadata=_doc("trigger requests in flight at once"))
+    relay_timeout_seconds: float = field(default=5.0, metadata=_doc("timeout of one Pusher call"))
+    relay_max_backoff_seconds: float = field(
+        default=60.0, metadata=_doc("longest wait between two tries of one event")
+    )
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML, env or flag value into the type the field wants."""
+    default = next(f.default for f in fields(Settings) if f.name == name)
+    try:
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            cleaned = tuple(str(item).strip() for item in items if str(item).strip())
+            if not cleaned:
+                raise ValueError("empty list")
+            return cleaned
+        if isinstance(default, bool):
+            return str(value).lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} has a bad value {value!r}: {exc}") from None
+
+
+def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if env.get("LEADRELAY_CONFIG"):
+        return Path(env["LEADRELAY_CONFIG"])
+    default = Path("leadrelay.toml")
+    return default if default.exists() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    table = data.get("leadrelay", data)
+    unknown = sorted(set(table) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(f"settings file {path} has unknown settings: {', '.join(unknown)}")
+    return dict(table)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings; `flags` holds command-line values (None means "not given")."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = find_config_file(config_file, env)
+    if path is not None:
+        values.update(read_config_file(path))
+        # a relative db path in the file is relative to the file, as users expect
+        if "db" in values and not Path(str(values["db"])).is_absolute():
+            values["db"] = path.parent / str(values["db"])
+    for name in SETTING_NAMES:
+        env_value = env.get(f"LEADRELAY_{name.upper()}")
+        if env_value is not None and env_value != "":
+            values[name] = env_value
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = value
+    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if settings.relay not in ("process", "inline", "off"):
+        raise ConfigError("setting 'relay' must be 'process', 'inline' or 'off'")
+    if not 1 <= settings.relay_batch_size <= 10:
+        raise ConfigError("setting 'relay_batch_size' must be 1 to 10 (Pusher's batch limit)")
+    if settings.relay_in_flight < 1:
+        raise ConfigError("setting 'relay_in_flight' must be at least 1")
+    if not 1 <= settings.port <= 65535:
+        raise ConfigError("setting 'port' must be 1 to 65535")
+    if settings.max_body_bytes < 1024:
+        raise ConfigError("setting 'max_body_bytes' must be at least 1024")

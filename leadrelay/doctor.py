@@ -1,0 +1,125 @@
+"""`leadrelay doctor`: check what an operator would check, and say what to fix."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from typing import Any
+
+from leadrelay import pusher_config
+from leadrelay.config import Settings
+from leadrelay.errors import LeadrelayError, PusherError
+from leadrelay.relay import STATE_KEY
+from leadrelay.store import Store
+
+Check = dict[str, Any]
+
+
+def _check(name: str, status: str, detail: str) -> Check:
+    return {"name": name, "status": status, "detail": detail}
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    path = settings.db
+    if not path.exists():
+        return [_check("database", "fail", f"{path} does not exist; run 'leadrelay serve' once")]
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    checks.append(
+        _check("database file", "ok", f"{path} is private (0600)")
+        if mode & 0o077 == 0
+        else _check("database file", "fail", f"{path} is mode {mode:o}; run 'chmod 600 {path}'")
+    )
+    try:
+        store = await Store.open(path)
+    except LeadrelayError as exc:
+        return [*checks, _check("database", "fail", str(exc))]
+    try:
+        checks.append(await _database(store))
+        checks.extend(await _pusher(store))
+        checks.extend(await _ledger(store))
+    finally:
+        await store.close()
+    return checks
+
+
+async def _database(store: Store) -> Check:
+    row = await store.fetch_one("PRAGMA quick_check")
+    if row is None or next(iter(row.values())) != "ok":
+        return _check("database", "fail", f"integrity check failed: {row}; restore a backup")
+    try:
+        await store.check_writable()
+    except LeadrelayError as exc:
+        return _check("database", "fail", str(exc))
+    return _check("database", "ok", "intact and writable")
+
+
+async def _pusher(store: Store) -> list[Check]:
+    from leadrelay.pusher_http import test_connection
+
+    config = await pusher_config.load(store)
+    if not config.complete:
+        return [
+            _check(
+                "pusher settings",
+                "fail",
+                "not configured: run 'leadrelay pusher set --app-id … --key … --secret …'",
+            )
+        ]
+    checks = [
+        _check("pusher settings", "ok", f"{config.base_url} app {config.app_id}")
+        if config.enabled
+        else _check(
+            "pusher settings", "warn", "relaying is disabled: run 'leadrelay pusher enable'"
+        )
+    ]
+    try:
+        result = await test_connection(config)
+        checks.append(_check("pusher reachable", "ok", f"answered in {result['http_ms']} ms"))
+    except PusherError as exc:
+        checks.append(_check("pusher reachable", "fail", str(exc)))
+    relay = await store.get_setting(STATE_KEY) or {}
+    if relay.get("paused_reason"):
+        checks.append(_check("relay", "fail", f"paused: {relay['paused_reason']}"))
+    return checks
+
+
+async def _ledger(store: Store) -> list[Check]:
+    counts = await store.outbox_counts()
+    accounted = counts["pending"] + counts["delivered"] + counts["dead"]
+    problems = await store.ledger_problems()
+    if accounted != counts["total"] or problems:
+        ids = ", ".join(str(p["id"]) for p in problems)
+        detail = f"{counts['total'] - accounted} events in no known state; rows {ids}"
+        checks = [_check("outbox ledger", "fail", detail)]
+    else:
+        checks = [
+            _check(
+                "outbox ledger",
+                "ok",
+                f"{counts['total']} events: {counts['delivered']} delivered, "
+                f"{counts['pending']} pending, {counts['dead']} dead-lettered with a reason",
+            )
+        ]
+    if counts["dead"]:
+        checks.append(
+            _check(
+                "dead letters",
+                "warn",
+                f"{counts['dead']} events gave up; see 'leadrelay outbox failed', then "
+                "'leadrelay outbox retry --all'",
+            )
+        )
+    oldest = counts["oldest_pending"]
+    if oldest is not None and time.time() - oldest > 60:
+        age = time.time() - oldest
+        checks.append(
+            _check(
+                "backlog",
+                "warn",
+                f"{counts['pending']} events pending, the oldest {age:.0f} s; "
+                "is 'leadrelay serve' running and Pusher enabled?",
+            )
+        )
+    return checks

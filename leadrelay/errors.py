@@ -1,0 +1,127 @@
+"""The error hierarchy: every failure leadrelay reports on purpose is one of these.
+
+    LeadrelayError              base; `str(err)` is one sentence a person can act on
+    ├── ApiError                carries an HTTP `status` and a snake_case `code`
+    │   ├── BadRequest          400  malformed body: not JSON, not UTF-8, too deep
+    │   ├── Unauthorized        401  missing or unknown token, bad webhook signature
+    │   ├── Forbidden           403  a valid caller asking for what is not theirs
+    │   ├── NotFound            404  no such lead or provider (or not yours)
+    │   ├── Conflict            409  e.g. a provider id that is taken
+    │   ├── PayloadTooLarge     413  body over the configured limit
+    │   ├── UnsupportedMedia    415  not application/json
+    │   ├── ValidationFailed    422  well-formed JSON with a bad field
+    │   ├── RateLimited         429  over the intake rate; carries `retry_after`
+    │   └── Unavailable         503  database locked, read-only or full
+    ├── ConfigError             a setting or settings file is wrong
+    └── PusherError             talking to Pusher failed; `kind` names the cause class
+
+The API turns ApiError into the contract's body `{"error": {"code", "message"}}`; the
+CLI prints `str(err)` on one line and exits non-zero.  Lower-level exceptions are
+translated at the boundary (`raise Unavailable(...) from exc`).
+"""
+
+from __future__ import annotations
+
+
+class LeadrelayError(Exception):
+    """Base of every error leadrelay raises deliberately."""
+
+    exit_code = 1
+
+
+class ApiError(LeadrelayError):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMedia(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ValidationFailed(ApiError):
+    status, code = 422, "validation_failed"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class ConfigError(LeadrelayError):
+    """A setting, the settings file or the stored Pusher settings are wrong."""
+
+    exit_code = 2
+
+
+class PusherError(LeadrelayError):
+    """Talking to Pusher failed.  `kind` is one of PUSHER_ERROR_KINDS."""
+
+    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return PUSHER_ERROR_KINDS.get(self.kind, 10)
+
+
+# Distinct exit codes for `leadrelay test-connection`, one per cause class.
+PUSHER_ERROR_KINDS: dict[str, int] = {
+    "not_configured": 3,
+    "dns": 10,
+    "refused": 11,
+    "timeout": 12,
+    "tls": 13,
+    "auth": 14,  # wrong key or secret, or clock skew
+    "unknown_app": 15,  # wrong app id or cluster
+    "forbidden": 16,  # app disabled or over quota
+    "too_large": 17,
+    "rate_limited": 18,
+    "server": 19,  # 5xx
+    "protocol": 20,  # anything else unexpected from the server
+    "websocket": 21,  # round-trip over the websocket failed
+}

@@ -1,0 +1,158 @@
+"""The seed's realtime contract: which event, on which channels, with which data."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+LEAD_ASSIGNED = "lead.assigned"
+LEAD_STATUS_UPDATED = "lead.status.updated"
+EVENT_TYPES = (LEAD_ASSIGNED, LEAD_STATUS_UPDATED)
+ADMIN_CHANNEL = "admin"
+# Pusher refuses event data over 10 KB; stay a little under so nothing is ever stuck.
+MAX_DATA_BYTES = 10_000
+LEAD_FIELDS = (
+    "id",
+    "name",
+    "email",
+    "phone",
+    "status",
+    "provider_id",
+    "source",
+    "created_at",
+    "updated_at",
+)
+_SHORTENABLE = ("source", "name", "email", "phone")
+
+
+def now_iso() -> str:
+    """The current time as the contract writes times: RFC 3339, UTC, milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def provider_channel(provider_id: int) -> str:
+    return f"private-provider.{provider_id}"
+
+
+def channels_for(provider_id: int | None) -> list[str]:
+    """`admin` always; the provider's private channel when the lead has a provider."""
+    return [ADMIN_CHANNEL] if provider_id is None else [ADMIN_CHANNEL, provider_channel(provider_id)]
+
+
+def lead_view(row: dict[str, Any]) -> dict[str, Any]:
+    """LEAD as the contract shows it (notes and external_id stay private)."""
+    return {name: row.get(name) for name in LEAD_FIELDS}
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    type: str
+    lead_id: int
+    seq: int
+    channels: list[str]
+    provider_id: int | None
+    data: dict[str, Any]
+
+    @property
+    def payload(self) -> str:
+        return encode_data(self.data)
+
+    def row(self, socket_id: str | None) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "lead_id": self.lead_id,
+            "seq": self.seq,
+            "type": self.type,
+            "channels": self.channels,
+            "provider_id": self.provider_id,
+            "payload": self.payload,
+            "socket_id": socket_id,
+        }
+
+
+def encode_data(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _build(
+    event_type: str, lead: dict[str, Any], seq: int, occurred_at: str, extra: dict[str, Any]
+) -> Event:
+    event_id = str(uuid.uuid4())
+    data = {
+        "event_id": event_id,
+        "type": event_type,
+        "seq": seq,
+        "occurred_at": occurred_at,
+        "lead": lead_view(lead),
+        **extra,
+    }
+    provider_id = lead.get("provider_id")
+    return Event(
+        event_id=event_id,
+        type=event_type,
+        lead_id=int(lead["id"]),
+        seq=seq,
+        channels=channels_for(provider_id),
+        provider_id=provider_id,
+        data=fit_to_limit(data),
+    )
+
+
+def lead_assigned(lead: dict[str, Any], seq: int, occurred_at: str) -> Event:
+    """A lead was created, or an admin gave it to another provider."""
+    return _build(LEAD_ASSIGNED, lead, seq, occurred_at, {})
+
+
+def lead_status_updated(
+    lead: dict[str, Any],
+    seq: int,
+    occurred_at: str,
+    *,
+    old_status: str,
+    changed_by_provider: int | None,
+) -> Event:
+    """The status changed; `changed_by_provider` is None when an admin changed it."""
+    changed_by = {
+        "role": "admin" if changed_by_provider is None else "provider",
+        "provider_id": changed_by_provider,
+    }
+    extra = {"old_status": old_status, "new_status": lead["status"], "changed_by": changed_by}
+    return _build(LEAD_STATUS_UPDATED, lead, seq, occurred_at, extra)
+
+
+def change_events(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The event types a change from `before` to `after` fires, in the order they happen.
+
+    A new provider is told of the lead first, then of its status, so a provider never sees a
+    status change of a lead it was not given.  No event when nothing the contract covers changed.
+    """
+    fired = []
+    if after.get("provider_id") != before.get("provider_id"):
+        fired.append(LEAD_ASSIGNED)
+    if after["status"] != before["status"]:
+        fired.append(LEAD_STATUS_UPDATED)
+    return fired
+
+
+def fit_to_limit(data: dict[str, Any], limit: int = MAX_DATA_BYTES) -> dict[str, Any]:
+    """Shorten the lead's free text in the broadcast (never in the database) to fit `limit`."""
+    size = len(encode_data(data).encode())
+    if size <= limit:
+        return data
+    lead = dict(data["lead"])
+    for name in _SHORTENABLE:
+        value = lead.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        excess = size - limit
+        keep = max(0, len(value.encode()) - excess - 16)
+        shortened = value.encode()[:keep].decode("utf-8", "ignore") + "…"
+        lead[name] = shortened
+        size = len(encode_data({**data, "lead": lead}).encode())
+        if size <= limit:
+            break
+    return {**data, "lead": lead}

@@ -1,0 +1,148 @@
+"""Request parsing and response shapes shared by every route: bodies, queries, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from leadrelay.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from leadrelay.leads import MAX_ID
+
+MAX_JSON_DEPTH = 32
+
+
+class JSON(JSONResponse):
+    """Compact UTF-8 JSON, as Pusher and most clients expect."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def error_response(err: ApiError) -> Response:
+    headers = {}
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(err.retry_after)
+    return JSON(err.body(), status_code=err.status, headers=headers)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not _is_number(declared):
+            raise BadRequest("Content-Length must be a number", code="bad_content_length")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_json(body: bytes) -> Any:
+    """Strict UTF-8 JSON, no NaN or Infinity, nested at most MAX_JSON_DEPTH deep."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8", code="invalid_utf8") from None
+    if not text.strip():
+        raise BadRequest("the body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest(
+            f"the JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)", code="json_too_deep"
+        ) from None
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    _check_depth(data)
+    return data
+
+
+def _check_depth(data: Any) -> None:
+    level = [data]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return
+    raise BadRequest(
+        f"the JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)", code="json_too_deep"
+    )
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_json(request: Request, max_bytes: int, body: bytes | None = None) -> Any:
+    if _media_type(request) != "application/json":
+        raise UnsupportedMedia(
+            "send the body as JSON with 'Content-Type: application/json'",
+            code="unsupported_media_type",
+        )
+    if body is None:
+        body = await read_body(request, max_bytes)
+    return decode_json(body)
+
+
+async def read_form_or_json(request: Request, max_bytes: int) -> dict[str, Any]:
+    """A urlencoded form (what pusher-js sends) or a JSON object."""
+    media = _media_type(request)
+    if media == "application/x-www-form-urlencoded":
+        body = await read_body(request, max_bytes)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the body is not valid UTF-8", code="invalid_utf8") from None
+        return {key: values[-1] for key, values in parse_qs(text).items()}
+    data = await read_json(request, max_bytes)
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", code="invalid_body")
+    return data
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def query_int(request: Request, name: str, default: int, *, low: int = 0, high: int = MAX_ID) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _is_number(raw) or not low <= int(raw) <= high:
+        raise ValidationFailed(
+            f"query parameter '{name}' must be a whole number from {low} to {high}",
+            code="invalid_query",
+        )
+    return int(raw)
+
+
+def path_id(request: Request, name: str = "lead_id") -> int:
+    raw = request.path_params[name]
+    if not _is_number(raw) or not 1 <= int(raw) <= MAX_ID:
+        raise ValidationFailed(f"'{raw}' is not a valid id", code="invalid_id")
+    return int(raw)

@@ -1,0 +1,218 @@
+"""Lead use cases — create, change, look up — shared by the API and the CLI."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from leadrelay import events
+from leadrelay.auth import Principal
+from leadrelay.errors import NotFound, ValidationFailed
+from leadrelay.store import Row, Store, Tx
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# field: (max length, required)
+NEW_LEAD_FIELDS: dict[str, tuple[int, bool]] = {
+    "name": (200, True),
+    "email": (254, False),
+    "phone": (50, False),
+    "source": (200, False),
+    "notes": (5000, False),
+    "external_id": (200, False),
+}
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    lead: Row
+    created: bool  # False when an idempotency key returned an earlier lead
+
+
+def _text(name: str, value: Any, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"'{name}' must be a string", code="invalid_field")
+    if "\x00" in value:
+        raise ValidationFailed(f"'{name}' must not contain NUL characters", code="invalid_field")
+    if len(value) > max_len:
+        raise ValidationFailed(
+            f"'{name}' is {len(value)} characters long; at most {max_len} are allowed",
+            code="field_too_long",
+        )
+    return value
+
+
+def parse_id(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValidationFailed(f"'{name}' must be a positive whole number", code="invalid_field")
+    return value
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", code="invalid_body")
+    return data
+
+
+def parse_new_lead(data: Any) -> Row:
+    """Check a create body; unknown fields are ignored (CRMs send extra fields)."""
+    data = _object(data)
+    lead: Row = {}
+    for name, (max_len, required) in NEW_LEAD_FIELDS.items():
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise ValidationFailed(f"'{name}' is required", code="missing_field")
+            lead[name] = None
+            continue
+        lead[name] = _text(name, value, max_len)
+    if not lead["name"].strip():
+        raise ValidationFailed("'name' must not be blank", code="invalid_field")
+    if lead["email"] is not None and not EMAIL.match(lead["email"]):
+        raise ValidationFailed("'email' does not look like an address", code="invalid_email")
+    provider_id = data.get("provider_id")
+    lead["provider_id"] = None if provider_id is None else parse_id("provider_id", provider_id)
+    return lead
+
+
+def parse_status(value: Any, statuses: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in statuses:
+        raise ValidationFailed(
+            f"unknown status {value!r}; use one of: {', '.join(statuses)}", code="unknown_status"
+        )
+    return value
+
+
+def parse_change(data: Any, statuses: tuple[str, ...], *, admin: bool) -> Row:
+    """Check a PATCH body: admins may change status and provider, providers only status."""
+    data = _object(data)
+    allowed = ("status", "provider_id") if admin else ("status",)
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValidationFailed(
+            f"cannot change {', '.join(unknown)}; only {' and '.join(allowed)} may be changed",
+            code="unknown_field",
+        )
+    if not data:
+        raise ValidationFailed(f"send at least one of: {', '.join(allowed)}", code="empty_change")
+    change: Row = {}
+    if "status" in data:
+        change["status"] = parse_status(data["status"], statuses)
+    if "provider_id" in data:
+        value = data["provider_id"]
+        change["provider_id"] = None if value is None else parse_id("provider_id", value)
+    return change
+
+
+def _check_provider(tx: Tx, provider_id: int | None) -> None:
+    if provider_id is not None and not tx.provider_exists(provider_id):
+        raise ValidationFailed(
+            f"provider {provider_id} does not exist; see 'leadrelay providers list'",
+            code="unknown_provider",
+        )
+
+
+async def create_lead(
+    store: Store,
+    fields: Row,
+    *,
+    status: str,
+    idempotency_key: str | None = None,
+    socket_id: str | None = None,
+) -> CreateResult:
+    """Store a lead and its `lead.assigned` event in one durable transaction."""
+
+    def create(tx: Tx) -> CreateResult:
+        if idempotency_key is not None:
+            earlier = tx.lead_for_key(idempotency_key)
+            if earlier is not None:
+                return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
+        _check_provider(tx, fields["provider_id"])
+        now = events.now_iso()
+        lead = {**fields, "status": status, "created_at": now, "updated_at": now}
+        with tx.savepoint("create_lead") as undo:
+            lead["id"] = tx.insert_lead(lead)
+            # the key's PRIMARY KEY decides a race; the loser's lead is undone
+            if idempotency_key is not None and not tx.claim_idempotency_key(
+                idempotency_key, lead["id"]
+            ):
+                undo()
+                earlier = _must(tx.lead_for_key(idempotency_key))
+                return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
+            event = events.lead_assigned(lead, tx.next_seq(lead["id"]), now)
+            tx.insert_event(event.row(socket_id))
+        return CreateResult(events.lead_view(lead), True)
+
+    return await store.write(create)
+
+
+def _must(value: Any) -> Any:
+    assert value is not None
+    return value
+
+
+async def change_lead(
+    store: Store,
+    lead_id: int,
+    change: Row,
+    *,
+    actor: Principal,
+    socket_id: str | None = None,
+) -> Row:
+    """Apply an admin's or a provider's change; write the events it fires, if any."""
+
+    def apply(tx: Tx) -> Row:
+        before = tx.get_lead(lead_id)
+        if before is None or (not actor.is_admin and before["provider_id"] != actor.provider_id):
+            raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
+        if "provider_id" in change:
+            _check_provider(tx, change["provider_id"])
+        after = {**before, **change}
+        fired = events.change_events(before, after)
+        if not fired:
+            return events.lead_view(before)
+        now = events.now_iso()
+        after["updated_at"] = now
+        tx.update_lead(lead_id, {**change, "updated_at": now})
+        for event_type in fired:
+            seq = tx.next_seq(lead_id)
+            if event_type == events.LEAD_ASSIGNED:
+                event = events.lead_assigned(after, seq, now)
+            else:
+                event = events.lead_status_updated(
+                    after,
+                    seq,
+                    now,
+                    old_status=before["status"],
+                    changed_by_provider=actor.provider_id,
+                )
+            tx.insert_event(event.row(socket_id))
+        return events.lead_view(after)
+
+    return await store.write(apply)
+
+
+async def get_lead(store: Store, lead_id: int, *, actor: Principal) -> Row:
+    lead = await store.get_lead(lead_id)
+    if lead is None or (not actor.is_admin and lead["provider_id"] != actor.provider_id):
+        raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
+    view = events.lead_view(lead)
+    if actor.is_admin:
+        view.update(notes=lead["notes"], external_id=lead["external_id"])
+    return view
+
+
+async def list_leads(
+    store: Store,
+    *,
+    actor: Principal,
+    status: str | None = None,
+    provider_id: int | None = None,
+    after: int = 0,
+    limit: int = 50,
+) -> list[Row]:
+    if not actor.is_admin:
+        provider_id = actor.provider_id
+    rows = await store.list_leads(status=status, provider_id=provider_id, after=after, limit=limit)
+    return [events.lead_view(row) for row in rows]

@@ -1,0 +1,190 @@
+"""Pusher's HTTP API through the `pusher` package, over one pooled keep-alive client.
+
+The package's own async backend opens a session per request and its default one blocks,
+so `PooledBackend` plugs an `httpx.AsyncClient` into it.  Every failure leaves this
+module as a `PusherError` whose `kind` says what a person should do about it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Any, cast
+
+import httpx
+import pusher.http
+from pusher.pusher_client import PusherClient as _PusherClient
+
+from leadrelay.errors import PusherError
+from leadrelay.pusher_config import PusherConfig
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class PusherStatusError(PusherError):
+    """Pusher answered with a status other than 200/202."""
+
+    def __init__(self, message: str, *, kind: str, status: int, retry_after: float | None) -> None:
+        super().__init__(message, kind=kind, status=status)
+        self.retry_after = retry_after
+
+
+def status_error(status: int, body: str, retry_after: float | None = None) -> PusherStatusError:
+    detail = body.strip()[:200]
+    if status == 401:
+        kind, why = "auth", "the key or secret is wrong, or this machine's clock is off by >10 min"
+    elif status == 404:
+        kind, why = "unknown_app", "the app id is unknown here: check the app id and the cluster"
+    elif status == 403:
+        kind, why = "forbidden", "the app is disabled or over its daily message quota"
+    elif status == 413:
+        kind, why = "too_large", "the event is over Pusher's 10 KB limit"
+    elif status == 429:
+        kind, why = "rate_limited", "Pusher is rate limiting this app"
+    elif status >= 500:
+        kind, why = "server", "the Pusher server failed; it will be retried"
+    else:
+        kind, why = "protocol", "Pusher refused the request"
+    return PusherStatusError(
+        f"{why} (HTTP {status}: {detail})", kind=kind, status=status, retry_after=retry_after
+    )
+
+
+def transport_error(exc: httpx.HTTPError, where: str) -> PusherError:
+    """Name a connection failure in words a person can act on."""
+    text = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}".lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return PusherError(f"{where} did not answer in time (timeout)", kind="timeout")
+    if "name or service not known" in text or "name resolution" in text or "nodename" in text:
+        return PusherError(f"cannot resolve {where}: check the host or cluster (DNS)", kind="dns")
+    if "refused" in text:
+        return PusherError(f"{where} refused the connection: is the server running?", kind="refused")
+    if "ssl" in text or "certificate" in text or isinstance(exc.__cause__, ssl.SSLError):
+        return PusherError(f"TLS with {where} failed: {exc}; check the scheme and port", kind="tls")
+    return PusherError(f"cannot reach {where}: {exc}", kind="refused")
+
+
+class PooledBackend:
+    """A backend for `pusher.Pusher`: any class with `send_request` will do."""
+
+    def __init__(self, client: Any, http: httpx.AsyncClient | None = None) -> None:
+        self.client = client
+        self.http = http or httpx.AsyncClient(
+            timeout=client.timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    async def send_request(self, request: Any) -> Any:
+        where = request.base_url
+        try:
+            response = await self.http.request(
+                request.method,
+                f"{request.base_url}{request.path}",
+                params=request.query_params,
+                content=request.body,
+                headers=request.headers,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, where) from None
+        if response.status_code not in (200, 202):
+            raise status_error(response.status_code, response.text, _retry_after(response.headers))
+        return pusher.http.process_response(response.status_code, response.text)
+
+
+class PusherClient:
+    """The calls leadrelay makes to Pusher's HTTP API."""
+
+    def __init__(self, config: PusherConfig, *, timeout: float = 5.0) -> None:
+        if not config.complete:
+            raise PusherError(
+                "Pusher is not configured: run 'leadrelay pusher set --app-id … --key … "
+                "--secret …'",
+                kind="not_configured",
+            )
+        self.config = config
+        try:
+            # PusherClient, not pusher.Pusher: the latter builds a second backend we never use
+            self._pusher = _PusherClient(
+                app_id=config.app_id,
+                key=config.key,
+                secret=config.secret,
+                cluster=None if config.host else config.cluster,
+                host=config.server_host,
+                port=config.server_port,
+                ssl=config.tls,
+                timeout=float(timeout),
+                backend=PooledBackend,
+            )
+        except ValueError as exc:
+            raise PusherError(f"the Pusher settings are not valid: {exc}", kind="protocol") from None
+        self._backend = cast(PooledBackend, self._pusher.http)
+
+    async def trigger_batch(self, items: list[dict[str, Any]]) -> None:
+        """Send up to 10 `{channel, name, data(str), socket_id?}` items in one request."""
+        # already_encoded: our data is a JSON string measured in UTF-8 bytes, which the
+        # package's own check (sys.getsizeof) gets wrong for non-ASCII text
+        await cast(Awaitable[Any], self._pusher.trigger_batch(items, already_encoded=True))
+
+    async def channels(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await cast(Awaitable[Any], self._pusher.channels_info()))
+
+    async def aclose(self) -> None:
+        await self._backend.http.aclose()
+
+
+async def test_connection(config: PusherConfig, *, roundtrip: bool = False) -> dict[str, Any]:
+    """A signed GET /apps/{id}/channels, then optionally an event received back over a socket."""
+    client = PusherClient(config)
+    try:
+        started = time.perf_counter()
+        await client.channels()
+        result: dict[str, Any] = {
+            "server": config.base_url,
+            "app_id": config.app_id,
+            "http_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        if roundtrip:
+            result["roundtrip_ms"] = await _roundtrip(client, config)
+        return result
+    finally:
+        await client.aclose()
+
+
+async def _roundtrip(client: PusherClient, config: PusherConfig) -> float:
+    """Subscribe to a fresh public channel, trigger an event on it, time its arrival."""
+    import asyncio
+
+    from leadrelay import pusher_ws
+
+    channel = f"leadrelay-test-{uuid.uuid4().hex[:12]}"
+    url = pusher_ws.ws_url(config.key, host=config.ws_host, port=config.server_port, tls=config.tls)
+    try:
+        socket = await pusher_ws.PusherSocket.connect(url)
+    except pusher_ws.PusherSocketError as exc:
+        raise PusherError(f"the websocket connection failed: {exc}", kind="websocket") from None
+    try:
+        await socket.subscribe(channel)
+        started = time.perf_counter()
+        item = {"channel": channel, "name": "leadrelay.test", "data": '{"test":true}'}
+        await client.trigger_batch([item])
+        async with asyncio.timeout(5):
+            async for message in socket.events():
+                if message.channel == channel:
+                    return round((time.perf_counter() - started) * 1000, 1)
+        raise PusherError("the test event never arrived over the websocket", kind="websocket")
+    except TimeoutError:
+        raise PusherError(
+            "the test event did not arrive over the websocket within 5 s", kind="websocket"
+        ) from None
+    except pusher_ws.PusherSocketError as exc:
+        raise PusherError(f"the websocket round trip failed: {exc}", kind="websocket") from None
+    finally:
+        await socket.close()

@@ -1,0 +1,191 @@
+"""Where the relay runs — in the daemon's loop, or in a process of its own — and how it wakes.
+
+On two cores the intake and the relay each want an interpreter, so `serve` runs the relay
+in a child process by default (`relay = "process"`).  Whoever commits events, the daemon
+or a CLI command, sends one datagram to the relay's socket, named after the database,
+so the relay starts at once; a poll every `relay_poll_seconds` catches anything missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from leadrelay.config import Settings
+from leadrelay.store import Store
+
+log = logging.getLogger("leadrelay.relay")
+
+
+def wake_address(db: Path) -> str:
+    """An abstract unix socket name (no file to clean up), one per database."""
+    digest = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:24]
+    return f"\0leadrelay-relay-{digest}"
+
+
+class Waker:
+    """Sends "events were committed" to whichever relay serves this database."""
+
+    def __init__(self, db: Path) -> None:
+        self.address = wake_address(db)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+
+    def __call__(self, _count: int = 0) -> None:
+        try:
+            self._sock.sendto(b"!", self.address)
+        except OSError:
+            pass  # no relay listening, or its queue is full: it is awake anyway
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def listen_for_wakes(db: Path, on_wake: Any) -> socket.socket | None:
+    """Bind the relay's wake socket and call `on_wake` on each datagram."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        sock.bind(wake_address(db))
+    except OSError:
+        log.warning("another relay already serves %s; relying on polling", db)
+        sock.close()
+        return None
+
+    def drain() -> None:
+        try:
+            while sock.recv(64):
+                pass
+        except OSError:
+            pass
+        on_wake()
+
+    asyncio.get_running_loop().add_reader(sock.fileno(), drain)
+    return sock
+
+
+async def run_relay(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    from leadrelay.relay import Relay
+
+    relay = Relay(store, settings)
+    sock = listen_for_wakes(settings.db, relay.wake)
+    task = asyncio.create_task(relay.run())
+    try:
+        await stop.wait()
+    finally:
+        await relay.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+
+
+class RelayRunner:
+    """Starts and stops the relay beside the API, in the loop or as a child process."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._waker = Waker(settings.db)
+        store.commit_listeners.append(self._waker)
+
+    async def start(self) -> None:
+        if self.settings.relay == "inline":
+            self._task = asyncio.create_task(run_relay(self.settings, self.store, self._stop))
+        else:
+            self._task = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Keep the relay process alive; restart it if it dies."""
+        delay = 0.5
+        while not self._stop.is_set():
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "leadrelay.relay_runner", json.dumps(_settings_json(self))],
+                stdin=subprocess.DEVNULL,
+            )
+            while self._child.poll() is None and not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+                except TimeoutError:
+                    pass
+            if self._stop.is_set():
+                return
+            log.error("the relay process exited (%s); restarting it", self._child.returncode)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(loop.run_in_executor(None, child.wait), timeout)
+            except TimeoutError:
+                child.kill()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._waker.close()
+
+
+def _settings_json(runner: RelayRunner) -> dict[str, Any]:
+    data = asdict(runner.settings)
+    data["db"] = str(Path(runner.settings.db).resolve())
+    return data
+
+
+async def _child_main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    parent = os.getppid()
+
+    async def watch_parent() -> None:
+        # if the daemon is killed outright, its relay must not outlive it
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+        stop.set()
+
+    watcher = asyncio.create_task(watch_parent())
+    store = await Store.open(settings.db)
+    try:
+        await run_relay(settings, store, stop)
+    finally:
+        watcher.cancel()
+        await store.close()
+
+
+def main() -> None:
+    from leadrelay.logs import setup_logging
+
+    data = json.loads(sys.argv[1])
+    data["db"] = Path(data["db"])
+    data["statuses"] = tuple(data["statuses"])
+    settings = Settings(**data)
+    setup_logging(settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.run(_child_main(settings))
+    except ImportError:
+        asyncio.run(_child_main(settings))
+
+
+if __name__ == "__main__":
+    main()

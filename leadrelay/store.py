@@ -1,0 +1,557 @@
+"""The SQLite store: every SQL statement lives here, and so does the one writer.
+
+Writes are group-committed: callers hand `Store.write` a function of a `Tx`; one writer
+task gathers every function waiting, runs them in one transaction (each in a savepoint,
+so one failing leaves the others alone) on a dedicated thread, commits once with
+synchronous=FULL, and only then answers each caller.  Durability costs one fsync per
+batch, not per request.  The batch runs in one thread hop because aiosqlite has no public
+way to run a function on its thread; reads use aiosqlite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from leadrelay.errors import ApiError, Conflict, Unavailable
+from leadrelay.schema import MIGRATIONS
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+MAX_BATCH = 512
+LEAD_COLUMNS = (
+    "id, name, email, phone, status, provider_id, source, notes, external_id, "
+    "created_at, updated_at, last_seq"
+)
+EVENT_COLUMNS = (
+    "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "
+    "attempts, next_attempt_at, last_error, created_at, delivered_at"
+)
+
+
+def _connect_sync(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _configure(conn)
+    return conn
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file mode 0600 before SQLite does (it would use the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements the way SQLite does (comments may hold ';')."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip():
+        yield buffer
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+    for version, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have migrated while we waited for the lock
+            if conn.execute("SELECT 1 FROM migrations WHERE version = ?", (version,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _translate(exc: sqlite3.Error) -> Unavailable:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        why = "the database is locked by another process; try again shortly"
+    elif "readonly" in text or "read-only" in text:
+        why = "the database is read-only; fix its file permissions or mount"
+    elif "full" in text:
+        why = "the disk holding the database is full; free some space"
+    else:
+        why = f"the database failed ({exc}); check the file and the disk"
+    return Unavailable(why, code="database_unavailable")
+
+
+class Tx:
+    """One transaction on the writer thread.  Its methods are the write-side SQL."""
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.events_written = 0
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        row = self.conn.execute(sql, tuple(params)).fetchone()
+        return dict(row) if row is not None else None
+
+    @contextmanager
+    def savepoint(self, name: str) -> Iterator[Callable[[], None]]:
+        """A nested savepoint; call the yielded function to undo what was done inside it."""
+        undone = False
+
+        def undo() -> None:
+            nonlocal undone
+            self.conn.execute(f"ROLLBACK TO {name}")
+            undone = True
+
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield undo
+        except BaseException:
+            if not undone:
+                self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        self.conn.execute(f"RELEASE {name}")
+
+    # leads -------------------------------------------------------------------
+    def insert_lead(self, lead: Row) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
+            "external_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                lead["name"],
+                lead.get("email"),
+                lead.get("phone"),
+                lead["status"],
+                lead.get("provider_id"),
+                lead.get("source"),
+                lead.get("notes"),
+                lead.get("external_id"),
+                lead["created_at"],
+                lead["updated_at"],
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def get_lead(self, lead_id: int) -> Row | None:
+        return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
+
+    def update_lead(self, lead_id: int, changes: Row) -> None:
+        columns = ", ".join(f"{name} = ?" for name in changes)
+        self.conn.execute(f"UPDATE leads SET {columns} WHERE id = ?", (*changes.values(), lead_id))
+
+    def next_seq(self, lead_id: int) -> int:
+        row = self._one(
+            "UPDATE leads SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (lead_id,)
+        )
+        assert row is not None
+        return int(row["last_seq"])
+
+    def claim_idempotency_key(self, key: str, lead_id: int) -> bool:
+        """Record key → lead; False when the key was there first (the unique key decides)."""
+        cur = self.conn.execute(
+            "INSERT INTO idempotency_keys (key, lead_id, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            (key, lead_id, self.now),
+        )
+        return cur.rowcount == 1
+
+    def lead_for_key(self, key: str) -> int | None:
+        row = self._one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
+        return None if row is None else int(row["lead_id"])
+
+    def forget_keys_before(self, cutoff: float) -> int:
+        cur = self.conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (cutoff,))
+        return cur.rowcount
+
+    # events ------------------------------------------------------------------
+    def insert_event(self, event: Row) -> None:
+        self.conn.execute(
+            "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
+            "socket_id, next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                event["event_id"],
+                event["lead_id"],
+                event["seq"],
+                event["type"],
+                json.dumps(event["channels"]),
+                event["provider_id"],
+                event["payload"],
+                event.get("socket_id"),
+                self.now,
+                self.now,
+            ),
+        )
+        self.events_written += 1
+
+    def mark_delivered(self, ids: list[int]) -> None:
+        self.conn.executemany(
+            "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
+            "last_error = NULL WHERE id = ? AND state = 'pending'",
+            [(self.now, event_id) for event_id in ids],
+        )
+
+    def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
+        self.conn.executemany(
+            "UPDATE events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+            "WHERE id = ? AND state = 'pending'",
+            [(next_attempt_at, error, event_id) for event_id in ids],
+        )
+
+    def mark_dead(self, ids: list[int], error: str) -> None:
+        self.conn.executemany(
+            "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ? "
+            "WHERE id = ? AND state = 'pending'",
+            [(error, event_id) for event_id in ids],
+        )
+
+    def retry_dead(self, event_id: int | None) -> int:
+        sql = "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'dead'"
+        params: tuple[Any, ...] = (self.now,)
+        if event_id is not None:
+            sql += " AND id = ?"
+            params += (event_id,)
+        return self.conn.execute(sql, params).rowcount
+
+    # providers, tokens, settings ---------------------------------------------
+    def insert_provider(self, name: str, provider_id: int | None, created_at: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO providers (id, name, created_at) VALUES (?, ?, ?)",
+            (provider_id, name, created_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def provider_exists(self, provider_id: int) -> bool:
+        return self._one("SELECT 1 FROM providers WHERE id = ?", (provider_id,)) is not None
+
+    def insert_token(
+        self, token_hash: str, prefix: str, role: str, provider_id: int | None, created_at: str
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO tokens (token_hash, prefix, role, provider_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (token_hash, prefix, role, provider_id, created_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def revoke_token(self, prefix: str, revoked_at: str) -> int:
+        return self.conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+            (revoked_at, prefix),
+        ).rowcount
+
+    def count_admin_tokens(self) -> int:
+        row = self._one(
+            "SELECT count(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL"
+        )
+        return int(row["n"]) if row else 0
+
+    def get_setting(self, key: str) -> Any:
+        row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    def put_setting(self, key: str, value: Any, updated_at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, json.dumps(value), updated_at),
+        )
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Store:
+    """An open database: one writer thread, one aiosqlite reader."""
+
+    path: Path
+    reader: aiosqlite.Connection
+    _writer: sqlite3.Connection
+    _executor: ThreadPoolExecutor
+    _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    _task: asyncio.Task[None] | None = None
+    commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path = Path(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            if not path.exists():
+                _create_private(path)
+            writer = await loop.run_in_executor(executor, _connect_sync, path)
+            await loop.run_in_executor(executor, _migrate, writer)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise _translate(exc) from None
+        except OSError as exc:
+            executor.shutdown(wait=False)
+            raise Unavailable(
+                f"cannot open the database {path}: {exc.strerror}", code="database_unavailable"
+            ) from None
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA busy_timeout = 5000")
+        await reader.execute("PRAGMA foreign_keys = ON")
+        store = cls(path=path, reader=reader, _writer=writer, _executor=executor)
+        store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
+        return store
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            self._task = None
+        await self.reader.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._writer.close)
+        self._executor.shutdown(wait=True)
+
+    # writes ------------------------------------------------------------------
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in the next group commit; return once its transaction is durable."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(fn, future))
+        # shield: a caller that goes away must not leave the writer half-done
+        return await asyncio.shield(future)
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            while len(jobs) < MAX_BATCH and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            written = 0
+            try:
+                written = await loop.run_in_executor(self._executor, self._run_batch, jobs)
+            except BaseException as exc:  # the writer must outlive any one batch
+                for job in jobs:
+                    job.error = job.error or exc
+            for job in jobs:
+                if not job.future.done():
+                    if job.error is not None:
+                        job.future.set_exception(job.error)
+                    else:
+                        job.future.set_result(job.result)
+                self._queue.task_done()
+            if written:
+                for listener in self.commit_listeners:
+                    listener(written)
+
+    def _run_batch(self, jobs: list[_Job]) -> int:
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+        tx = Tx(conn, time.time())
+        try:
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                written_before = tx.events_written
+                try:
+                    job.result = job.fn(tx)
+                    conn.execute("RELEASE job")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    tx.events_written = written_before
+                    job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _translate(exc) from None
+        return tx.events_written
+
+    # reads -------------------------------------------------------------------
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        try:
+            rows = await self.reader.execute_fetchall(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+        return [dict(row) for row in rows]
+
+    async def get_lead(self, lead_id: int) -> Row | None:
+        return await self.fetch_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
+
+    async def list_leads(
+        self, *, status: str | None, provider_id: int | None, after: int, limit: int
+    ) -> list[Row]:
+        sql = f"SELECT {LEAD_COLUMNS} FROM leads WHERE id > ?"
+        params: list[Any] = [after]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if provider_id is not None:
+            sql += " AND provider_id = ?"
+            params.append(provider_id)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        return await self.fetch_all(sql, params)
+
+    async def list_providers(self) -> list[Row]:
+        return await self.fetch_all(
+            "SELECT p.id, p.name, p.created_at, "
+            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads "
+            "FROM providers p ORDER BY p.id"
+        )
+
+    async def principal_for(self, token_hash: str) -> Row | None:
+        return await self.fetch_one(
+            "SELECT token_hash, role, provider_id FROM tokens "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        )
+
+    async def list_tokens(self) -> list[Row]:
+        return await self.fetch_all(
+            "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
+        )
+
+    async def get_setting(self, key: str) -> Any:
+        row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    async def setting_version(self, key: str) -> str | None:
+        row = await self.fetch_one("SELECT updated_at FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row["updated_at"])
+
+    async def event_row_id(self, event_id: str) -> int | None:
+        row = await self.fetch_one("SELECT id FROM events WHERE event_id = ?", (event_id,))
+        return None if row is None else int(row["id"])
+
+    async def events_after(
+        self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
+    ) -> list[Row]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ?"
+        params: list[Any] = [after]
+        if provider_id is not None:
+            sql += " AND provider_id = ?"
+            params.append(provider_id)
+        if lead_id is not None:
+            sql += " AND lead_id = ?"
+            params.append(lead_id)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        return await self.fetch_all(sql, params)
+
+    async def events_since_time(self, since: float) -> int:
+        """The cursor just before the first event committed at or after `since`."""
+        row = await self.fetch_one(
+            "SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM events)) - 1 AS c "
+            "FROM events WHERE created_at >= ?",
+            (since,),
+        )
+        return int(row["c"]) if row else 0
+
+    async def due_events(self, now: float, limit: int) -> list[Row]:
+        """Pending events whose time has come and that no earlier event of their lead blocks."""
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
+            "AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
+            "ORDER BY id LIMIT ?",
+            (now, limit),
+        )
+
+    async def next_due_time(self) -> float | None:
+        """When the earliest event that no earlier event of its lead blocks falls due."""
+        row = await self.fetch_one(
+            "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    async def outbox_counts(self) -> Row:
+        row = await self.fetch_one(
+            "SELECT "
+            "(SELECT count(*) FROM events WHERE state = 'pending') AS pending, "
+            "(SELECT count(*) FROM events WHERE state = 'dead') AS dead, "
+            "(SELECT count(*) FROM events WHERE state = 'delivered') AS delivered, "
+            "(SELECT count(*) FROM events WHERE state = 'pending' AND attempts > 0) AS retrying, "
+            "(SELECT min(created_at) FROM events WHERE state = 'pending') AS oldest_pending, "
+            "(SELECT count(*) FROM events) AS total"
+        )
+        assert row is not None
+        return row
+
+    async def dead_events(self, limit: int) -> list[Row]:
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'dead' ORDER BY id LIMIT ?",
+            (limit,),
+        )
+
+    async def recent_errors(self, limit: int) -> list[Row]:
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'pending' AND attempts > 0 "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+
+    async def ledger_problems(self) -> list[Row]:
+        """Events in no accounted state: dead without a reason, or delivered with no time."""
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE (state = 'dead' AND last_error IS NULL) "
+            "OR (state = 'delivered' AND delivered_at IS NULL) "
+            "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
+        )
+
+    async def check_writable(self) -> None:
+        """Raise Unavailable unless a write transaction can be opened and committed."""
+        await self.write(lambda tx: tx.put_setting("readyz", {"at": tx.now}, ""))
+
+
+def _wrap(exc: Exception) -> Exception:
+    """Translate a job's SQLite error; anything else (a bug) goes back to its caller as is."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"that conflicts with what is stored: {exc}", code="conflict")
+    if isinstance(exc, sqlite3.Error):
+        return _translate(exc)
+    return exc
