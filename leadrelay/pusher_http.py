@@ -29,6 +29,18 @@ def _retry_after(headers: httpx.Headers) -> float | None:
         return None
 
 
+def _status_in_body(response: httpx.Response) -> int | None:
+    """soketi (as installed here) answers some errors with HTTP 200 and the real status in
+    the body — `{"error": "...", "code": 401}` — which would pass for success."""
+    if not response.content.startswith(b'{"error"'):
+        return None
+    try:
+        code = response.json().get("code")
+    except ValueError:
+        return None
+    return code if isinstance(code, int) and 400 <= code <= 599 else None
+
+
 class PusherStatusError(PusherError):
     """Pusher answered with a status other than 200/202."""
 
@@ -65,7 +77,7 @@ def transport_error(exc: httpx.HTTPError, where: str) -> PusherError:
         return PusherError(f"{where} did not answer in time (timeout)", kind="timeout")
     if "name or service not known" in text or "name resolution" in text or "nodename" in text:
         return PusherError(f"cannot resolve {where}: check the host or cluster (DNS)", kind="dns")
-    if "refused" in text:
+    if "refused" in text or "all connection attempts failed" in text:
         return PusherError(f"{where} refused the connection: is the server running?", kind="refused")
     if "ssl" in text or "certificate" in text or isinstance(exc.__cause__, ssl.SSLError):
         return PusherError(f"TLS with {where} failed: {exc}; check the scheme and port", kind="tls")
@@ -94,9 +106,12 @@ class PooledBackend:
             )
         except httpx.HTTPError as exc:
             raise transport_error(exc, where) from None
-        if response.status_code not in (200, 202):
-            raise status_error(response.status_code, response.text, _retry_after(response.headers))
-        return pusher.http.process_response(response.status_code, response.text)
+        status = response.status_code
+        if status in (200, 202):
+            status = _status_in_body(response) or status
+        if status not in (200, 202):
+            raise status_error(status, response.text, _retry_after(response.headers))
+        return pusher.http.process_response(status, response.text)
 
 
 class PusherClient:
