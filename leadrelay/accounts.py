@@ -36,7 +36,9 @@ async def create_provider_token(store: Store, provider_id: int) -> str:
 
     def add(tx: Tx) -> None:
         if not tx.provider_exists(provider_id):
-            raise ValidationFailed(f"provider {provider_id} does not exist", code="unknown_provider")
+            raise ValidationFailed(
+                f"provider {provider_id} does not exist", code="unknown_provider"
+            )
         tx.insert_token(
             hash_token(token), token_prefix(token), "provider", provider_id, events.now_iso()
         )

@@ -36,7 +36,7 @@ from leadrelay.errors import (
     RateLimited,
     ValidationFailed,
 )
-from leadrelay.events import ADMIN_CHANNEL, provider_channel
+from leadrelay.events import provider_channel
 from leadrelay.http import (
     JSON,
     error_response,
@@ -92,7 +92,9 @@ async def create_lead(request: Request) -> Response:
     fields = leads.parse_new_lead(await read_json(request, st.settings.max_body_bytes, body))
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
-        raise ApiError("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+        raise ApiError(
+            "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
+        )
     idempotency_key = f"webhook:{webhook_id}" if webhook_id else (f"key:{key}" if key else None)
     result = await leads.create_lead(
         st.store,
@@ -262,9 +264,7 @@ async def broadcasting_auth(request: Request) -> Response:
     if not (dot and left.isdigit() and right.isdigit() and left.isascii() and right.isascii()):
         raise ApiError("socket_id must look like '1234.5678'", code="invalid_socket_id")
     if not channel.startswith("private-"):
-        raise ApiError(
-            "only private channels need auth; 'admin' is public", code="invalid_channel"
-        )
+        raise ApiError("only private channels need auth; 'admin' is public", code="invalid_channel")
     allowed = caller.is_admin or channel == provider_channel(caller.provider_id or 0)
     if not allowed:
         raise Forbidden(f"you may not subscribe to {channel}", code="channel_forbidden")
@@ -426,4 +426,3 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             Exception: _unexpected,
         },
     )
-

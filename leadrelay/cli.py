@@ -43,7 +43,9 @@ LEAD_COLUMNS = ("id", "name", "status", "provider_id", "email", "phone", "source
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on [default: 8000]")] = None,
     relay: Annotated[
         str | None, typer.Option(help="where the relay runs: process, inline or off")
@@ -159,7 +161,9 @@ def leads_status(
 @leads_app.command("assign")
 def leads_assign(
     lead_id: Annotated[int, typer.Argument(help="the lead's id")],
-    provider: Annotated[int | None, typer.Argument(help="the provider id; omit to unassign")] = None,
+    provider: Annotated[
+        int | None, typer.Argument(help="the provider id; omit to unassign")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -222,9 +226,9 @@ def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         rows,
         as_json,
         lambda data: print_table(
-            None, ["id", "name", "leads", "created_at"], [
-                [r["id"], r["name"], r["leads"], r["created_at"]] for r in data
-            ]
+            None,
+            ["id", "name", "leads", "created_at"],
+            [[r["id"], r["name"], r["leads"], r["created_at"]] for r in data],
         ),
     )
 

@@ -24,7 +24,9 @@ from leadrelay.cli_support import (
 )
 
 pusher_app = typer.Typer(help="The Pusher settings stored in the database.", no_args_is_help=True)
-outbox_app = typer.Typer(help="The events waiting for, or given up by, the relay.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="The events waiting for, or given up by, the relay.", no_args_is_help=True
+)
 webhooks_app = typer.Typer(help="Standard Webhooks signing for CRMs.", no_args_is_help=True)
 
 
@@ -160,7 +162,15 @@ def outbox_status(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 def _event_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [
-        [r["id"], r["event_id"][:8], r["type"], r["lead_id"], r["seq"], r["attempts"], r["last_error"]]
+        [
+            r["id"],
+            r["event_id"][:8],
+            r["type"],
+            r["lead_id"],
+            r["seq"],
+            r["attempts"],
+            r["last_error"],
+        ]
         for r in rows
     ]
 
@@ -192,7 +202,9 @@ def outbox_failed(
 
 @outbox_app.command("retry")
 def outbox_retry(
-    event_id: Annotated[int | None, typer.Argument(help="the event's id, from 'outbox failed'")] = None,
+    event_id: Annotated[
+        int | None, typer.Argument(help="the event's id, from 'outbox failed'")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="every dead-lettered event")] = False,
     db: DbOption = None,
 ) -> None:

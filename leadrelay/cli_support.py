@@ -71,9 +71,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
     from leadrelay.store import Store
 
     if not settings.db.exists():
-        fail(
-            f"no database at {settings.db}; start 'leadrelay serve' once, or pass --db PATH", 2
-        )
+        fail(f"no database at {settings.db}; start 'leadrelay serve' once, or pass --db PATH", 2)
     store = await Store.open(settings.db)
     waker = Waker(settings.db)
     store.commit_listeners.append(waker)

@@ -39,7 +39,9 @@ def provider_channel(provider_id: int) -> str:
 
 def channels_for(provider_id: int | None) -> list[str]:
     """`admin` always; the provider's private channel when the lead has a provider."""
-    return [ADMIN_CHANNEL] if provider_id is None else [ADMIN_CHANNEL, provider_channel(provider_id)]
+    return (
+        [ADMIN_CHANNEL] if provider_id is None else [ADMIN_CHANNEL, provider_channel(provider_id)]
+    )
 
 
 def lead_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -74,24 +74,47 @@ def decode_json(body: bytes) -> Any:
         ) from None
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    _check_depth(data)
+    _check_tree(data)
     return data
 
 
-def _check_depth(data: Any) -> None:
-    level = [data]
-    for _ in range(MAX_JSON_DEPTH):
-        level = [
-            child
-            for item in level
-            if isinstance(item, dict | list)
-            for child in (item.values() if isinstance(item, dict) else item)
-        ]
-        if not level:
-            return
-    raise BadRequest(
-        f"the JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)", code="json_too_deep"
-    )
+def _check_tree(data: Any) -> None:
+    """Depth, and strings UTF-8 can carry: JSON's `\\ud800` escapes decode to lone surrogates,
+    which SQLite and every response would fail to encode later, after the lead was checked."""
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        children: list[Any] = []
+        for item in level:
+            if isinstance(item, dict | list) and depth > MAX_JSON_DEPTH:
+                raise BadRequest(
+                    f"the JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)",
+                    code="json_too_deep",
+                )
+            if isinstance(item, dict):
+                children.extend(item.values())
+                strings: Any = item.keys()
+            elif isinstance(item, list):
+                children.extend(item)
+                continue
+            elif isinstance(item, str):
+                strings = (item,)
+            else:
+                continue
+            for text in strings:
+                if not text.isascii():
+                    _check_encodable(text)
+        level = children
+
+
+def _check_encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "the JSON holds a lone UTF-16 surrogate escape (like \\ud800); send real characters",
+            code="invalid_unicode",
+        ) from None
 
 
 def _media_type(request: Request) -> str:
@@ -129,7 +152,9 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 19
 
 
-def query_int(request: Request, name: str, default: int, *, low: int = 0, high: int = MAX_ID) -> int:
+def query_int(
+    request: Request, name: str, default: int, *, low: int = 0, high: int = MAX_ID
+) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default

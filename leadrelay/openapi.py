@@ -227,7 +227,10 @@ def document(settings: Settings) -> Schema:
             }
         },
         "/api/admin/settings/pusher": {
-            "get": {"summary": "Pusher settings, secret masked", "responses": _ok(200, pusher, 403)},
+            "get": {
+                "summary": "Pusher settings, secret masked",
+                "responses": _ok(200, pusher, 403),
+            },
             "put": {
                 "summary": "Change the Pusher settings",
                 "requestBody": {"required": True, **_json(pusher)},

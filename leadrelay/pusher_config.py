@@ -96,7 +96,9 @@ def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> P
     """Apply the given fields (None or absent keeps the old value) onto `base`."""
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise ValidationFailed(f"unknown Pusher settings: {', '.join(unknown)}", code="unknown_field")
+        raise ValidationFailed(
+            f"unknown Pusher settings: {', '.join(unknown)}", code="unknown_field"
+        )
     changes: dict[str, Any] = {}
     for name in FIELDS:
         if name not in data or data[name] is None:

@@ -78,7 +78,9 @@ def transport_error(exc: httpx.HTTPError, where: str) -> PusherError:
     if "name or service not known" in text or "name resolution" in text or "nodename" in text:
         return PusherError(f"cannot resolve {where}: check the host or cluster (DNS)", kind="dns")
     if "refused" in text or "all connection attempts failed" in text:
-        return PusherError(f"{where} refused the connection: is the server running?", kind="refused")
+        return PusherError(
+            f"{where} refused the connection: is the server running?", kind="refused"
+        )
     if "ssl" in text or "certificate" in text or isinstance(exc.__cause__, ssl.SSLError):
         return PusherError(f"TLS with {where} failed: {exc}; check the scheme and port", kind="tls")
     return PusherError(f"cannot reach {where}: {exc}", kind="refused")
@@ -139,7 +141,9 @@ class PusherClient:
                 backend=PooledBackend,
             )
         except ValueError as exc:
-            raise PusherError(f"the Pusher settings are not valid: {exc}", kind="protocol") from None
+            raise PusherError(
+                f"the Pusher settings are not valid: {exc}", kind="protocol"
+            ) from None
         self._backend = cast(PooledBackend, self._pusher.http)
 
     async def trigger_batch(self, items: list[dict[str, Any]]) -> None:

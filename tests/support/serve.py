@@ -1,0 +1,176 @@
+"""A real `leadrelay serve` process on a free port, and the CLI run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any, Self
+
+import httpx
+
+from support.soketi import Soketi, free_port
+
+TOKEN = re.compile(r"lr_[A-Za-z0-9_-]+")
+
+
+def cli(
+    db: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run `leadrelay ARGS --db DB` and return what it did."""
+    result = subprocess.run(
+        [sys.executable, "-m", "leadrelay", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        input=input,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        command = " ".join(args)
+        raise AssertionError(
+            f"leadrelay {command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def cli_json(db: Path, *args: str) -> Any:
+    return json.loads(cli(db, *args, "--json").stdout)
+
+
+def point_at_soketi(db: Path, soketi: Soketi, *, enable: bool = True) -> None:
+    cli(
+        db,
+        "pusher",
+        "set",
+        "--app-id",
+        soketi.app_id,
+        "--key",
+        soketi.key,
+        "--secret",
+        soketi.secret,
+        "--host",
+        soketi.host,
+        "--port",
+        str(soketi.port),
+        "--scheme",
+        "http",
+    )
+    if enable:
+        cli(db, "pusher", "enable")
+
+
+class Serve:
+    """`leadrelay serve` in its own process group; the admin token it printed on first start."""
+
+    def __init__(
+        self, db: Path, *, env: dict[str, str] | None = None, relay: str = "process"
+    ) -> None:
+        self.db = db
+        self.port = 0
+        self.env = {"LEADRELAY_RELAY": relay, "LEADRELAY_RELAY_POLL_SECONDS": "0.2", **(env or {})}
+        self.admin_token: str | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin_token}"}
+
+    def start(self, timeout: float = 15.0) -> Self:
+        self.port = self.port or free_port()
+        self._log = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "leadrelay",
+                "serve",
+                "--db",
+                str(self.db),
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"leadrelay serve exited {self.process.returncode}:\n{self.logs()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            self.kill()
+            raise RuntimeError(f"leadrelay serve did not answer within {timeout}s:\n{self.logs()}")
+        if self.admin_token is None:
+            assert self.process.stdout is not None
+            first = ""
+            for _ in range(3):
+                first += self.process.stdout.readline()
+            match = TOKEN.search(first)
+            if match:
+                self.admin_token = match.group(0)
+            else:
+                self.admin_token = cli_json(self.db, "tokens", "create", "--admin")["token"]
+        return self
+
+    def logs(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait: the graceful path."""
+        assert self.process is not None
+        self.signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.close()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (daemon and relay process): a crash."""
+        if self.process is not None:
+            self.signal(signal.SIGKILL)
+            self.process.wait(10)
+            self.close()
+
+    def close(self) -> None:
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
