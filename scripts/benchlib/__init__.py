@@ -1,0 +1,1 @@
+"""leadrelay's benchmark harness: leadrelay beside its peers, one run, one machine."""

@@ -1,0 +1,60 @@
+"""How long and how much each measure runs: the full run and the CI smoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    smoke: bool
+    connections: int  # wrk connections for the intake rows
+    warmup_s: int  # a discarded wrk run before each measured one
+    intake_s: int  # each measured intake run
+    catch_up_timeout_s: float  # how long the relay may take to empty the outbox after a load
+    e2e_rate: int  # leads (or triggers) per second, steady
+    e2e_warmup_s: float  # sent at the same rate first, left out of the percentiles
+    e2e_s: float
+    drain_events: int  # leadrelay's backlog for the relay drain row
+    peer_drain_events: int  # blocking triggers for its peer (one HTTP call each)
+    backlog_events: int  # events waiting in the outbox for the memory row
+    backlog_load_s: int  # wrk load while they wait, once paused and once relaying
+    cli_runs: int  # `leadrelay --help` and `python -c pass`, each this many times
+
+    @property
+    def name(self) -> str:
+        return "smoke" if self.smoke else "full"
+
+
+FULL = Plan(
+    smoke=False,
+    connections=64,
+    warmup_s=2,
+    intake_s=10,
+    catch_up_timeout_s=60,
+    e2e_rate=1000,
+    e2e_warmup_s=2,
+    e2e_s=20,
+    drain_events=100_000,
+    peer_drain_events=3_000,
+    backlog_events=1_000_000,
+    backlog_load_s=10,
+    cli_runs=10,
+)
+
+# Tiny on purpose: CI checks that every row yields a number and nothing answers non-2xx.
+SMOKE = Plan(
+    smoke=True,
+    connections=64,
+    warmup_s=0,
+    intake_s=1,
+    catch_up_timeout_s=10,
+    e2e_rate=1000,
+    e2e_warmup_s=0.5,
+    e2e_s=1.5,
+    drain_events=2_000,
+    peer_drain_events=200,
+    backlog_events=20_000,
+    backlog_load_s=1,
+    cli_runs=3,
+)

@@ -1,0 +1,203 @@
+"""docs/benchmarks.md from one run: the machine, the table, how it was measured, the raw numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from benchlib.plan import Plan
+from benchlib.results import Row, RunResults, one_line
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _met(row: Row) -> str:
+    return {True: "yes", False: "**no**", None: "—"}[row.met]
+
+
+def _peer(row: Row) -> str:
+    if not row.peer_name:
+        return row.peer_text or "—"
+    return f"{row.peer_name}: {row.peer_text}"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def machine_section(machine: dict[str, Any]) -> list[str]:
+    packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    return [
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {machine['cpu']} |",
+        f"| cores | {machine['cores']} |",
+        f"| memory | {machine['memory_gib']} GiB |",
+        f"| OS | {machine['os']} |",
+        f"| Python | {machine['python']} |",
+        f"| SQLite | {machine['sqlite']} |",
+        f"| databases on | {machine['work_filesystem']} (the temporary directory; fsync cost "
+        "depends on it) |",
+        f"| Python packages | {packages} |",
+        f"| load and Pusher stand-in | {machine['wrk']}; soketi {machine['soketi']} on node "
+        f"{machine['node']} |",
+        f"| leadrelay commit | {machine['leadrelay_commit']} |",
+        "",
+    ]
+
+
+def table_section(results: RunResults) -> list[str]:
+    lines = [
+        "## Results",
+        "",
+        "| # | measure | leadrelay | peer in the same run | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes: dict[str, list[str]] = {}
+    for number, row in enumerate(results.rows, 1):
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (
+                    str(number),
+                    row.measure,
+                    row.leadrelay_text,
+                    _peer(row),
+                    row.ratio_text,
+                    row.target,
+                    _met(row),
+                )
+            )
+            + " |"
+        )
+        for note in row.notes:
+            notes.setdefault(one_line(note), []).append(str(number))
+    lines.append("")
+    if notes:
+        lines += ["Notes on the rows (why a figure is missing):", ""]
+        lines += [f"- rows {', '.join(rows)}: {note}" for note, rows in notes.items()]
+        lines.append("")
+    if results.failures:
+        lines += ["Requests that failed:", "", *(f"- {f}" for f in results.failures), ""]
+    return lines
+
+
+def method_section(plan: Plan) -> list[str]:
+    return [
+        "## How each figure is taken",
+        "",
+        "- Every server is a subprocess on a free 127.0.0.1 port; the peers run on uvicorn with "
+        "uvloop and httptools, one worker. One soketi serves the whole run.",
+        f"- Intake: wrk, {plan.connections} connections, 2 threads, "
+        f"{plan.warmup_s} s warm-up (discarded) then {plan.intake_s} s measured; every POST "
+        "carries a unique lead name. A wrk Lua hook counts every status ≥ 300; socket errors "
+        "count as failures too. leadrelay runs on a fresh database each time: once with "
+        "`leadrelay pusher disable` (paused), once relaying to soketi.",
+        "- The naive port (`scripts/benchlib/peers/naive_app.py`) commits each lead and its outbox "
+        "row in a transaction of its own (WAL, synchronous=FULL), then awaits the pusher "
+        "package's stock `AsyncIOBackend` trigger before answering.",
+        f"- End to end: {plan.e2e_rate:,} requests/s, open loop, for {plan.e2e_warmup_s:g} s of "
+        f"warm-up (left out of the percentiles, still checked for missing events) and "
+        f"{plan.e2e_s:g} s measured. Latency is the subscriber's receive time minus the time the "
+        "request was due to go out (so a stalled server cannot hide its stall by delaying the "
+        "sends behind it), both CLOCK_MONOTONIC on this machine, matched by the unique lead name. "
+        "Up to 512 requests are in flight at once. The "
+        "subscriber is a separate process on soketi's `admin` channel. The peer triggers the "
+        "same kind of event on soketi directly (pusher package, pooled aiohttp session).",
+        f"- Relay drain: {plan.drain_events:,} leads are posted with relaying paused, then "
+        "`leadrelay pusher enable`; the rate is the distinct events received by the subscriber "
+        "between its first and last arrival. The peer calls the pusher package's blocking "
+        f"`trigger` {plan.peer_drain_events:,} times, one event per call, measured the same way.",
+        "- Memory: RSS summed over the `leadrelay serve` process and its children, read from "
+        "/proc every 0.1 s during the intake runs. For the backlog, one lead is posted through "
+        "the API, then its lead and event rows are cloned in SQLite into "
+        f"{plan.backlog_events:,} pending events (new ids, names and event ids); a fresh "
+        f"`leadrelay serve` then takes {plan.backlog_load_s} s of the intake load paused and "
+        f"{plan.backlog_load_s} s relaying.",
+        f"- CLI start: wall time of {plan.cli_runs} runs each after one untimed run, median.",
+        "",
+    ]
+
+
+def raw_section(results: RunResults) -> list[str]:
+    raw = results.raw
+    lines = ["## Raw numbers", ""]
+    intake = raw.get("intake", {})
+    runs = [(k, v) for k, v in intake.items() if isinstance(v, dict) and "rps" in v]
+    if runs:
+        lines += [
+            "Intake (wrk):",
+            "",
+            "| run | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | non-2xx "
+            "| socket errors |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for key, r in runs:
+            lines.append(
+                f"| {key} | {_fmt(r['rps'], 0)} | {_fmt(r['p50_ms'], 2)} | "
+                f"{_fmt(r['p90_ms'], 2)} | {_fmt(r['p99_ms'], 2)} | "
+                f"{_fmt(r['max_ms'], 2)} | {_fmt(r['requests'])} | "
+                f"{_fmt(r['non_2xx'])} | {_fmt(r['socket_errors'])} |"
+            )
+        lines.append("")
+    e2e = raw.get("end_to_end", {})
+    if e2e:
+        lines += [
+            "End to end:",
+            "",
+            "| who | sent/s | accepted | received | missing | duplicates | p50 ms "
+            "| p90 ms | p99 ms | p99.9 ms | max ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for who, s in e2e.items():
+            lines.append(
+                f"| {who} | {_fmt(s.get('achieved_rate'), 0)} | {_fmt(s['accepted'])} "
+                f"| {_fmt(s['received'])} | {_fmt(s['missing'])} "
+                f"| {_fmt(s['duplicates'])} | {_fmt(s.get('p50_ms'), 2)} "
+                f"| {_fmt(s.get('p90_ms'), 2)} | {_fmt(s.get('p99_ms'), 2)} "
+                f"| {_fmt(s.get('p99.9_ms'), 2)} | {_fmt(s.get('max_ms'), 2)} |"
+            )
+        lines.append("")
+    lines += [
+        "Every raw figure of the run:",
+        "",
+        "```json",
+        json.dumps(raw, indent=1, sort_keys=False, default=str),
+        "```",
+        "",
+    ]
+    return lines
+
+
+def render(plan: Plan, machine: dict[str, Any], results: RunResults, seconds: float) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    produced = sum(row.produced for row in results.rows)
+    met = sum(row.met is True for row in results.rows)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `scripts/bench` ({plan.name} run) on {when}, in {seconds:.0f} s. Every "
+        "figure comes from that one run on the machine below: leadrelay and its peers ran one "
+        "after another on it, against the same local soketi standing in for Pusher. Figures on a "
+        "2-core machine are noisy; read them as ratios. Run `scripts/bench` to measure again.",
+        "",
+        f"{produced} of {len(results.rows)} rows produced a figure; {met} met their target.",
+        "",
+    ]
+    lines += machine_section(machine)
+    lines += table_section(results)
+    lines += method_section(plan)
+    lines += raw_section(results)
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Run wrk against a server and read its figures (req/s, p50/p99, non-2xx, socket errors)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchlib.procs import BENCH_DIR, BenchError
+
+LUA_SCRIPT = BENCH_DIR / "post_lead.lua"
+
+
+@dataclass
+class WrkResult:
+    url: str
+    connections: int
+    threads: int
+    duration_s: float
+    requests: int
+    responses: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    raw: str
+
+    @property
+    def failures(self) -> int:
+        """Responses with a status >= 300 plus requests that got no response."""
+        return self.non_2xx + self.socket_errors
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("raw")
+        return data
+
+
+def run_wrk(
+    url: str,
+    *,
+    duration_s: int,
+    connections: int = 64,
+    threads: int = 2,
+    token: str = "",
+    max_requests: int = 0,
+    timeout_s: int = 5,
+) -> WrkResult:
+    """One wrk run of POSTs with unique lead names; `max_requests` > 0 stops after ~that many."""
+    if shutil.which("wrk") is None:
+        raise BenchError("wrk is not installed (apt-get install -y wrk)")
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as done_dir:
+        env = dict(os.environ)
+        env["BENCH_TOKEN"] = token
+        env["BENCH_MAX_PER_THREAD"] = str(-(-max_requests // threads) if max_requests else 0)
+        env["BENCH_DONE_DIR"] = done_dir
+        argv = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            f"--timeout={timeout_s}s",
+            "--latency",
+            "-s",
+            str(LUA_SCRIPT),
+            url,
+        ]
+        proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + duration_s + timeout_s + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            if max_requests and len(os.listdir(done_dir)) >= threads:
+                proc.send_signal(signal.SIGINT)  # wrk stops early and still reports
+                break
+            time.sleep(0.05)
+        try:
+            stdout, stderr = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise BenchError(f"wrk did not finish within {duration_s + timeout_s + 30} s") from None
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed ({proc.returncode}): {stderr.strip() or stdout}")
+    return parse_wrk(stdout, url=url, connections=connections, threads=threads)
+
+
+def parse_wrk(output: str, *, url: str, connections: int, threads: int) -> WrkResult:
+    match = re.search(r"^BENCH (.*)$", output, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"wrk printed no BENCH line:\n{output}")
+    fields = {k: int(v) for k, v in (pair.split("=") for pair in match.group(1).split())}
+    duration_s = fields["duration_us"] / 1e6
+    return WrkResult(
+        url=url,
+        connections=connections,
+        threads=threads,
+        duration_s=duration_s,
+        requests=fields["requests"],
+        responses=fields["responses"],
+        rps=fields["requests"] / duration_s if duration_s else 0.0,
+        p50_ms=fields["p50_us"] / 1000,
+        p90_ms=fields["p90_us"] / 1000,
+        p99_ms=fields["p99_us"] / 1000,
+        max_ms=fields["max_us"] / 1000,
+        non_2xx=fields["non2xx"],
+        socket_errors=fields["connect"] + fields["read"] + fields["write"] + fields["timeout"],
+        raw=output,
+    )
