@@ -360,7 +360,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     }
     code = codes.get(exc.status_code, "http_error")
     message = messages.get(exc.status_code, str(exc.detail))
-    return JSON({"error": {"code": code, "message": message}}, status_code=exc.status_code)
+    body = {"error": {"code": code, "message": message}}
+    return JSON(body, status_code=exc.status_code, headers=exc.headers)  # keeps 405's Allow
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
