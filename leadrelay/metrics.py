@@ -41,7 +41,7 @@ def render(outbox: dict[str, Any], now: float) -> str:
     """The exposition text: this process's (or all processes') metrics plus outbox gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         text = generate_latest(registry).decode()
     else:
         text = generate_latest().decode()

@@ -34,7 +34,7 @@ BASE_BACKOFF = 0.5
 
 def backoff(attempts: int, ceiling: float) -> float:
     """Exponential backoff with full jitter over the upper half: 0.5 s, 1 s, 2 s … ceiling."""
-    delay = min(ceiling, BASE_BACKOFF * 2 ** max(0, attempts))
+    delay = min(ceiling, BASE_BACKOFF * 2.0 ** max(0, attempts))
     return delay * random.uniform(0.5, 1.0)
 
 
@@ -81,6 +81,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
         self._in_flight_leads: set[int] = set()
+        self._settled: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.delivered = 0
@@ -166,13 +167,18 @@ class Relay:
     async def _dispatch_due(self) -> bool:
         """Start sending what is due; True when something was started."""
         capacity = self.settings.relay_in_flight * self.settings.relay_batch_size
+        # the query reads a snapshot: an event settled while it ran may still look pending
+        self._settled.clear()
         rows = await self.store.due_events(time.time(), capacity * 2)
         due: list[Row] = []
         leads_taken: set[int] = set()
         for row in rows:
-            if row["lead_id"] in self._in_flight_leads or row["lead_id"] in leads_taken:
+            lead_id = row["lead_id"]
+            if lead_id in self._in_flight_leads or lead_id in leads_taken:
                 continue
-            leads_taken.add(row["lead_id"])
+            if row["id"] in self._settled:
+                continue
+            leads_taken.add(lead_id)
             due.append(row)
         if not due:
             return False
@@ -208,7 +214,11 @@ class Relay:
     async def _send_in_slot(self, client: PusherClient, batch: list[Row]) -> None:
         try:
             await self._send(client, batch)
+        except Exception as exc:  # e.g. the database locked: the events stay pending
+            log.error("could not record the outcome of %d events: %s", len(batch), exc)
         finally:
+            # settled before the lead is released, so a snapshot read meanwhile can't resend
+            self._settled.update(event["id"] for event in batch)
             for event in batch:
                 self._in_flight_leads.discard(event["lead_id"])
             self._slots.release()
@@ -248,7 +258,7 @@ class Relay:
             return
         if exc.kind in PAUSING:
             await self._set_paused(message)
-            delay = PAUSED_PROBE_SECONDS
+            delay = 0.0  # the pause spaces the probes; due now, so fixed settings resume at once
         elif isinstance(exc, PusherStatusError) and exc.retry_after is not None:
             delay = exc.retry_after
         else:

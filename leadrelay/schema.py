@@ -14,7 +14,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 
         CREATE TABLE tokens (
             id           INTEGER PRIMARY KEY,
-            token_hash   TEXT NOT NULL UNIQUE,      -- sha256 of the token; the token is never stored
+            token_hash   TEXT NOT NULL UNIQUE,      -- sha256 of the token, never the token
             prefix       TEXT NOT NULL,             -- first characters, to tell tokens apart
             role         TEXT NOT NULL CHECK (role IN ('admin', 'provider')),
             provider_id  INTEGER REFERENCES providers(id),

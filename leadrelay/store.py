@@ -311,6 +311,7 @@ class Store:
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
     commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    transactions: int = 0  # group commits so far: far fewer than writes under load
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -363,6 +364,7 @@ class Store:
             while len(jobs) < MAX_BATCH and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
             written = 0
+            self.transactions += 1
             try:
                 written = await loop.run_in_executor(self._executor, self._run_batch, jobs)
             except BaseException as exc:  # the writer must outlive any one batch

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.soketi import Soketi
 
 from leadrelay.config import Settings
+from support.soketi import Soketi
 
 
 @pytest.fixture

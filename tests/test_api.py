@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from support.app import InProcess, running_app
 
 from leadrelay.config import Settings
+from support.app import InProcess, running_app
 
 pytestmark = pytest.mark.anyio
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi
 from support.subscriber import Received, Subscriber

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Self
@@ -111,6 +112,9 @@ class Serve:
             env={**os.environ, **self.env},
             start_new_session=True,
         )
+        self.stdout: list[str] = []
+        self._reader = threading.Thread(target=self._read_stdout, args=(self.process,), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -126,16 +130,19 @@ class Serve:
             self.kill()
             raise RuntimeError(f"leadrelay serve did not answer within {timeout}s:\n{self.logs()}")
         if self.admin_token is None:
-            assert self.process.stdout is not None
-            first = ""
-            for _ in range(3):
-                first += self.process.stdout.readline()
-            match = TOKEN.search(first)
+            # the first start prints its token before it listens, so it is there by now
+            match = TOKEN.search("".join(self.stdout))
             if match:
                 self.admin_token = match.group(0)
             else:
                 self.admin_token = cli_json(self.db, "tokens", "create", "--admin")["token"]
         return self
+
+    def _read_stdout(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                self.stdout.append(line)
 
     def logs(self) -> str:
         if self._log is None:
@@ -163,8 +170,7 @@ class Serve:
             self.close()
 
     def close(self) -> None:
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
+        self._reader.join(5)
         if self._log is not None:
             self._log.close()
             self._log = None
