@@ -27,7 +27,7 @@ def _walk(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
 def _option_line(param: Any) -> str:
     help_text = (getattr(param, "help", "") or "").strip()
     if param.param_type_name == "argument":
-        name = f"`{param.human_readable_name}`"
+        name = f"`{param.name.upper()}`"
     else:
         name = ", ".join(f"`{opt}`" for opt in param.opts)
     return f"- {name}: {help_text}" if help_text else f"- {name}"
