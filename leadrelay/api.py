@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -119,7 +120,8 @@ async def _intake_caller(request: Request, body: bytes) -> tuple[Principal, str 
     webhook_id = await webhook_secrets.verify_request(
         state(request).store, state(request).settings, dict(request.headers), body
     )
-    return Principal("admin", None, "webhook"), webhook_id
+    # signed webhooks share no token, so they are limited per client address
+    return Principal("admin", None, ""), webhook_id
 
 
 def _check_rate(st: AppState, key: str) -> None:
@@ -391,6 +393,19 @@ ROUTES = [
 ]
 
 
+async def _housekeeping(store: Store, settings: Settings) -> None:
+    """Forget idempotency keys older than their TTL, every ten minutes."""
+    ttl = settings.idempotency_ttl_hours * 3600
+    while True:
+        try:
+            forgotten = await store.write(lambda tx: tx.forget_keys_before(tx.now - ttl))
+            if forgotten:
+                log.info("forgot %d idempotency keys older than the TTL", forgotten)
+        except ApiError as exc:
+            log.warning("housekeeping failed: %s", exc)
+        await asyncio.sleep(600)
+
+
 def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     """The daemon's ASGI app; the store opens (and the relay starts) in its lifespan."""
 
@@ -405,6 +420,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         app.state.leadrelay = app_state
+        housekeeping = asyncio.create_task(_housekeeping(store, settings))
         runner = None
         if start_relay and settings.relay != "off":
             from leadrelay.relay_runner import RelayRunner
@@ -414,6 +430,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
         try:
             yield
         finally:
+            housekeeping.cancel()
             if runner is not None:
                 await runner.stop()
             await store.close()
