@@ -15,7 +15,7 @@ from benchlib.clistart import measure_cli_start
 from benchlib.drain import measure_drain
 from benchlib.e2e import measure_e2e
 from benchlib.intake import measure_intake
-from benchlib.machine import describe_machine
+from benchlib.machine import describe_machine, load_average
 from benchlib.memory import measure_memory
 from benchlib.plan import FULL, SMOKE
 from benchlib.procs import REPO_ROOT, BenchError
@@ -61,6 +61,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def log_errors(work: Path) -> dict[str, dict[str, object]]:
+    """ERROR lines and tracebacks in the servers' logs: a figure from a failing server misleads."""
+    found: dict[str, dict[str, object]] = {}
+    for log in sorted(work.glob("*.log")):
+        lines = [
+            ln
+            for ln in log.read_text(errors="replace").splitlines()
+            if "ERROR" in ln or ln.startswith("Traceback")
+        ]
+        if lines:
+            found[log.stem] = {"lines": len(lines), "first": lines[:3]}
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = SMOKE if args.smoke else FULL
@@ -77,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_out = args.raw or REPO_ROOT / "docs" / "bench-raw" / f"{plan.name}.json"
     work = Path(tempfile.mkdtemp(prefix="leadrelay-bench-"))
     started = time.monotonic()
+    load_before = load_average()
     results = RunResults()
 
     leadrelay_ready = functools.cache(why_not_ready)
@@ -112,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if soketi is not None:
             soketi.stop()
+        results.raw["server_log_errors"] = log_errors(work)
         if args.keep:
             print(f"bench: kept {work}")
         else:
@@ -119,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(plan, describe_machine(), results, seconds))
+    machine = describe_machine()
+    machine["load_average"] = load_before
+    out.write_text(render(plan, machine, results, seconds))
     raw_out.parent.mkdir(parents=True, exist_ok=True)
     raw_out.write_text(json.dumps(results.raw, indent=1, default=str) + "\n")
     print(f"bench: wrote {out} and {raw_out} in {seconds:.0f} s")

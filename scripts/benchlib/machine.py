@@ -48,6 +48,15 @@ def hypervisor() -> str:
     return ""
 
 
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return fh.read().split()[0]
+    except OSError:
+        return "unknown"
+
+
 def memory_total_gib() -> float | None:
     try:
         with open("/proc/meminfo") as fh:

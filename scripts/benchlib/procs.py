@@ -111,14 +111,16 @@ class Server:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            # The whole group: soketi, for one, forks a child that outlives its parent.
-            _signal_group(self.proc.pid, signal.SIGTERM)
+            # The leader alone first, so a server shuts its own children down its own way
+            # and its log holds no shutdown noise from children that got the signal first.
+            self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        _signal_group(self.proc.pid, signal.SIGKILL)  # stragglers left in the group
+        # Then the group: soketi, for one, forks a child that outlives its parent.
+        _signal_group(self.proc.pid, signal.SIGKILL)
         self.proc = None
 
     def __enter__(self) -> Server:

@@ -53,6 +53,8 @@ def machine_section(machine: dict[str, Any]) -> list[str]:
         f"| load and Pusher stand-in | {machine['wrk']}; soketi {machine['soketi']} on node "
         f"{machine['node']} |",
         f"| leadrelay commit | {machine['leadrelay_commit']} |",
+        f"| 1-minute load average before the run | {machine.get('load_average', 'not taken')} "
+        "(other work on these cores lowers every figure) |",
         "",
     ]
 
@@ -88,6 +90,14 @@ def table_section(results: RunResults) -> list[str]:
     if notes:
         lines += ["Notes on the rows (why a figure is missing):", ""]
         lines += [f"- rows {', '.join(rows)}: {note}" for note, rows in notes.items()]
+        lines.append("")
+    logs = results.raw.get("server_log_errors") or {}
+    if logs:
+        lines += ["Servers that logged errors (first lines; counted, not judged):", ""]
+        lines += [
+            f"- {name}: {info['lines']} line(s), e.g. `{one_line(str(info['first'][0]), 200)}`"
+            for name, info in logs.items()
+        ]
         lines.append("")
     if results.failures:
         lines += ["Requests that failed:", "", *(f"- {f}" for f in results.failures), ""]
