@@ -180,6 +180,7 @@ def raw_section(results: RunResults) -> list[str]:
                 f"| {_fmt(s.get('p99.9_ms'), 2)} | {_fmt(s.get('max_ms'), 2)} |"
             )
         lines.append("")
+    lines += drain_table(raw) + memory_table(raw) + cli_table(raw)
     lines += [
         "Every raw figure of the run:",
         "",
@@ -189,6 +190,71 @@ def raw_section(results: RunResults) -> list[str]:
         "",
     ]
     return lines
+
+
+def drain_table(raw: dict[str, Any]) -> list[str]:
+    drain = raw.get("relay_drain", {})
+    if not drain:
+        return []
+    lines = [
+        "Relay drain:",
+        "",
+        "| who | events | distinct received | duplicates | first → last s | events/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for who, d in drain.items():
+        events = d.get("pending_before", d.get("events"))
+        lines.append(
+            f"| {who} | {_fmt(events)} | {_fmt(d['distinct_event_ids'])} "
+            f"| {_fmt(d['received'] - d['distinct_event_ids'])} "
+            f"| {_fmt(d['first_to_last_s'], 2)} | {_fmt(d['events_per_s'], 0)} |"
+        )
+    return lines + [""]
+
+
+def memory_table(raw: dict[str, Any]) -> list[str]:
+    memory = raw.get("memory", {})
+    phases = [(f"empty outbox, {k}", v) for k, v in memory.get("intake", {}).items()]
+    backlog = memory.get("backlog", {})
+    phases += [
+        (f"{_fmt(backlog.get('pending_at_start'))} waiting, {k.split('_')[0]}", backlog[k])
+        for k in ("paused_rss", "relaying_rss")
+        if k in backlog
+    ]
+    if not phases:
+        return []
+    lines = [
+        "Memory (RSS of `leadrelay serve` and its children, MB):",
+        "",
+        "| phase | processes | start | peak | median, first third | median, last third |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in phases:
+        lines.append(
+            f"| {name} | {m['processes']} | {_fmt(m['start_mb'])} "
+            f"| {_fmt(m['peak_mb'])} | {_fmt(m['first_third_median_mb'])} "
+            f"| {_fmt(m['last_third_median_mb'])} |"
+        )
+    return lines + [""]
+
+
+def cli_table(raw: dict[str, Any]) -> list[str]:
+    timed = [(k, v) for k, v in raw.get("cli_start", {}).items() if isinstance(v, dict)]
+    if not timed:
+        return []
+    names = {"python_pass": "python -c pass", "leadrelay_help": "leadrelay --help"}
+    lines = [
+        "CLI start (ms):",
+        "",
+        "| command | runs | median | min | max |",
+        "|---|---|---|---|---|",
+    ]
+    for key, c in timed:
+        lines.append(
+            f"| {names.get(key, key)} | {c['runs']} | {_fmt(c['median_ms'])} "
+            f"| {_fmt(c['min_ms'])} | {_fmt(c['max_ms'])} |"
+        )
+    return lines + [""]
 
 
 def render(plan: Plan, machine: dict[str, Any], results: RunResults, seconds: float) -> str:
