@@ -152,11 +152,22 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 19
 
 
+def query_text(request: Request, name: str) -> str | None:
+    """A query parameter given at most once; absent or empty is None."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ValidationFailed(
+            f"query parameter '{name}' is given {len(values)} times; give it once",
+            code="invalid_query",
+        )
+    return values[0] if values and values[0] else None
+
+
 def query_int(
     request: Request, name: str, default: int, *, low: int = 0, high: int = MAX_ID
 ) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = query_text(request, name)
+    if raw is None:
         return default
     if not _is_number(raw) or not low <= int(raw) <= high:
         raise ValidationFailed(
