@@ -40,9 +40,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not _is_number(declared):
+        declared = declared.strip()
+        if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("Content-Length must be a number", code="bad_content_length")
-        if int(declared) > max_bytes:
+        # a 20-digit length is a number too, only a large one
+        if len(declared) > 19 or int(declared) > max_bytes:
             raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
