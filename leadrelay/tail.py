@@ -90,7 +90,7 @@ class Since:
 
 def parse_since(text: str) -> Since:
     raw = text.strip().lower()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return Since(cursor=int(raw), text=f"event {raw}" if int(raw) else "the start")
     with contextlib.suppress(ValueError):
         return Since(cursor=str(uuid.UUID(raw)), text=f"event {uuid.UUID(raw)}")
@@ -212,7 +212,7 @@ class Tail:
         self.cursor: Cursor = 0
         self.seen = Remembered()
         self.leads: OrderedDict[int, tuple[int, str]] = OrderedDict()  # lead → (seq, event_id)
-        self.following = False  # subscribed once: from now on failures are retried
+        self.following = False  # subscribed and caught up once: from now on, retry failures
 
     async def run(self, start: Cursor, since: Since | None) -> None:
         """Follow until cancelled; raise only for what retrying cannot fix."""
@@ -249,7 +249,7 @@ class Tail:
                 delay, problem = backoff(attempt), f"cannot reconnect: {exc}"
             attempt += 1
             when = "now" if delay == 0 else f"in {delay:.1f} s"
-            self.output.note(f"{problem}; reconnecting {when}", "warn")
+            self.output.note(f"{problem} — reconnecting {when}", "warn")
             await asyncio.sleep(delay)
 
     @contextlib.asynccontextmanager
@@ -283,7 +283,6 @@ class Tail:
     async def _catch_up(self, since: Since | None) -> None:
         """Show what history holds after the cursor: --since, or what a drop made us miss."""
         first = not self.following
-        self.following = True
         try:
             shown = await self._read_history()
         except TailError as exc:
@@ -291,6 +290,7 @@ class Tail:
                 raise
             self.output.note(f"could not catch up from {self.history.name}: {exc}", "warn")
             return
+        self.following = True
         if first and since is not None:
             what = f"{shown} stored event{'s' if shown != 1 else ''} since {since.text}"
             self.output.note(f"{what}; now following live", "ok")

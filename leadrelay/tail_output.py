@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import sys
 from dataclasses import dataclass
@@ -33,6 +34,25 @@ STATUS_STYLES = {
 MAX_LINE = 100
 LATENCY_WIDTH = 6
 EVENT_WIDTH = len("status.updated")
+
+
+class StdoutConsole(Console):
+    """Rich's console, but a closed pipe (`tail | head`) ends tail as a BrokenPipeError.
+
+    Rich's own answer is SystemExit(1) raised inside tail's task, which asyncio reports
+    as a crash instead of letting tail stop cleanly.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
+
+
+class StderrConsole(Console):
+    """Notes are worth no exit: when nobody reads stderr, tail goes on without them."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
 
 
 class Origin(enum.Enum):
@@ -150,7 +170,7 @@ class Notes:
     """Connection state and warnings, on stderr so that stdout stays clean."""
 
     def __init__(self, err: Console | None = None) -> None:
-        self.console = err or Console(stderr=True, highlight=False)
+        self.console = err or StderrConsole(stderr=True, highlight=False)
 
     def note(self, text: str, level: Level = "info") -> None:
         mark, style = LEVEL_STYLES[level]
@@ -173,7 +193,7 @@ class RichOutput:
     def __init__(
         self, channels: list[str], out: Console | None = None, err: Console | None = None
     ) -> None:
-        self.console = out or Console(highlight=False)
+        self.console = out or StdoutConsole(highlight=False)
         self._notes = Notes(err)
         self._channel_width = max(len(short_channel(c)) for c in channels)
         self._day: date = datetime.now().astimezone().date()
@@ -216,7 +236,7 @@ class RichOutput:
             return raw
         name = Text.assemble((f"#{lead.get('id')}", "bold"), " ", str(lead.get("name") or ""))
         # The lead id and a few letters of the name stay, whatever the change needs.
-        least = len(f"#{lead.get('id')}") + 6
+        least = len(f"#{lead.get('id')}") + 5
         change = describe_change(data)
         if change.cell_len > room - least - 1:
             change = describe_change(data, compact=True)
@@ -244,4 +264,4 @@ class RichOutput:
 def make_output(as_json: bool, channels: list[str]) -> Output:
     if as_json:
         return JsonOutput()
-    return RichOutput(channels, Console(highlight=False, file=sys.stdout))
+    return RichOutput(channels, StdoutConsole(highlight=False, file=sys.stdout))
