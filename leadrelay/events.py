@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,10 +60,7 @@ class Event:
     channels: list[str]
     provider_id: int | None
     data: dict[str, Any]
-
-    @property
-    def payload(self) -> str:
-        return encode_data(self.data)
+    payload: str  # the data as broadcast, encoded once
 
     def row(self, socket_id: str | None) -> dict[str, Any]:
         return {
@@ -83,7 +82,7 @@ def encode_data(data: dict[str, Any]) -> str:
 def _build(
     event_type: str, lead: dict[str, Any], seq: int, occurred_at: str, extra: dict[str, Any]
 ) -> Event:
-    event_id = str(uuid.uuid4())
+    event_id = uuid7()
     data = {
         "event_id": event_id,
         "type": event_type,
@@ -93,6 +92,7 @@ def _build(
         **extra,
     }
     provider_id = lead.get("provider_id")
+    data, payload = fit_to_limit(data)
     return Event(
         event_id=event_id,
         type=event_type,
@@ -100,8 +100,17 @@ def _build(
         seq=seq,
         channels=channels_for(provider_id),
         provider_id=provider_id,
-        data=fit_to_limit(data),
+        data=data,
+        payload=payload,
     )
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (version 7): new ids land at the end of the event_id index."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) >> 4
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def lead_assigned(lead: dict[str, Any], seq: int, occurred_at: str) -> Event:
@@ -140,11 +149,15 @@ def change_events(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return fired
 
 
-def fit_to_limit(data: dict[str, Any], limit: int = MAX_DATA_BYTES) -> dict[str, Any]:
-    """Shorten the lead's free text in the broadcast (never in the database) to fit `limit`."""
-    size = len(encode_data(data).encode())
+def fit_to_limit(data: dict[str, Any], limit: int = MAX_DATA_BYTES) -> tuple[dict[str, Any], str]:
+    """Shorten the lead's free text in the broadcast (never in the database) to fit `limit`.
+
+    Returns the data and its encoding, so the JSON is encoded once.
+    """
+    payload = encode_data(data)
+    size = len(payload.encode())
     if size <= limit:
-        return data
+        return data, payload
     lead = dict(data["lead"])
     for name in _SHORTENABLE:
         value = lead.get(name)
@@ -154,7 +167,8 @@ def fit_to_limit(data: dict[str, Any], limit: int = MAX_DATA_BYTES) -> dict[str,
         keep = max(0, len(value.encode()) - excess - 16)
         shortened = value.encode()[:keep].decode("utf-8", "ignore") + "…"
         lead[name] = shortened
-        size = len(encode_data({**data, "lead": lead}).encode())
+        payload = encode_data({**data, "lead": lead})
+        size = len(payload.encode())
         if size <= limit:
             break
-    return {**data, "lead": lead}
+    return {**data, "lead": lead}, payload

@@ -131,20 +131,31 @@ async def create_lead(
         _check_provider(tx, fields["provider_id"])
         now = events.now_iso()
         lead = {**fields, "status": status, "created_at": now, "updated_at": now}
-        with tx.savepoint("create_lead") as undo:
-            lead["id"] = tx.insert_lead(lead)
-            # the key's PRIMARY KEY decides a race; the loser's lead is undone
-            if idempotency_key is not None and not tx.claim_idempotency_key(
-                idempotency_key, lead["id"]
-            ):
-                undo()
-                earlier = _must(tx.lead_for_key(idempotency_key))
-                return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
-            event = events.lead_assigned(lead, tx.next_seq(lead["id"]), now)
-            tx.insert_event(event.row(socket_id))
+        # the lead's first event has seq 1, so the lead is stored with last_seq = 1
+        lead["id"] = tx.insert_lead(lead, last_seq=1)
+        # the key's PRIMARY KEY decides a race: the loser raises, and the writer's
+        # savepoint undoes its lead; it then answers with the winner's
+        if idempotency_key is not None and not tx.claim_idempotency_key(
+            idempotency_key, lead["id"]
+        ):
+            raise _LostRace(idempotency_key)
+        tx.insert_event(events.lead_assigned(lead, 1, now).row(socket_id))
         return CreateResult(events.lead_view(lead), True)
 
-    return await store.write(create)
+    try:
+        return await store.write(create)
+    except _LostRace as lost:
+        lead_id = _must(await store.lead_for_key(lost.key))
+        return CreateResult(events.lead_view(_must(await store.get_lead(lead_id))), False)
+
+
+
+class _LostRace(Exception):
+    """Another request stored the same idempotency key first."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 def _must(value: Any) -> Any:

@@ -17,7 +17,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,31 +122,11 @@ class Tx:
         row = self.conn.execute(sql, tuple(params)).fetchone()
         return dict(row) if row is not None else None
 
-    @contextmanager
-    def savepoint(self, name: str) -> Iterator[Callable[[], None]]:
-        """A nested savepoint; call the yielded function to undo what was done inside it."""
-        undone = False
-
-        def undo() -> None:
-            nonlocal undone
-            self.conn.execute(f"ROLLBACK TO {name}")
-            undone = True
-
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield undo
-        except BaseException:
-            if not undone:
-                self.conn.execute(f"ROLLBACK TO {name}")
-            self.conn.execute(f"RELEASE {name}")
-            raise
-        self.conn.execute(f"RELEASE {name}")
-
     # leads -------------------------------------------------------------------
-    def insert_lead(self, lead: Row) -> int:
+    def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
         cur = self.conn.execute(
             "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
-            "external_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "external_id, created_at, updated_at, last_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 lead["name"],
                 lead.get("email"),
@@ -159,6 +138,7 @@ class Tx:
                 lead.get("external_id"),
                 lead["created_at"],
                 lead["updated_at"],
+                last_seq,
             ),
         )
         assert cur.lastrowid is not None
@@ -358,15 +338,14 @@ class Store:
         return await asyncio.shield(future)
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._queue.get()]
             while len(jobs) < MAX_BATCH and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
-            written = 0
             self.transactions += 1
+            written = 0
             try:
-                written = await loop.run_in_executor(self._executor, self._run_batch, jobs)
+                written = await self._run_batch(jobs)
             except BaseException as exc:  # the writer must outlive any one batch
                 for job in jobs:
                     job.error = job.error or exc
@@ -381,14 +360,15 @@ class Store:
                 for listener in self.commit_listeners:
                     listener(written)
 
-    def _run_batch(self, jobs: list[_Job]) -> int:
+    async def _run_batch(self, jobs: list[_Job]) -> int:
+        """BEGIN and COMMIT (which may wait for a lock or an fsync) on the writer thread;
+        the jobs' statements on the loop's thread, where they need the GIL anyway.  Handing
+        the GIL back and forth for every statement would cost more than running them."""
+        loop = asyncio.get_running_loop()
         conn = self._writer
+        await loop.run_in_executor(self._executor, self._execute, "BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc) from None
-        tx = Tx(conn, time.time())
-        try:
+            tx = Tx(conn, time.time())
             for job in jobs:
                 conn.execute("SAVEPOINT job")
                 written_before = tx.events_written
@@ -400,12 +380,20 @@ class Store:
                     conn.execute("RELEASE job")
                     tx.events_written = written_before
                     job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            await loop.run_in_executor(self._executor, self._execute, "COMMIT")
+        except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _translate(exc) from None
+                await loop.run_in_executor(self._executor, self._execute, "ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc) from None
+            raise
         return tx.events_written
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self._writer.execute(sql)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
 
     # reads -------------------------------------------------------------------
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
@@ -455,6 +443,10 @@ class Store:
         return await self.fetch_all(
             "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
         )
+
+    async def lead_for_key(self, key: str) -> int | None:
+        row = await self.fetch_one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
+        return None if row is None else int(row["lead_id"])
 
     async def get_setting(self, key: str) -> Any:
         row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
