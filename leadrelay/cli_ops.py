@@ -22,6 +22,7 @@ from leadrelay.cli_support import (
     settings_for,
     show,
 )
+from leadrelay.cli_tail import tail
 
 pusher_app = typer.Typer(help="The Pusher settings stored in the database.", no_args_is_help=True)
 outbox_app = typer.Typer(
@@ -308,8 +309,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(outbox_app, name="outbox")
     app.add_typer(webhooks_app, name="webhooks")
     app.command("doctor")(doctor)
-    try:
-        from leadrelay.cli_tail import tail
-    except ImportError:  # the tail command lives in its own module
-        return
     app.command("tail")(tail)
