@@ -1,0 +1,367 @@
+"""Crash and outage proofs: a real `leadrelay serve`, a real soketi, a subscriber on `admin`.
+
+- SIGKILL of the daemon's process group (daemon and relay) at random moments under
+  concurrent intake: every lead answered 2xx is in the database and its lead.assigned
+  reached the subscriber; redelivered copies are counted and printed, never asserted.
+- soketi stopped, or frozen, while leads arrive: intake still answers, and once soketi is
+  back every event arrives, in `seq` order per lead.
+- SIGTERM: requests in flight are answered, the process exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.faulty_pusher import FaultyPusher, point_at_proxy
+from support.serve import Serve, cli_json, point_at_soketi
+from support.soketi import Soketi
+from support.subscriber import Subscriber
+
+pytestmark = [pytest.mark.slow, pytest.mark.soketi]
+
+RELAY_ENV = {
+    "LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1",
+    "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1",
+}
+WORKERS = 12
+KILL_ROUNDS = 3
+MAX_LEADS_PER_WORKER = 1500
+LOAD_SECONDS_MAX = 30.0
+STATUSES = ("contacted", "qualified", "converted")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def stored_events(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:
+    """Every event in the outbox, oldest first, from the admin events API."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    with httpx.Client(base_url=url, headers=auth, timeout=15) as client:
+        for _ in range(1000):
+            page = client.get("/api/admin/events", params={"after": after, "limit": 1000}).json()
+            events += page["events"]
+            if not page["events"]:
+                return events
+            after = page["next_after"]
+    raise AssertionError("the events API never ran out of pages")
+
+
+def stored_lead_ids(url: str, auth: dict[str, str]) -> set[int]:
+    ids: set[int] = set()
+    after = 0
+    with httpx.Client(base_url=url, headers=auth, timeout=15) as client:
+        for _ in range(1000):
+            page = client.get("/api/admin/leads", params={"after": after, "limit": 500}).json()
+            ids |= {lead["id"] for lead in page["leads"]}
+            if page["next_after"] is None:
+                return ids
+            after = page["next_after"]
+    raise AssertionError("the leads list never ran out of pages")
+
+
+def ours(sub: Subscriber, event_ids: set[str]) -> list[dict[str, Any]]:
+    """What the subscriber got of these events on `admin`, in arrival order, copies kept."""
+    return [
+        r.data
+        for r in sub.on("admin")
+        if isinstance(r.data, dict) and r.data.get("event_id") in event_ids
+    ]
+
+
+def wait_delivered(subs: list[Subscriber], event_ids: set[str], timeout: float) -> float:
+    """Block until every one of `event_ids` reached one of the subscribers."""
+    started = time.monotonic()
+    got: set[str] = set()
+    while time.monotonic() - started < timeout:
+        got = {e["event_id"] for sub in subs for e in ours(sub, event_ids)}
+        if got >= event_ids:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"{len(event_ids - got)} of {len(event_ids)} events never arrived")
+
+
+def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
+    """Per lead, the first arrival of each event comes in `seq` order 1, 2, 3…  Returns the
+    redelivered copies (a client drops them by event_id) and how many of those were stale:
+    a copy of an event that arrived after a later event of its lead."""
+    seen: set[str] = set()
+    seqs: dict[int, list[int]] = {}
+    duplicates = stale = 0
+    for data in received:
+        lead_seqs = seqs.setdefault(data["lead"]["id"], [])
+        if data["event_id"] in seen:
+            duplicates += 1
+            stale += data["seq"] < lead_seqs[-1]
+            continue
+        seen.add(data["event_id"])
+        lead_seqs.append(data["seq"])
+    for lead_id, order in seqs.items():
+        assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
+    return duplicates, stale
+
+
+def restart(serve: Serve) -> None:
+    """Start the daemon again on the same port and database, closing the dead one's pipes."""
+    if serve.process is not None and serve.process.stdout is not None:
+        serve.process.stdout.close()
+    with contextlib.suppress(AttributeError):
+        serve._log.close()  # type: ignore[union-attr]
+    serve.start()
+
+
+@dataclass
+class Load:
+    """Concurrent POST /api/leads from `workers` threads, each with its own client,
+    bounded by a count per worker and a wall-clock limit; it rides out a dead daemon."""
+
+    url: str
+    auth: dict[str, str]
+    workers: int = WORKERS
+    acked: dict[int, str] = field(default_factory=dict)  # lead id → name, answered 2xx
+    outcomes: Counter[str] = field(default_factory=Counter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> Load:
+        deadline = time.monotonic() + LOAD_SECONDS_MAX
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._work, args=(n, deadline), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+    def _work(self, worker: int, deadline: float) -> None:
+        with httpx.Client(base_url=self.url, headers=self.auth, timeout=10) as client:
+            for n in range(MAX_LEADS_PER_WORKER):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                name = f"w{worker}-{n}"
+                try:
+                    response = client.post("/api/leads", json={"name": name})
+                except httpx.HTTPError as exc:
+                    self._count(type(exc).__name__)
+                    time.sleep(0.02)  # the daemon is down: try the next lead shortly
+                    continue
+                self._count(str(response.status_code))
+                if response.is_success:
+                    with self._lock:
+                        self.acked[response.json()["id"]] = name
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[outcome] += 1
+
+
+# --- crash ---------------------------------------------------------------------------------
+
+
+def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
+    tmp_path: Path, soketi: Soketi
+) -> None:
+    serve = Serve(tmp_path / "leadrelay.db", env=RELAY_ENV).start()
+    try:
+        point_at_soketi(serve.db, soketi)
+        assert serve.admin_token is not None
+        rng = random.Random()
+        kills = 0
+        with Subscriber(soketi, ["admin"]) as sub:
+            with Load(serve.url, serve.auth()) as load:
+                for _ in range(KILL_ROUNDS):
+                    time.sleep(rng.uniform(0.5, 2.0))
+                    serve.kill()  # SIGKILL to the group: daemon and relay, mid-request
+                    kills += 1
+                    time.sleep(rng.uniform(0.05, 0.5))
+                    restart(serve)
+                time.sleep(1.0)  # load on the last daemon too
+            assert load.acked, f"no lead was acknowledged: {dict(load.outcomes)}"
+
+            stored = stored_lead_ids(serve.url, serve.auth())
+            lost = set(load.acked) - stored
+            assert not lost, f"{len(lost)} acknowledged leads are not in the database"
+
+            events = stored_events(serve.url, serve.auth())
+            event_ids = {e["event_id"] for e in events}
+            took = wait_delivered([sub], event_ids, 30.0)
+            assigned = {
+                e["lead_id"]: e["event_id"] for e in events if e["event"] == "lead.assigned"
+            }
+            received = ours(sub, event_ids)
+            got = {data["event_id"] for data in received}
+            missing = [lead for lead in load.acked if assigned.get(lead) not in got]
+            assert not missing, f"{len(missing)} acknowledged leads' lead.assigned never arrived"
+
+        copies = Counter(data["event_id"] for data in received)
+        duplicates = sum(n - 1 for n in copies.values())
+        unacked = len(stored) - len(load.acked)
+        print(
+            f"\nCRASH: {kills} SIGKILLs under {WORKERS} concurrent clients; "
+            f"{len(load.acked)} leads acknowledged, 0 lost, {unacked} stored without an answer "
+            f"(killed mid-request), {len(event_ids)} events all received "
+            f"({took:.1f}s after the load), {duplicates} duplicates redelivered; "
+            f"outcomes {dict(load.outcomes)}"
+        )
+    finally:
+        serve.kill()
+
+
+# --- soketi outages -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_soketi() -> Iterator[Soketi]:
+    """A soketi of the test's own: these tests stop or freeze it."""
+    with Soketi() as server:
+        yield server
+
+
+def make_leads(client: httpx.Client, prefix: str, count: int) -> list[int]:
+    """Leads walked through STATUSES; every request answered 2xx whatever Pusher is doing."""
+    ids = []
+    for n in range(count):
+        response = client.post("/api/leads", json={"name": f"{prefix} {n}"})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    for status in STATUSES:
+        for lead_id in ids:
+            response = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
+            assert response.status_code == 200, response.text
+    return ids
+
+
+def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
+    tmp_path: Path, own_soketi: Soketi
+) -> None:
+    with (
+        FaultyPusher(own_soketi) as proxy,
+        Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve,
+        httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client,
+    ):
+        point_at_proxy(serve.db, proxy)
+        with Subscriber(own_soketi, ["admin"]) as before:
+            make_leads(client, "before", 1)
+            earlier = {e["event_id"] for e in stored_events(serve.url, serve.auth())}
+            wait_delivered([before], earlier, 10)
+
+        own_soketi.stop()
+        make_leads(client, "during", 6)
+        event_ids = {e["event_id"] for e in stored_events(serve.url, serve.auth())} - earlier
+        time.sleep(1.5)
+        status = cli_json(serve.db, "outbox", "status")
+        assert status["pending"] == 6 * (1 + len(STATUSES)), status
+        assert proxy.counts["upstream_down"] > 0, "the relay never met the dead soketi"
+
+        # soketi comes back; the proxy holds the relay off (connection refused) until a new
+        # subscriber is in, since Pusher keeps no history for a client that was not there
+        proxy.down()
+        own_soketi.start()
+        with Subscriber(own_soketi, ["admin"]) as after:
+            proxy.up()
+            took = wait_delivered([after], event_ids, 20.0)
+            duplicates, stale = check_order_per_lead(ours(after, event_ids))
+        print(
+            f"\nOUTAGE soketi stopped: {len(event_ids)} events held, all arrived in order "
+            f"{took:.1f}s after it was back, {duplicates} duplicates ({stale} stale)"
+        )
+
+
+def test_relay_soketi_frozen_every_event_arrives_in_order(
+    tmp_path: Path, own_soketi: Soketi
+) -> None:
+    with (
+        Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve,
+        httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client,
+        Subscriber(own_soketi, ["admin"]) as sub,
+    ):
+        point_at_soketi(serve.db, own_soketi)
+        make_leads(client, "before", 1)
+        wait_delivered([sub], {e["event_id"] for e in stored_events(serve.url, serve.auth())}, 10)
+
+        own_soketi.pause()  # SIGSTOP: connections accepted by the kernel, never answered
+        try:
+            make_leads(client, "during", 4)
+            event_ids = {e["event_id"] for e in stored_events(serve.url, serve.auth())}
+            time.sleep(2.5)  # past the relay's 1 s timeout, more than once
+            status = cli_json(serve.db, "outbox", "status")
+            assert status["retrying"] > 0, status
+        finally:
+            own_soketi.resume()
+        took = wait_delivered([sub], event_ids, 20.0)
+        duplicates, stale = check_order_per_lead(ours(sub, event_ids))
+        print(
+            f"\nOUTAGE soketi frozen: {len(event_ids)} events, all arrived in order "
+            f"{took:.1f}s after it thawed, {duplicates} duplicates ({stale} stale)"
+        )
+
+
+# --- graceful stop --------------------------------------------------------------------------
+
+
+def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
+    serve = Serve(tmp_path / "leadrelay.db").start()
+    answers: list[int] = []
+    try:
+        # hold the write lock so the requests are provably in flight when SIGTERM comes
+        lock = sqlite3.connect(serve.db, timeout=10, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+
+        def post(n: int) -> None:
+            response = httpx.post(
+                f"{serve.url}/api/leads",
+                json={"name": f"in flight {n}"},
+                headers=serve.auth(),
+                timeout=20,
+            )
+            answers.append(response.status_code)
+
+        posting = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+        for thread in posting:
+            thread.start()
+        time.sleep(0.5)
+        assert answers == [], "the lock should hold every request"
+        serve.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert serve.process is not None and serve.process.poll() is None, "exited mid-request"
+        lock.execute("ROLLBACK")
+        lock.close()
+        for thread in posting:
+            thread.join(15)
+        # it exits once they are answered (with what status: the next test)
+        serve.process.wait(20)
+    finally:
+        serve.kill()
+    assert answers == [201] * 8
+    names = {lead["name"] for lead in cli_json(serve.db, "leads", "list", "--limit", "100")}
+    assert names == {f"in flight {n}" for n in range(8)}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: uvicorn re-raises SIGTERM after its graceful shutdown, so `leadrelay serve` "
+    "dies by the signal (exit 143) and skips its own cleanup; see docs/faults.md",
+)
+def test_serve_sigterm_exits_0(tmp_path: Path) -> None:
+    serve = Serve(tmp_path / "leadrelay.db").start()
+    try:
+        assert serve.stop() == 0, serve.logs()
+    finally:
+        serve.kill()

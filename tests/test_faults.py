@@ -1,0 +1,384 @@
+"""Faults at the edges: Pusher failing in every way a proxy can make it, and the database.
+
+Every test runs a real `leadrelay serve` (relay in its own process) on a real SQLite file.
+Pusher faults come from `support.faulty_pusher.FaultyPusher`, a proxy between the relay and
+a real soketi; the subscriber listens on soketi itself, as a dashboard would.  The relay's
+backoff is capped at 1 s and its Pusher timeout at 1 s so that a fault costs seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.faulty_pusher import FaultyPusher, point_at_proxy
+from support.serve import Serve, cli, cli_json
+from support.soketi import Soketi
+from support.subscriber import Subscriber
+
+pytestmark = [pytest.mark.slow]
+
+RELAY_ENV = {
+    "LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1",
+    "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1",
+}
+STATUSES = ("contacted", "qualified", "converted")
+LEADS = 5
+DELIVERY_TIMEOUT = 20.0
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def stored_events(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every event in the outbox, oldest first, from the admin events API."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    for _ in range(100):
+        page = client.get("/api/admin/events", params={"after": after, "limit": 1000}).json()
+        events += page["events"]
+        if not page["events"]:
+            return events
+        after = page["next_after"]
+    raise AssertionError("the events API never ran out of pages")
+
+
+def ours(sub: Subscriber, event_ids: set[str]) -> list[dict[str, Any]]:
+    """What the subscriber got of these events on `admin`, in arrival order, duplicates kept."""
+    return [
+        r.data
+        for r in sub.on("admin")
+        if isinstance(r.data, dict) and r.data.get("event_id") in event_ids
+    ]
+
+
+def wait_delivered(sub: Subscriber, event_ids: set[str], timeout: float) -> float:
+    """Block until every one of `event_ids` reached the subscriber; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if {e["event_id"] for e in ours(sub, event_ids)} >= event_ids:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    missing = event_ids - {e["event_id"] for e in ours(sub, event_ids)}
+    raise AssertionError(f"{len(missing)} of {len(event_ids)} events never arrived")
+
+
+def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
+    """Per lead, the first arrival of each event comes in `seq` order 1, 2, 3…  Returns the
+    redelivered copies (a client drops them by event_id) and how many of those were stale:
+    a copy of an event that arrived after a later event of its lead."""
+    seen: set[str] = set()
+    seqs: dict[int, list[int]] = {}
+    duplicates = stale = 0
+    for data in received:
+        lead_seqs = seqs.setdefault(data["lead"]["id"], [])
+        if data["event_id"] in seen:
+            duplicates += 1
+            stale += data["seq"] < lead_seqs[-1]
+            continue
+        seen.add(data["event_id"])
+        lead_seqs.append(data["seq"])
+    for lead_id, order in seqs.items():
+        assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
+    return duplicates, stale
+
+
+def make_leads(client: httpx.Client, prefix: str, count: int = LEADS) -> list[int]:
+    """Create leads and walk each through STATUSES: 1 + len(STATUSES) events per lead.
+    Every request is answered 2xx whatever Pusher is doing."""
+    ids = []
+    for n in range(count):
+        response = client.post("/api/leads", json={"name": f"{prefix} {n}"})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    for status in STATUSES:
+        for lead_id in ids:
+            response = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
+            assert response.status_code == 200, response.text
+    return ids
+
+
+def outbox(db: Path) -> dict[str, Any]:
+    status: dict[str, Any] = cli_json(db, "outbox", "status")
+    return status
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(soketi: Soketi) -> Iterator[FaultyPusher]:
+    with FaultyPusher(soketi) as faulty:
+        yield faulty
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Serve]:
+    with Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve:
+        yield serve
+
+
+@pytest.fixture
+def client(daemon: Serve) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=daemon.url, headers=daemon.auth(), timeout=15) as http:
+        yield http
+
+
+@pytest.fixture
+def relayed(daemon: Serve, proxy: FaultyPusher, soketi: Soketi) -> Iterator[Subscriber]:
+    """The daemon relaying through the proxy; a subscriber on soketi's `admin` channel."""
+    point_at_proxy(daemon.db, proxy)
+    with Subscriber(soketi, ["admin"]) as sub:
+        yield sub
+
+
+# --- Pusher faults -----------------------------------------------------------------------
+
+
+FAULTS = {
+    "http_500": {"kind": "status", "status": 500},
+    "http_503": {"kind": "status", "status": 503},
+    "http_429_retry_after": {"kind": "status", "status": 429, "retry_after": 3},
+    "slow_answer": {"kind": "slow", "delay": 2.5},  # > the relay's 1 s timeout
+    "never_answers": {"kind": "hang"},
+}
+
+
+@pytest.mark.soketi
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_relay_fault_delays_events_and_loses_none(
+    name: str, daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber
+) -> None:
+    fault = dict(FAULTS[name])
+    proxy.fault(fault.pop("kind"), **fault)
+    started = proxy.counts["requests"]
+
+    make_leads(client, name)
+    event_ids = {e["event_id"] for e in stored_events(client)}
+    assert len(event_ids) == LEADS * (1 + len(STATUSES))
+
+    # the relay keeps trying and the events wait in the outbox
+    proxy.wait_requests(started + 2)
+    status = wait_until(
+        lambda: (s := outbox(daemon.db))["retrying"] > 0 and s, 10, "failed tries in the outbox"
+    )
+    assert status["pending"] > 0, status
+    assert status["relay_paused_reason"] is None, "a transient fault must not pause relaying"
+    if fault.get("delay") is None:  # a slow server still delivers, late
+        assert ours(relayed, event_ids) == [], "nothing gets past the fault"
+    if name == "http_429_retry_after":
+        # Retry-After (3 s) is honoured over the 1 s backoff cap: at most one try per 3 s
+        retrying = cli_json(daemon.db, "outbox", "failed")["retrying"]
+        elapsed = time.monotonic() - proxy.arrivals[started]
+        attempts = max(e["attempts"] for e in retrying)
+        assert attempts <= elapsed / 3 + 1, f"{attempts} tries in {elapsed:.1f}s"
+
+    faulted = proxy.counts["requests"] - started
+    proxy.clear()
+    took = wait_delivered(relayed, event_ids, DELIVERY_TIMEOUT)
+    duplicates, stale = check_order_per_lead(ours(relayed, event_ids))
+    wait_until(lambda: outbox(daemon.db)["pending"] == 0, 10, "an empty outbox")
+    print(
+        f"\nFAULT {name}: {faulted} requests faulted, {len(event_ids)} events, 0 lost, "
+        f"{duplicates} duplicates ({stale} stale), delivered {took:.1f}s after the fault was lifted"
+    )
+
+
+@pytest.mark.soketi
+def test_relay_wrong_secret_pauses_visibly_and_resumes_when_fixed(
+    daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber, soketi: Soketi
+) -> None:
+    cli(daemon.db, "pusher", "set", "--secret", "wrong-secret-0123456789")
+    time.sleep(1.0)  # the daemon follows settings within a second (CONTRACT §3)
+    make_leads(client, "wrong secret", count=2)
+    event_ids = {e["event_id"] for e in stored_events(client)}
+
+    def paused_readyz() -> httpx.Response | None:
+        response = client.get("/readyz")
+        return response if response.status_code == 503 else None
+
+    response = wait_until(paused_readyz, 10, "/readyz to report the pause")
+    problems = response.json()["problems"]
+    assert any("relay paused" in p and "secret" in p for p in problems), problems
+    status = outbox(daemon.db)
+    assert "secret" in (status["relay_paused_reason"] or ""), status
+    assert status["pending"] == len(event_ids)
+    tries = proxy.counts["requests"]
+    time.sleep(1.5)
+    assert proxy.counts["requests"] - tries <= 1, "a paused relay only probes now and then"
+    assert ours(relayed, event_ids) == []
+
+    cli(daemon.db, "pusher", "set", "--secret", soketi.secret)
+    took = wait_delivered(relayed, event_ids, 5.0)  # "within a few seconds", not the 10 s probe
+    check_order_per_lead(ours(relayed, event_ids))
+    wait_until(lambda: client.get("/readyz").status_code == 200, 5, "/readyz to be ready again")
+    assert outbox(daemon.db)["relay_paused_reason"] is None
+    print(f"\nFAULT wrong_secret: paused, resumed {took:.1f}s after the fix, 0 lost")
+
+
+@pytest.mark.soketi
+def test_relay_disable_holds_events_and_enable_delivers_them(
+    daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber
+) -> None:
+    cli(daemon.db, "pusher", "disable")
+    time.sleep(1.0)  # the daemon follows settings within a second (CONTRACT §3)
+    tries = proxy.counts["requests"]
+    make_leads(client, "disabled", count=3)
+    event_ids = {e["event_id"] for e in stored_events(client)}
+    time.sleep(1.0)
+    status = outbox(daemon.db)
+    assert status["pending"] == len(event_ids) and status["pusher_enabled"] is False, status
+    assert proxy.counts["requests"] == tries, "a disabled relay sends nothing"
+    make_leads(client, "still disabled", count=1)
+    event_ids = {e["event_id"] for e in stored_events(client)}
+    assert outbox(daemon.db)["pending"] == len(event_ids), "pending grows while disabled"
+
+    cli(daemon.db, "pusher", "enable")
+    took = wait_delivered(relayed, event_ids, 5.0)
+    check_order_per_lead(ours(relayed, event_ids))
+    print(
+        f"\nFAULT pusher_disabled: {len(event_ids)} events held, delivered {took:.1f}s after enable"
+    )
+
+
+# --- database faults ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def exclusive_lock(db: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's view: a connection holding the write lock until released."""
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield conn
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def lead_names(client: httpx.Client) -> list[str]:
+    names: list[str] = []
+    after = 0
+    for _ in range(100):
+        page = client.get("/api/admin/leads", params={"after": after, "limit": 500}).json()
+        names += [lead["name"] for lead in page["leads"]]
+        if page["next_after"] is None:
+            return names
+        after = page["next_after"]
+    raise AssertionError("the leads list never ran out of pages")
+
+
+def test_intake_locked_database_answers_503_and_recovers(
+    daemon: Serve, client: httpx.Client
+) -> None:
+    assert client.post("/api/leads", json={"name": "before"}).status_code == 201
+    events_before = len(stored_events(client))
+    with exclusive_lock(daemon.db):
+        # held past the store's 5 s busy_timeout: the writer gives up
+        started = time.monotonic()
+        lead = client.post("/api/leads", json={"name": "locked out"})
+        waited = time.monotonic() - started
+        # reads go on under the lock (WAL): the list still answers
+        assert client.get("/api/admin/leads").status_code == 200
+        time.sleep(max(0.0, 6.0 - waited))  # hold it ~6 s in all
+
+    assert lead.status_code == 503, lead.text
+    error = lead.json()["error"]
+    assert error["code"] == "database_unavailable" and "locked" in error["message"], error
+    assert set(lead.json()) == {"error"} and set(error) == {"code", "message"}
+    assert waited >= 4.5, f"answered after {waited:.1f}s: did the writer wait its busy_timeout?"
+    # nothing half-written: no lead, no event
+    assert "locked out" not in lead_names(client)
+    assert len(stored_events(client)) == events_before
+
+    recovered = client.post("/api/leads", json={"name": "after the lock"})
+    assert recovered.status_code == 201, recovered.text
+    assert client.get("/readyz").status_code == 200
+    assert lead_names(client) == ["before", "after the lock"]
+    print(f"\nFAULT db_locked: 503 after {waited:.1f}s, 503 database_unavailable, recovered")
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a tmpfs to fill (full-disk case not run): {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(
+            "cannot mount a tmpfs to fill (full-disk case not run; needs root or "
+            f"CAP_SYS_ADMIN): {mounted.stderr.strip()}"
+        )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=10)
+
+
+def fill(path: Path) -> None:
+    """Write `path` until the file system has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1 << 9, 1):
+            with contextlib.suppress(OSError):
+                for _ in range(100_000):
+                    os.write(fd, b"\1" * size)
+    finally:
+        os.close(fd)
+
+
+def test_intake_full_disk_answers_503_and_recovers(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "4m") as disk, Serve(disk / "leadrelay.db") as serve:
+        with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
+            assert client.post("/api/leads", json={"name": "before"}).status_code == 201
+            fill(disk / "filler")
+            assert os.statvfs(disk).f_bavail == 0
+
+            acked, refused = [], 0
+            for n in range(50):  # bounded: a full disk must refuse well before this
+                response = client.post(
+                    "/api/leads", json={"name": f"full {n}", "notes": "x" * 4000}
+                )
+                if response.status_code == 201:
+                    acked.append(response.json()["name"])
+                    continue
+                assert response.status_code == 503, response.text
+                error = response.json()["error"]
+                assert error["code"] == "database_unavailable" and "full" in error["message"]
+                refused += 1
+            assert refused > 0
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "full" in " ".join(ready.json()["problems"])
+
+            (disk / "filler").unlink()
+            recovered = client.post("/api/leads", json={"name": "after"})
+            assert recovered.status_code == 201, recovered.text
+            assert client.get("/readyz").status_code == 200
+            # every lead acknowledged is there, no refused one is
+            assert lead_names(client) == ["before", *acked, "after"]
+    print(f"\nFAULT disk_full: {refused} refused with 503, {len(acked)} acknowledged, recovered")
