@@ -272,6 +272,19 @@ def render(plan: Plan, machine: dict[str, Any], results: RunResults, seconds: fl
         f"{produced} of {len(results.rows)} rows produced a figure; {met} met their target.",
         "",
     ]
+    load = machine.get("load_average", "")
+    try:
+        busy = float(load) > 0.5
+    except ValueError:
+        busy = False
+    if busy:
+        lines += [
+            f"**The machine was busy when this run started** (1-minute load average {load} on "
+            f"{machine['cores']} cores): other work shared the cores, so every figure here is "
+            "lower, and every latency higher, than this machine gives on its own. Compare rows "
+            "only within this run, and measure again on a quiet machine before quoting them.",
+            "",
+        ]
     lines += machine_section(machine)
     lines += table_section(results)
     lines += method_section(plan)
