@@ -7,13 +7,13 @@ every response must match the document (status, content type, body, headers).
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
@@ -24,17 +24,22 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from leadrelay import accounts, leads, pusher_config
+from leadrelay import accounts, api, leads, pusher_config
 from leadrelay.api import create_app
 from leadrelay.config import Settings
 from leadrelay.openapi import document
 from leadrelay.store import Store
+from support.app import running_app
 
 MAX_EXAMPLES = 25
 # 422s that depend on what is stored, not on the request's shape
 STATE_DEPENDENT = {"unknown_provider", "pusher_incomplete"}
-# query parameters api.py still reads as "last value wins"
-REPEAT_HOLES = ("status", "after")
+# Known bugs in api.py, tolerated only while they are there (see test_hostile_input):
+# a 405's Allow naming one route's methods, and query parameters read "last value wins"
+ALLOW_BUG = len({route.path for route in api.ROUTES}) < len(api.ROUTES)
+REPEAT_HOLES = tuple(
+    name for name in ("status", "after") if f'query_params.get("{name}"' in inspect.getsource(api)
+)
 STATUSES: Counter[int] = Counter()
 CASES: Counter[str] = Counter()
 
@@ -117,7 +122,7 @@ def repeat_aware_negative_data_rejection(ctx: Any, response: Any, case: Any) -> 
     """schemathesis' check, less repeated `status` / events `after` query parameters.
 
     api.py reads those two with `query_params.get` (the last value wins) rather than
-    http.query_text: see test_hostile_input.test_query_repeated_status_or_cursor_is_422.
+    http.query_text: see test_hostile_input.test_query_repeated_status_is_422.
     """
     query = case.query or {}
     if any(isinstance(query.get(name), list) for name in REPEAT_HOLES):
@@ -159,16 +164,13 @@ def test_fuzz_operation_never_fails_and_matches_the_schema(
     if response.status_code >= 400:
         error = response.json()["error"]
         assert set(error) == {"code", "message"} and error["message"], response.text
+    excluded = [positive_data_acceptance, negative_data_rejection]
+    if ALLOW_BUG:
+        excluded.append(allow_header_conformance)
     case.validate_response(
         response,
         headers=headers,
-        # the Allow of a 405 names only the first route of a path: see
-        # test_hostile_input.test_method_not_allowed_lists_every_method_of_the_path
-        excluded_checks=[
-            positive_data_acceptance,
-            negative_data_rejection,
-            allow_header_conformance,
-        ],
+        excluded_checks=excluded,
         additional_checks=[
             state_aware_positive_data_acceptance,
             repeat_aware_negative_data_rejection,
@@ -178,9 +180,19 @@ def test_fuzz_operation_never_fails_and_matches_the_schema(
 
 @pytest.mark.anyio
 async def test_fuzz_schema_is_what_the_app_serves(settings: Settings) -> None:
-    from support.app import running_app
-
     async with running_app(settings) as lr:
         served = (await lr.client.get("/openapi.json")).json()
     assert served == document(settings)
-    assert httpx.Response(200, json=served).json()["openapi"] == "3.1.0"
+    assert served["openapi"] == "3.1.0"
+
+
+@pytest.mark.anyio
+async def test_fuzz_head_and_options_of_every_path_are_never_5xx(settings: Settings) -> None:
+    """schemathesis sends the documented methods; Starlette also answers HEAD for GET."""
+    async with running_app(settings) as lr:
+        assert (await lr.create_lead()).status_code == 201
+        for path in document(settings)["paths"]:
+            url = path.replace("{lead_id}", "1")
+            for method in ("HEAD", "OPTIONS"):
+                response = await lr.client.request(method, url, headers=lr.auth())
+                assert response.status_code < 500, (method, url, response.status_code)
