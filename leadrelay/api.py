@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ from leadrelay.http import (
     error_response,
     path_id,
     query_int,
+    query_text,
     read_body,
     read_form_or_json,
     read_json,
@@ -53,6 +54,7 @@ from leadrelay.store import Store
 
 log = logging.getLogger("leadrelay.api")
 SOCKET_ID_HEADER = "x-socket-id"
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -146,7 +148,7 @@ async def provider_list_leads(request: Request) -> Response:
 
 async def _list_leads(request: Request, actor: Principal) -> Response:
     st = state(request)
-    status = request.query_params.get("status") or None
+    status = query_text(request, "status")
     if status is not None:
         leads.parse_status(status, st.settings.statuses)
     provider_filter = query_int(request, "provider_id", 0) or None
@@ -211,7 +213,7 @@ async def provider_events(request: Request) -> Response:
 
 async def _events(request: Request, provider_id: int | None) -> Response:
     st = state(request)
-    after_raw = request.query_params.get("after", "")
+    after_raw = query_text(request, "after") or ""
     after = await _cursor(st.store, after_raw) if after_raw and not after_raw.isdigit() else None
     if after is None:
         after = query_int(request, "after", 0)
@@ -372,19 +374,39 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSON(body, status_code=500)
 
 
+def by_method(**handlers: Handler) -> Handler:
+    """One route for a path with several methods, so a 405's Allow header names them all."""
+
+    async def dispatch(request: Request) -> Response:
+        # Starlette answers HEAD wherever GET is allowed
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch
+
+
 ROUTES = [
     Route("/api/leads", create_lead, methods=["POST"]),
     Route("/api/admin/leads", admin_list_leads, methods=["GET"]),
-    Route("/api/admin/leads/{lead_id}", admin_get_lead, methods=["GET"]),
-    Route("/api/admin/leads/{lead_id}", admin_change_lead, methods=["PATCH"]),
+    Route(
+        "/api/admin/leads/{lead_id}",
+        by_method(GET=admin_get_lead, PATCH=admin_change_lead),
+        methods=["GET", "PATCH"],
+    ),
     Route("/api/admin/events", admin_events, methods=["GET"]),
     Route("/api/provider/leads", provider_list_leads, methods=["GET"]),
-    Route("/api/provider/leads/{lead_id}", provider_get_lead, methods=["GET"]),
-    Route("/api/provider/leads/{lead_id}", provider_change_lead, methods=["PATCH"]),
+    Route(
+        "/api/provider/leads/{lead_id}",
+        by_method(GET=provider_get_lead, PATCH=provider_change_lead),
+        methods=["GET", "PATCH"],
+    ),
     Route("/api/provider/events", provider_events, methods=["GET"]),
     Route("/broadcasting/auth", broadcasting_auth, methods=["POST"]),
-    Route("/api/admin/settings/pusher", get_pusher_settings, methods=["GET"]),
-    Route("/api/admin/settings/pusher", put_pusher_settings, methods=["PUT"]),
+    Route(
+        "/api/admin/settings/pusher",
+        by_method(GET=get_pusher_settings, PUT=put_pusher_settings),
+        methods=["GET", "PUT"],
+    ),
     Route("/api/admin/settings/pusher/test", test_pusher_settings, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),

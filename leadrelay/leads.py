@@ -69,7 +69,7 @@ def parse_new_lead(data: Any) -> Row:
         lead[name] = _text(name, value, max_len)
     if not lead["name"].strip():
         raise ValidationFailed("'name' must not be blank", code="invalid_field")
-    if lead["email"] is not None and not EMAIL.match(lead["email"]):
+    if lead["email"] is not None and not EMAIL.fullmatch(lead["email"]):
         raise ValidationFailed("'email' does not look like an address", code="invalid_email")
     provider_id = data.get("provider_id")
     lead["provider_id"] = None if provider_id is None else parse_id("provider_id", provider_id)

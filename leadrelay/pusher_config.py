@@ -70,9 +70,9 @@ def mask(secret: str) -> str:
 def check(config: PusherConfig) -> PusherConfig:
     if config.app_id and not config.app_id.isdigit():
         raise ValidationFailed("the Pusher app id must be all digits", code="invalid_app_id")
-    if not CLUSTER.match(config.cluster):
+    if not CLUSTER.fullmatch(config.cluster):
         raise ValidationFailed("the cluster must look like 'mt1' or 'eu'", code="invalid_cluster")
-    if config.host is not None and not HOST.match(config.host):
+    if config.host is not None and not HOST.fullmatch(config.host):
         raise ValidationFailed(f"{config.host!r} is not a valid host name", code="invalid_host")
     if config.port is not None and not 1 <= config.port <= 65535:
         raise ValidationFailed("the port must be 1 to 65535", code="invalid_port")

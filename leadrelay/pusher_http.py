@@ -108,6 +108,8 @@ class PooledBackend:
             )
         except httpx.HTTPError as exc:
             raise transport_error(exc, where) from None
+        except httpx.InvalidURL as exc:
+            raise PusherError(f"the Pusher address is not valid: {exc}", kind="protocol") from None
         status = response.status_code
         if status in (200, 202):
             status = _status_in_body(response) or status

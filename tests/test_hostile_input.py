@@ -481,11 +481,6 @@ async def test_wrong_method_is_405_with_allow(world: World) -> None:
     assert response.headers["allow"] == "POST"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.py registers GET and PATCH of a path as two Routes, so a 405's Allow names only "
-    "the first: one Route per path with methods=[GET, PATCH] dispatching on the method fixes it",
-)
 async def test_method_not_allowed_lists_every_method_of_the_path(world: World) -> None:
     response = await refused(world, "DELETE", "/api/admin/leads/1", 405, "method_not_allowed")
     assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "PATCH"}
@@ -536,18 +531,10 @@ async def test_empty_and_unknown_query_parameters_are_ignored(world: World) -> N
     assert [lead["id"] for lead in response.json()["leads"]] == [1]
 
 
-REPEAT_REASON = (
-    "api.py reads 'status' and the events 'after' with query_params.get (the last value wins); "
-    "reading them with http.query_text makes a repeat a 422, as for every other parameter"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=REPEAT_REASON)
 async def test_query_repeated_status_is_422(world: World) -> None:
     await refused(world, "GET", "/api/admin/leads?status=won&status=", 422, "invalid_query")
 
 
-@pytest.mark.xfail(strict=True, reason=REPEAT_REASON)
 async def test_query_repeated_event_cursor_is_422(world: World) -> None:
     events = await world.client.get("/api/admin/events", headers=world.admin())
     event_id = events.json()["events"][0]["event_id"]
@@ -695,22 +682,11 @@ async def test_pusher_settings_bad_body_stores_nothing(
     assert after == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pusher_config.HOST and CLUSTER use re.match with '$', which also matches before a "
-    "trailing newline; fullmatch (or \\Z) refuses it. Stored, the host makes "
-    "POST /api/admin/settings/pusher/test a 500 (httpx.InvalidURL)",
-)
 async def test_pusher_host_with_a_trailing_newline_is_422(world: World) -> None:
     body = b'{"host": "example.com\\n"}'
     await refused(world, "PUT", "/api/admin/settings/pusher", 422, "invalid_host", content=body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leads.EMAIL uses re.match with '$', which also matches before a trailing newline; "
-    "EMAIL.fullmatch (or \\Z) refuses it",
-)
 async def test_email_with_a_trailing_newline_is_422(world: World) -> None:
     await refused(world, "POST", "/api/leads", 422, "invalid_email", content=obj(email="a@b.co\n"))
 
