@@ -193,18 +193,25 @@ async def _roundtrip(client: PusherClient, config: PusherConfig) -> float:
         raise PusherError(f"the websocket connection failed: {exc}", kind="websocket") from None
     try:
         await socket.subscribe(channel)
-        started = time.perf_counter()
-        item = {"channel": channel, "name": "leadrelay.test", "data": '{"test":true}'}
-        await client.trigger_batch([item])
-        async with asyncio.timeout(5):
-            async for message in socket.events():
-                if message.channel == channel:
-                    return round((time.perf_counter() - started) * 1000, 1)
-        raise PusherError("the test event never arrived over the websocket", kind="websocket")
-    except TimeoutError:
+        # a server may confirm a subscription a moment before it routes events to it, so
+        # an event that does not come back within a second is sent again
+        for attempt in range(5):
+            started = time.perf_counter()
+            data = f'{{"test":true,"attempt":{attempt}}}'
+            await client.trigger_batch(
+                [{"channel": channel, "name": "leadrelay.test", "data": data}]
+            )
+            try:
+                async with asyncio.timeout(1.0):
+                    # a fresh iterator per try: a timed-out one is closed
+                    async for message in socket.events():
+                        if message.channel == channel:
+                            return round((time.perf_counter() - started) * 1000, 1)
+            except TimeoutError:
+                continue
         raise PusherError(
             "the test event did not arrive over the websocket within 5 s", kind="websocket"
-        ) from None
+        )
     except pusher_ws.PusherSocketError as exc:
         raise PusherError(f"the websocket round trip failed: {exc}", kind="websocket") from None
     finally:
