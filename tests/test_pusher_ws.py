@@ -10,7 +10,6 @@ from typing import Any
 
 import pusher
 import pytest
-from support.soketi import Soketi, free_port
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from leadrelay.pusher_ws import (
@@ -24,6 +23,7 @@ from leadrelay.pusher_ws import (
     private_channel_auth,
     ws_url,
 )
+from support.soketi import Soketi, free_port
 
 # Every wait below has its own short asyncio timeout; this only catches a hang past those.
 WAIT = 5.0
