@@ -149,7 +149,6 @@ async def create_lead(
         return CreateResult(events.lead_view(_must(await store.get_lead(lead_id))), False)
 
 
-
 class _LostRace(Exception):
     """Another request stored the same idempotency key first."""
 
