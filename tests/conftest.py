@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from leadrelay.config import Settings
 from support.soketi import Soketi
+
+
+# CI replays the same examples every run (a red CI names a real regression); locally,
+# every run explores new ones.  HYPOTHESIS_PROFILE=explore forces exploring anywhere.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore")
+)
 
 
 @pytest.fixture
