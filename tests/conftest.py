@@ -12,7 +12,6 @@ from hypothesis import settings as hypothesis_settings
 from leadrelay.config import Settings
 from support.soketi import Soketi
 
-
 # CI replays the same examples every run (a red CI names a real regression); locally,
 # every run explores new ones.  HYPOTHESIS_PROFILE=explore forces exploring anywhere.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
