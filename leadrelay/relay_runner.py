@@ -122,7 +122,9 @@ class RelayRunner:
                     await asyncio.wait_for(self._stop.wait(), timeout=0.2)
                 except TimeoutError:
                     pass
-            if self._stop.is_set():
+            # it exits 0 only when told to stop (a SIGTERM to the daemon's process group
+            # reaches it too): that is final, anything else is a crash to recover from
+            if self._stop.is_set() or self._child.returncode == 0:
                 return
             log.error("the relay process exited (%s); restarting it", self._child.returncode)
             await asyncio.sleep(delay)

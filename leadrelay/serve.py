@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
+from types import FrameType
+
+import uvicorn
 
 from leadrelay.config import Settings
 from leadrelay.logs import setup_logging
@@ -40,8 +44,6 @@ async def serve(settings: Settings) -> None:
         metrics_dir = tempfile.mkdtemp(prefix="leadrelay-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
-    import uvicorn
-
     from leadrelay.api import create_app
 
     config = uvicorn.Config(
@@ -54,7 +56,18 @@ async def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
     )
     try:
-        await uvicorn.Server(config).serve()
+        await _Server(config).serve()
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM once it has shut down gracefully, which would end
+    the process by the signal (exit 143) before leadrelay's own cleanup: a drained SIGTERM
+    is a clean stop, exit 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)

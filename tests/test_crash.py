@@ -318,25 +318,33 @@ def test_relay_soketi_frozen_every_event_arrives_in_order(
 
 def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
     serve = Serve(tmp_path / "leadrelay.db").start()
-    answers: list[int] = []
+    answers: list[int | str] = []
+    sent = threading.Semaphore(0)
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            sent.release()
+
+    def post(n: int) -> None:
+        with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=20) as client:
+            try:
+                response = client.post(
+                    "/api/leads", json={"name": f"in flight {n}"}, extensions={"trace": trace}
+                )
+                answers.append(response.status_code)
+            except httpx.HTTPError as exc:
+                answers.append(type(exc).__name__)
+
     try:
         # hold the write lock so the requests are provably in flight when SIGTERM comes
         lock = sqlite3.connect(serve.db, timeout=10, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
-
-        def post(n: int) -> None:
-            response = httpx.post(
-                f"{serve.url}/api/leads",
-                json={"name": f"in flight {n}"},
-                headers=serve.auth(),
-                timeout=20,
-            )
-            answers.append(response.status_code)
-
         posting = [threading.Thread(target=post, args=(n,)) for n in range(8)]
         for thread in posting:
             thread.start()
-        time.sleep(0.5)
+        for _ in posting:
+            assert sent.acquire(timeout=5), "a request was never sent"
+        time.sleep(0.5)  # and read by the server (the lock holds them in the writer)
         assert answers == [], "the lock should hold every request"
         serve.signal(signal.SIGTERM)
         time.sleep(1.0)
@@ -354,11 +362,6 @@ def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
     assert names == {f"in flight {n}" for n in range(8)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: uvicorn re-raises SIGTERM after its graceful shutdown, so `leadrelay serve` "
-    "dies by the signal (exit 143) and skips its own cleanup; see docs/faults.md",
-)
 def test_serve_sigterm_exits_0(tmp_path: Path) -> None:
     serve = Serve(tmp_path / "leadrelay.db").start()
     try:
