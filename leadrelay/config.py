@@ -51,7 +51,7 @@ class Settings:
         default=0.2, metadata=_doc("how often the relay looks for events written elsewhere")
     )
     relay_batch_size: int = field(default=10, metadata=_doc("events per trigger_batch (max 10)"))
-    relay_in_flight: int = field(default=16, metadata=_doc("trigger requests in flight at once"))
+    relay_in_flight: int = field(default=32, metadata=_doc("trigger requests in flight at once"))
     relay_timeout_seconds: float = field(default=5.0, metadata=_doc("timeout of one Pusher call"))
     relay_max_backoff_seconds: float = field(
         default=60.0, metadata=_doc("longest wait between two tries of one event")

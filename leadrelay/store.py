@@ -196,10 +196,11 @@ class Tx:
         self.events_written += 1
 
     def mark_delivered(self, ids: list[int]) -> None:
-        self.conn.executemany(
+        marks = ",".join("?" * len(ids))
+        self.conn.execute(
             "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
-            "last_error = NULL WHERE id = ? AND state = 'pending'",
-            [(self.now, event_id) for event_id in ids],
+            f"last_error = NULL WHERE id IN ({marks}) AND state = 'pending'",
+            (self.now, *ids),
         )
 
     def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
