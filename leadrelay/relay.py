@@ -82,6 +82,7 @@ class Relay:
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
         self._in_flight_leads: set[int] = set()
         self._settled: set[int] = set()
+        self._unmarked: set[int] = set()  # delivered, the mark not yet committed
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.delivered = 0
@@ -144,6 +145,9 @@ class Relay:
     async def run(self) -> None:
         await self._set_paused(None)
         while not self._stopping:
+            # cleared before looking, never after: a wake-up that comes while we look
+            # means another look, not a lost event waiting for the next poll
+            self._wake.clear()
             try:
                 await self.refresh_config()
                 if await self._can_send():
@@ -176,7 +180,7 @@ class Relay:
             lead_id = row["lead_id"]
             if lead_id in self._in_flight_leads or lead_id in leads_taken:
                 continue
-            if row["id"] in self._settled:
+            if row["id"] in self._settled or row["id"] in self._unmarked:
                 continue
             leads_taken.add(lead_id)
             due.append(row)
@@ -205,7 +209,6 @@ class Relay:
             next_due = await self.store.next_due_time()
             if next_due is not None:
                 timeout = min(timeout, max(0.0, next_due - time.time()))
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
         except TimeoutError:
@@ -233,14 +236,29 @@ class Relay:
         except Exception as exc:  # an unexpected failure is retried, never lost
             await self._failed(client, batch, PusherError(f"unexpected: {exc!r}", kind="protocol"))
         else:
-            await self.store.write(lambda tx: tx.mark_delivered(ids))
             now = time.time()
             for event in batch:
                 metrics.RELAY_LATENCY.observe(max(0.0, now - event["created_at"]))
             metrics.EVENTS_RELAYED.inc(len(batch))
             self.delivered += len(batch)
+            # the mark is written apart, so a slot never waits on the database's write lock
+            # (the intake holds it often); until it commits, the events count as unmarked
+            self._unmarked.update(ids)
+            task = asyncio.create_task(self._mark_delivered(ids))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             if self.paused_reason is not None:
                 await self._set_paused(None)
+
+    async def _mark_delivered(self, ids: list[int]) -> None:
+        try:
+            await self.store.write(lambda tx: tx.mark_delivered(ids))
+        except Exception as exc:  # they stay pending and go again: at least once
+            log.error("could not mark %d delivered events: %s", len(ids), exc)
+        finally:
+            self._settled.update(ids)
+            self._unmarked.difference_update(ids)
+            self._wake.set()
 
     async def _failed(self, client: PusherClient, batch: list[Row], exc: PusherError) -> None:
         metrics.EVENTS_FAILED.labels(cause=exc.kind).inc(len(batch))
@@ -275,6 +293,7 @@ class Relay:
         """Stop claiming; give in-flight sends a moment to settle (they are redone if not)."""
         self._stopping = True
         self._wake.set()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=drain_seconds)
+        deadline = time.monotonic() + drain_seconds
+        while self._tasks and time.monotonic() < deadline:  # sends, then their marks
+            await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
         await self._close_client()

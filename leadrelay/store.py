@@ -40,18 +40,14 @@ EVENT_COLUMNS = (
 )
 
 
-def _connect_sync(path: Path) -> sqlite3.Connection:
+def _connect_sync(path: Path, durable: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    _configure(conn)
-    return conn
-
-
-def _configure(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+    return conn
 
 
 def _create_private(path: Path) -> None:
@@ -295,14 +291,20 @@ class Store:
     transactions: int = 0  # group commits so far: far fewer than writes under load
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, durable: bool = True) -> Store:
+        """Open (creating and migrating) the database.
+
+        `durable=False` commits without an fsync (WAL, synchronous=NORMAL): for the relay
+        process, whose writes are delivery marks that at-least-once may lose, and which
+        should hold the write lock as briefly as it can beside the intake.
+        """
         path = Path(path)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-writer")
         loop = asyncio.get_running_loop()
         try:
             if not path.exists():
                 _create_private(path)
-            writer = await loop.run_in_executor(executor, _connect_sync, path)
+            writer = await loop.run_in_executor(executor, _connect_sync, path, durable)
             await loop.run_in_executor(executor, _migrate, writer)
             reader = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
