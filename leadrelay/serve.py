@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -41,7 +42,7 @@ async def serve(settings: Settings) -> None:
     if settings.relay == "process" and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # the relay process's counters reach /metrics through files in this directory;
         # it must be set before prometheus_client is first imported
-        metrics_dir = tempfile.mkdtemp(prefix="leadrelay-metrics-")
+        metrics_dir = _metrics_dir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     from leadrelay.api import create_app
@@ -60,6 +61,30 @@ async def serve(settings: Settings) -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> str:
+    """A fresh directory named after this process; those of dead daemons are swept away
+    (a daemon killed outright never removes its own)."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob("leadrelay-metrics-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"leadrelay-metrics-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Server(uvicorn.Server):
