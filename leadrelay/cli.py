@@ -11,6 +11,7 @@ from leadrelay.cli_support import (
     ConfigOption,
     DbOption,
     JsonOption,
+    command_group,
     fail,
     open_store,
     print_fields,
@@ -21,16 +22,13 @@ from leadrelay.cli_support import (
     show,
 )
 
-app = typer.Typer(
-    help="leadrelay: lead webhooks in, a durable SQLite outbox, Pusher Channels out.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
+app = command_group(
+    "leadrelay: lead webhooks in, a durable SQLite outbox, Pusher Channels out.",
     add_completion=False,
 )
-leads_app = typer.Typer(help="Create, list and change leads.", no_args_is_help=True)
-providers_app = typer.Typer(help="Providers and their tokens.", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens (stored hashed).", no_args_is_help=True)
+leads_app = command_group("Create, list and change leads.")
+providers_app = command_group("Providers and their tokens.")
+tokens_app = command_group("API tokens (stored hashed).")
 app.add_typer(leads_app, name="leads")
 app.add_typer(providers_app, name="providers")
 app.add_typer(tokens_app, name="tokens")

@@ -12,6 +12,7 @@ import typer
 from leadrelay.cli_support import (
     DbOption,
     JsonOption,
+    command_group,
     fail,
     open_store,
     print_fields,
@@ -24,11 +25,9 @@ from leadrelay.cli_support import (
 )
 from leadrelay.cli_tail import tail
 
-pusher_app = typer.Typer(help="The Pusher settings stored in the database.", no_args_is_help=True)
-outbox_app = typer.Typer(
-    help="The events waiting for, or given up by, the relay.", no_args_is_help=True
-)
-webhooks_app = typer.Typer(help="Standard Webhooks signing for CRMs.", no_args_is_help=True)
+pusher_app = command_group("The Pusher settings stored in the database.")
+outbox_app = command_group("The events waiting for, or given up by, the relay.")
+webhooks_app = command_group("Standard Webhooks signing for CRMs.")
 
 
 def _update_pusher(db: Path | None, data: dict[str, Any], as_json: bool) -> None:
