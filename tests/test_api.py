@@ -11,20 +11,9 @@ import pytest
 
 from leadrelay.config import Settings
 from support.app import InProcess, running_app
+from support.contract import LEAD_KEYS
 
 pytestmark = pytest.mark.anyio
-
-LEAD_KEYS = {
-    "id",
-    "name",
-    "email",
-    "phone",
-    "status",
-    "provider_id",
-    "source",
-    "created_at",
-    "updated_at",
-}
 
 
 async def count(lr: InProcess, table: str) -> int:

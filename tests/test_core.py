@@ -14,6 +14,7 @@ from leadrelay import events
 from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
 from leadrelay.store import Store, Tx
+from support.contract import LEAD_KEYS
 
 
 def test_settings_precedence_flag_env_file_default(tmp_path: Path) -> None:
@@ -112,6 +113,7 @@ async def test_store_group_commit_shares_transactions_and_isolates_failures(
 
 
 def test_channels_and_event_types_follow_the_contract() -> None:
+    assert set(events.LEAD_FIELDS) == LEAD_KEYS
     assert events.channels_for(None) == ["admin"]
     assert events.channels_for(7) == ["admin", "private-provider.7"]
     before = {"status": "new", "provider_id": 1}

@@ -28,7 +28,7 @@ import pytest
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import Serve, cli_json, point_at_soketi
 from support.soketi import Soketi
-from support.subscriber import Subscriber
+from support.subscriber import Subscriber, check_order_per_lead
 
 pytestmark = [pytest.mark.slow, pytest.mark.soketi]
 
@@ -92,26 +92,6 @@ def wait_delivered(subs: list[Subscriber], event_ids: set[str], timeout: float) 
             return time.monotonic() - started
         time.sleep(0.05)
     raise AssertionError(f"{len(event_ids - got)} of {len(event_ids)} events never arrived")
-
-
-def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
-    """Per lead, the first arrival of each event comes in `seq` order 1, 2, 3…  Returns the
-    redelivered copies (a client drops them by event_id) and how many of those were stale:
-    a copy of an event that arrived after a later event of its lead."""
-    seen: set[str] = set()
-    seqs: dict[int, list[int]] = {}
-    duplicates = stale = 0
-    for data in received:
-        lead_seqs = seqs.setdefault(data["lead"]["id"], [])
-        if data["event_id"] in seen:
-            duplicates += 1
-            stale += data["seq"] < lead_seqs[-1]
-            continue
-        seen.add(data["event_id"])
-        lead_seqs.append(data["seq"])
-    for lead_id, order in seqs.items():
-        assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
-    return duplicates, stale
 
 
 def restart(serve: Serve) -> None:

@@ -23,7 +23,7 @@ import pytest
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import Serve, cli, cli_json
 from support.soketi import Soketi
-from support.subscriber import Subscriber
+from support.subscriber import Subscriber, check_order_per_lead
 
 pytestmark = [pytest.mark.slow]
 
@@ -70,26 +70,6 @@ def wait_delivered(sub: Subscriber, event_ids: set[str], timeout: float) -> floa
         time.sleep(0.05)
     missing = event_ids - {e["event_id"] for e in ours(sub, event_ids)}
     raise AssertionError(f"{len(missing)} of {len(event_ids)} events never arrived")
-
-
-def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
-    """Per lead, the first arrival of each event comes in `seq` order 1, 2, 3…  Returns the
-    redelivered copies (a client drops them by event_id) and how many of those were stale:
-    a copy of an event that arrived after a later event of its lead."""
-    seen: set[str] = set()
-    seqs: dict[int, list[int]] = {}
-    duplicates = stale = 0
-    for data in received:
-        lead_seqs = seqs.setdefault(data["lead"]["id"], [])
-        if data["event_id"] in seen:
-            duplicates += 1
-            stale += data["seq"] < lead_seqs[-1]
-            continue
-        seen.add(data["event_id"])
-        lead_seqs.append(data["seq"])
-    for lead_id, order in seqs.items():
-        assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
-    return duplicates, stale
 
 
 def make_leads(client: httpx.Client, prefix: str, count: int = LEADS) -> list[int]:

@@ -10,23 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
+from support.contract import LEAD_KEYS
 from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi
 from support.subscriber import Received, Subscriber
 
 pytestmark = pytest.mark.soketi
-
-LEAD_FIELDS = {
-    "id",
-    "name",
-    "email",
-    "phone",
-    "status",
-    "provider_id",
-    "source",
-    "created_at",
-    "updated_at",
-}
 
 
 @pytest.fixture
@@ -125,7 +114,7 @@ def test_relay_delivers_every_contract_row(daemon: Serve, soketi: Soketi) -> Non
     created = admin.received[0]
     assert created.event == "lead.assigned" and created.channel == "admin"
     assert set(created.data) == {"event_id", "type", "seq", "occurred_at", "lead"}
-    assert set(created.data["lead"]) == LEAD_FIELDS
+    assert set(created.data["lead"]) == LEAD_KEYS
     assert created.data["lead"]["email"] == "ada@example.com"
     status_events = [r.data for r in admin.received if r.event == "lead.status.updated"]
     by_admin, by_provider = status_events[:2]

@@ -95,3 +95,23 @@ class Subscriber:
         raise AssertionError(
             f"expected {count} events on {channel or 'any channel'}, got {len(got)}"
         )
+
+
+def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
+    """Per lead, the first arrival of each event comes in `seq` order 1, 2, 3…  Returns the
+    redelivered copies (a client drops them by event_id) and how many of those were stale:
+    a copy of an event that arrived after a later event of its lead."""
+    seen: set[str] = set()
+    seqs: dict[int, list[int]] = {}
+    duplicates = stale = 0
+    for data in received:
+        lead_seqs = seqs.setdefault(data["lead"]["id"], [])
+        if data["event_id"] in seen:
+            duplicates += 1
+            stale += data["seq"] < lead_seqs[-1]
+            continue
+        seen.add(data["event_id"])
+        lead_seqs.append(data["seq"])
+    for lead_id, order in seqs.items():
+        assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
+    return duplicates, stale
