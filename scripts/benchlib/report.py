@@ -269,7 +269,10 @@ def render(plan: Plan, machine: dict[str, Any], results: RunResults, seconds: fl
         "after another on it, against the same local soketi standing in for Pusher. Figures on a "
         "2-core machine are noisy; read them as ratios. Run `scripts/bench` to measure again.",
         "",
-        f"{produced} of {len(results.rows)} rows produced a figure; {met} met their target.",
+        f"{produced} of {len(results.rows)} rows produced a figure; {met} met their target. "
+        "The profiles behind the optimisations, their before/after figures, and the "
+        "measurements that explain each missed target are in "
+        "[performance.md](performance.md).",
         "",
     ]
     load = machine.get("load_average", "")
