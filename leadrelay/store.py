@@ -101,6 +101,11 @@ def _translate(exc: sqlite3.Error) -> Unavailable:
         why = "the database is read-only; fix its file permissions or mount"
     elif "full" in text:
         why = "the disk holding the database is full; free some space"
+    elif "disk i/o error" in text:
+        why = (
+            "the database files could not be written (disk I/O error); "
+            "check that the disk is writable and healthy"
+        )
     else:
         why = f"the database failed ({exc}); check the file and the disk"
     return Unavailable(why, code="database_unavailable")

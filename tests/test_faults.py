@@ -362,3 +362,45 @@ def test_intake_full_disk_answers_503_and_recovers(tmp_path: Path) -> None:
             # every lead acknowledged is there, no refused one is
             assert lead_names(client) == ["before", *acked, "after"]
     print(f"\nFAULT disk_full: {refused} refused with 503, {len(acked)} acknowledged, recovered")
+
+
+@contextlib.contextmanager
+def write_protected(*paths: Path) -> Iterator[None]:
+    """Files no process may write, root included (`chattr +i`): a read-only database.
+
+    File modes do not stop root, and a tmpfs cannot be remounted read-only while the daemon
+    holds its files open; the immutable flag can be set under it.  The -shm file is left
+    alone: SQLite maps it, and a write to an immutable mapping is a SIGBUS, not a disk fault.
+    """
+    done = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make files immutable here (chattr: {done.stderr.strip()})")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+
+
+def test_intake_read_only_database_answers_503_and_recovers(
+    daemon: Serve, client: httpx.Client
+) -> None:
+    assert client.post("/api/leads", json={"name": "before"}).status_code == 201
+    events_before = len(stored_events(client))
+    wal = daemon.db.with_name(daemon.db.name + "-wal")
+    with write_protected(daemon.db, wal):
+        refused = client.post("/api/leads", json={"name": "read-only"})
+        ready = client.get("/readyz")
+        assert client.get("/api/admin/leads").status_code == 200  # reads go on
+
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "database_unavailable" and "writ" in error["message"], error
+    assert ready.status_code == 503 and ready.json()["problems"]
+    assert "read-only" not in lead_names(client)
+    assert len(stored_events(client)) == events_before
+
+    recovered = client.post("/api/leads", json={"name": "after"})
+    assert recovered.status_code == 201, recovered.text
+    assert client.get("/readyz").status_code == 200
+    assert lead_names(client) == ["before", "after"]
+    print("\nFAULT db_read_only: 503 database_unavailable, recovered")
