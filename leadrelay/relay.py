@@ -127,8 +127,8 @@ class Relay:
             client, self.client = self.client, None
             await client.aclose()
 
-    async def _set_paused(self, reason: str | None) -> None:
-        if reason == self.paused_reason:
+    async def _set_paused(self, reason: str | None, *, record: bool = False) -> None:
+        if reason == self.paused_reason and not record:
             return
         self.paused_reason = reason
         self._paused_at = time.monotonic()
@@ -143,7 +143,8 @@ class Relay:
 
     # the loop -----------------------------------------------------------------
     async def run(self) -> None:
-        await self._set_paused(None)
+        # a relay that died paused left its reason behind: this one starts afresh
+        await self._set_paused(None, record=True)
         while not self._stopping:
             # cleared before looking, never after: a wake-up that comes while we look
             # means another look, not a lost event waiting for the next poll
