@@ -30,6 +30,7 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 MAX_BATCH = 512
+BUSY_TIMEOUT_SECONDS = 5.0
 LEAD_COLUMNS = (
     "id, name, email, phone, status, provider_id, source, notes, external_id, "
     "created_at, updated_at, last_seq"
@@ -311,6 +312,8 @@ class Store:
                 _create_private(path)
             writer = await loop.run_in_executor(executor, _connect_sync, path, durable)
             await loop.run_in_executor(executor, _migrate, writer)
+            # from here on the writer waits for the lock itself (see _begin)
+            writer.execute("PRAGMA busy_timeout = 0")
             reader = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
             executor.shutdown(wait=False)
@@ -375,7 +378,7 @@ class Store:
         the GIL back and forth for every statement would cost more than running them."""
         loop = asyncio.get_running_loop()
         conn = self._writer
-        await loop.run_in_executor(self._executor, self._execute, "BEGIN IMMEDIATE")
+        await self._begin()
         try:
             tx = Tx(conn, time.time())
             for job in jobs:
@@ -397,6 +400,22 @@ class Store:
                 raise _translate(exc) from None
             raise
         return tx.events_written
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes.
+        While one does, try again every few milliseconds until the busy timeout (SQLite's own
+        busy handler would sleep in steps of up to 100 ms, and block a thread doing it)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise _translate(exc) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
 
     def _execute(self, sql: str) -> None:
         try:
