@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -107,7 +107,8 @@ def _build(
 
 def uuid7() -> str:
     """A time-ordered UUID (version 7): new ids land at the end of the event_id index."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) >> 4
+    # unique, not secret: the fast generator serves (os.urandom is a system call per id)
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(76)
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
     return str(uuid.UUID(int=value))

@@ -373,25 +373,22 @@ class Store:
                     listener(written)
 
     async def _run_batch(self, jobs: list[_Job]) -> int:
-        """BEGIN and COMMIT (which may wait for a lock or an fsync) on the writer thread;
-        the jobs' statements on the loop's thread, where they need the GIL anyway.  Handing
-        the GIL back and forth for every statement would cost more than running them."""
+        """BEGIN and the jobs' statements on the loop's thread, where they need the GIL
+        anyway (a GIL hand-off per statement would cost more than the statements); COMMIT,
+        which waits for an fsync, on the writer thread."""
         loop = asyncio.get_running_loop()
         conn = self._writer
         await self._begin()
         try:
             tx = Tx(conn, time.time())
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                written_before = tx.events_written
-                try:
-                    job.result = job.fn(tx)
-                    conn.execute("RELEASE job")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    tx.events_written = written_before
-                    job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
+            if not self._apply(jobs, tx, isolate=False):
+                # a job failed after writing: only a savepoint undoes that job alone, so the
+                # batch is undone and run again with a savepoint around each job (rare: jobs
+                # check before they write)
+                conn.execute("ROLLBACK")
+                await self._begin()
+                tx = Tx(conn, time.time())
+                self._apply(jobs, tx, isolate=True)
             await loop.run_in_executor(self._executor, self._execute, "COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -400,6 +397,29 @@ class Store:
                 raise _translate(exc) from None
             raise
         return tx.events_written
+
+    def _apply(self, jobs: list[_Job], tx: Tx, *, isolate: bool) -> bool:
+        """Run each job; a failing job's error goes to its caller.  Without `isolate`,
+        return False as soon as a job fails after it has written something."""
+        conn = self._writer
+        for job in jobs:
+            job.result = job.error = None
+            if isolate:
+                conn.execute("SAVEPOINT job")
+            changes, written = conn.total_changes, tx.events_written
+            try:
+                job.result = job.fn(tx)
+                if isolate:
+                    conn.execute("RELEASE job")
+            except Exception as exc:
+                if isolate:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                elif conn.total_changes != changes:
+                    return False
+                tx.events_written = written
+                job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
+        return True
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes.
