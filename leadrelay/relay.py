@@ -25,7 +25,6 @@ from leadrelay.store import Row, Store
 log = logging.getLogger("leadrelay.relay")
 
 MAX_ITEMS = 10  # Pusher's batch limit counts channels, not events
-RETRYABLE = {"timeout", "refused", "dns", "tls", "server", "rate_limited", "protocol"}
 PAUSING = {"auth", "unknown_app", "forbidden", "not_configured"}
 STATE_KEY = "relay_state"
 PAUSED_PROBE_SECONDS = 10.0
@@ -89,14 +88,6 @@ class Relay:
 
     def wake(self, _count: int = 0) -> None:
         self._wake.set()
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "enabled": self.config.enabled,
-            "configured": self.config.complete,
-            "paused_reason": self.paused_reason,
-            "in_flight_batches": len(self._tasks),
-        }
 
     # configuration ------------------------------------------------------------
     async def refresh_config(self, *, force: bool = False) -> None:
