@@ -9,7 +9,8 @@ from typing import Any
 from leadrelay import events
 from leadrelay.auth import Principal
 from leadrelay.errors import NotFound, ValidationFailed
-from leadrelay.store import Row, Store, Tx
+from leadrelay.store import Store
+from leadrelay.transaction import Row, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # field: (max length, required)

@@ -9,7 +9,8 @@ from typing import Any
 
 from leadrelay import events
 from leadrelay.errors import ValidationFailed
-from leadrelay.store import Store, Tx
+from leadrelay.store import Store
+from leadrelay.transaction import Tx
 
 SETTING_KEY = "pusher"
 CLUSTER = re.compile(r"^[a-z0-9-]{1,40}$")

@@ -20,7 +20,8 @@ from leadrelay.config import Settings
 from leadrelay.errors import PusherError
 from leadrelay.pusher_config import PusherConfig
 from leadrelay.pusher_http import PusherClient, PusherStatusError
-from leadrelay.store import Row, Store
+from leadrelay.store import Store
+from leadrelay.transaction import Row
 
 log = logging.getLogger("leadrelay.relay")
 

@@ -9,7 +9,8 @@ from typing import Any
 from leadrelay import events, webhooks
 from leadrelay.config import Settings
 from leadrelay.errors import Unauthorized
-from leadrelay.store import Store, Tx
+from leadrelay.store import Store
+from leadrelay.transaction import Tx
 
 SETTING_KEY = "webhook_secrets"
 

@@ -13,7 +13,8 @@ import pytest
 from leadrelay import events
 from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
-from leadrelay.store import Store, Tx
+from leadrelay.store import Store
+from leadrelay.transaction import Tx
 from support.contract import LEAD_KEYS
 
 

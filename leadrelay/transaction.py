@@ -1,0 +1,182 @@
+"""The write side's SQL: a `Tx` is one group-commit transaction on the writer connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+Row = dict[str, Any]
+
+LEAD_COLUMNS = (
+    "id, name, email, phone, status, provider_id, source, notes, external_id, "
+    "created_at, updated_at, last_seq"
+)
+EVENT_COLUMNS = (
+    "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "
+    "attempts, next_attempt_at, last_error, created_at, delivered_at"
+)
+
+
+class Tx:
+    """One transaction on the writer thread.  Its methods are the write-side SQL."""
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.events_written = 0
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        row = self.conn.execute(sql, tuple(params)).fetchone()
+        return dict(row) if row is not None else None
+
+    # leads -------------------------------------------------------------------
+    def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
+            "external_id, created_at, updated_at, last_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                lead["name"],
+                lead.get("email"),
+                lead.get("phone"),
+                lead["status"],
+                lead.get("provider_id"),
+                lead.get("source"),
+                lead.get("notes"),
+                lead.get("external_id"),
+                lead["created_at"],
+                lead["updated_at"],
+                last_seq,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def get_lead(self, lead_id: int) -> Row | None:
+        return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
+
+    def update_lead(self, lead_id: int, changes: Row) -> None:
+        columns = ", ".join(f"{name} = ?" for name in changes)
+        self.conn.execute(f"UPDATE leads SET {columns} WHERE id = ?", (*changes.values(), lead_id))
+
+    def next_seq(self, lead_id: int) -> int:
+        row = self._one(
+            "UPDATE leads SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (lead_id,)
+        )
+        assert row is not None
+        return int(row["last_seq"])
+
+    def claim_idempotency_key(self, key: str, lead_id: int) -> bool:
+        """Record key → lead; False when the key was there first (the unique key decides)."""
+        cur = self.conn.execute(
+            "INSERT INTO idempotency_keys (key, lead_id, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            (key, lead_id, self.now),
+        )
+        return cur.rowcount == 1
+
+    def lead_for_key(self, key: str) -> int | None:
+        row = self._one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
+        return None if row is None else int(row["lead_id"])
+
+    def forget_keys_before(self, cutoff: float) -> int:
+        cur = self.conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (cutoff,))
+        return cur.rowcount
+
+    # events ------------------------------------------------------------------
+    def insert_event(self, event: Row) -> None:
+        self.conn.execute(
+            "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
+            "socket_id, next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                event["event_id"],
+                event["lead_id"],
+                event["seq"],
+                event["type"],
+                json.dumps(event["channels"]),
+                event["provider_id"],
+                event["payload"],
+                event.get("socket_id"),
+                self.now,
+                self.now,
+            ),
+        )
+        self.events_written += 1
+
+    def mark_delivered(self, ids: list[int]) -> None:
+        marks = ",".join("?" * len(ids))
+        self.conn.execute(
+            "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
+            f"last_error = NULL WHERE id IN ({marks}) AND state = 'pending'",
+            (self.now, *ids),
+        )
+
+    def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
+        self.conn.executemany(
+            "UPDATE events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+            "WHERE id = ? AND state = 'pending'",
+            [(next_attempt_at, error, event_id) for event_id in ids],
+        )
+
+    def mark_dead(self, ids: list[int], error: str) -> None:
+        self.conn.executemany(
+            "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ? "
+            "WHERE id = ? AND state = 'pending'",
+            [(error, event_id) for event_id in ids],
+        )
+
+    def retry_dead(self, event_id: int | None) -> int:
+        sql = "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'dead'"
+        params: tuple[Any, ...] = (self.now,)
+        if event_id is not None:
+            sql += " AND id = ?"
+            params += (event_id,)
+        return self.conn.execute(sql, params).rowcount
+
+    # providers, tokens, settings ---------------------------------------------
+    def insert_provider(self, name: str, provider_id: int | None, created_at: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO providers (id, name, created_at) VALUES (?, ?, ?)",
+            (provider_id, name, created_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def provider_exists(self, provider_id: int) -> bool:
+        return self._one("SELECT 1 FROM providers WHERE id = ?", (provider_id,)) is not None
+
+    def insert_token(
+        self, token_hash: str, prefix: str, role: str, provider_id: int | None, created_at: str
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO tokens (token_hash, prefix, role, provider_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (token_hash, prefix, role, provider_id, created_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def revoke_token(self, prefix: str, revoked_at: str) -> int:
+        return self.conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+            (revoked_at, prefix),
+        ).rowcount
+
+    def count_admin_tokens(self) -> int:
+        row = self._one(
+            "SELECT count(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL"
+        )
+        return int(row["n"]) if row else 0
+
+    def get_setting(self, key: str) -> Any:
+        row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    def put_setting(self, key: str, value: Any, updated_at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, json.dumps(value), updated_at),
+        )
