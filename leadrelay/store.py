@@ -45,7 +45,6 @@ def _connect_sync(path: Path, durable: bool) -> sqlite3.Connection:
 
 def _create_private(path: Path) -> None:
     """Create the database file mode 0600 before SQLite does (it would use the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
@@ -149,8 +148,10 @@ class Store:
             raise _translate(exc) from None
         except OSError as exc:
             executor.shutdown(wait=False)
+            hint = "; create its folder first" if not path.parent.exists() else ""
             raise Unavailable(
-                f"cannot open the database {path}: {exc.strerror}", code="database_unavailable"
+                f"cannot open the database {path}: {exc.strerror}{hint}",
+                code="database_unavailable",
             ) from None
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA busy_timeout = 5000")
