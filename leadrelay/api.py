@@ -258,6 +258,27 @@ def event_item(row: dict[str, Any], provider_id: int | None) -> dict[str, Any]:
 # --- Pusher: channel auth and settings ---------------------------------------------------
 
 
+async def broadcasting_config(request: Request) -> Response:
+    """What a frontend (or `leadrelay tail`) needs to open the socket: nothing secret, the
+    same values pusher-js is configured with in a page."""
+    await principal(request)
+    config = await pusher_config.load(state(request).store)
+    if not config.key:
+        raise ApiError(
+            "Pusher is not configured; set it with 'leadrelay pusher set'",
+            code="pusher_not_configured",
+        )
+    return JSON(
+        {
+            "key": config.key,
+            "cluster": config.cluster,
+            "ws_host": config.ws_host,
+            "ws_port": config.server_port,
+            "tls": config.tls,
+        }
+    )
+
+
 async def broadcasting_auth(request: Request) -> Response:
     st = state(request)
     caller = await principal(request)
@@ -402,6 +423,7 @@ ROUTES = [
     ),
     Route("/api/provider/events", provider_events, methods=["GET"]),
     Route("/broadcasting/auth", broadcasting_auth, methods=["POST"]),
+    Route("/broadcasting/config", broadcasting_config, methods=["GET"]),
     Route(
         "/api/admin/settings/pusher",
         by_method(GET=get_pusher_settings, PUT=put_pusher_settings),

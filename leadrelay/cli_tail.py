@@ -73,8 +73,8 @@ def tail(
             "--pusher",
             metavar="URL",
             help="the Pusher websocket address, e.g. wss://ws-eu.pusher.com/app/KEY or "
-            "ws://127.0.0.1:6001/app/KEY; by default from the stored settings, which a "
-            "provider's token cannot read",
+            "ws://127.0.0.1:6001/app/KEY; by default from the stored settings, or with "
+            "--server from the daemon's /broadcasting/config",
             show_default=False,
         ),
     ] = None,

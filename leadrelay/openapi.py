@@ -339,6 +339,27 @@ def _paths(settings: Settings) -> Schema:
                 ),
             }
         },
+        "/broadcasting/config": {
+            "get": {
+                "summary": "The socket's public settings: key, cluster, host, port, TLS",
+                "responses": _ok(
+                    200,
+                    {
+                        "type": "object",
+                        "required": ["key", "cluster", "ws_host", "ws_port", "tls"],
+                        "properties": {
+                            "key": {"type": "string"},
+                            "cluster": {"type": "string"},
+                            "ws_host": {"type": "string"},
+                            "ws_port": {"type": "integer"},
+                            "tls": {"type": "boolean"},
+                        },
+                    },
+                    400,
+                    503,
+                ),
+            }
+        },
         "/api/admin/settings/pusher": {
             "get": {
                 "summary": "Pusher settings, secret masked",

@@ -445,20 +445,11 @@ async def remote_plan(options: TailOptions, client: httpx.AsyncClient) -> Plan:
     history = ApiHistory(client, "/api/admin/events" if admin else "/api/provider/events")
     if options.pusher_url:
         target = parse_pusher_url(options.pusher_url)
-    elif admin:
-        from leadrelay import pusher_config
-
-        settings = await request(client, "GET", "/api/admin/settings/pusher")
-        config = pusher_config.from_row(settings)
-        if not config.key:
-            raise TailError("Pusher is not configured on the daemon: 'leadrelay pusher set'")
-        url = ws_url(config.key, host=config.ws_host, port=config.server_port, tls=config.tls)
-        target = PusherTarget(url, config.key)
-    else:
-        raise TailError(
-            "a provider's token cannot read the Pusher settings: pass --pusher with the "
-            "websocket address, e.g. wss://ws-eu.pusher.com/app/KEY"
-        )
+    else:  # the socket's public settings, readable with any token
+        found = await request(client, "GET", "/broadcasting/config")
+        key = str(found["key"])
+        url = ws_url(key, host=found["ws_host"], port=int(found["ws_port"]), tls=found["tls"])
+        target = PusherTarget(url, key)
 
     async def daemon_auth(socket_id: str, channel: str) -> str:
         data = {"socket_id": socket_id, "channel_name": channel}

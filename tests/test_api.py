@@ -282,6 +282,33 @@ async def test_broadcasting_auth_signs_only_own_channel(settings: Settings) -> N
         )
 
 
+async def test_broadcasting_config_gives_the_public_socket_settings(settings: Settings) -> None:
+    async with running_app(settings) as lr:
+        provider = await lr.add_provider()
+        path = "/api/admin/settings/pusher"
+        assert_error(await lr.client.get("/broadcasting/config", headers=lr.auth()), 400)
+        secret = "the-secret-value-123"
+        body = {
+            "app_id": "7",
+            "key": "pub-key",
+            "secret": secret,
+            "host": "ws.example.com",
+            "port": 6001,
+            "scheme": "http",
+        }
+        await lr.client.put(path, json=body, headers=lr.auth())
+        response = await lr.client.get("/broadcasting/config", headers=lr.auth(provider["token"]))
+        assert response.json() == {
+            "key": "pub-key",
+            "cluster": "mt1",
+            "ws_host": "ws.example.com",
+            "ws_port": 6001,
+            "tls": False,
+        }
+        assert secret not in response.text and "7" not in response.json().values()
+        assert_error(await lr.client.get("/broadcasting/config"), 401)
+
+
 async def test_pusher_settings_masked_and_validated(settings: Settings) -> None:
     async with running_app(settings) as lr:
         secret = "s3cr3t-value-long-enough"

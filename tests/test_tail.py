@@ -354,13 +354,20 @@ def test_tail_provider_sees_only_its_leads(daemon: Daemon, tails: list[TailProce
         *("--provider", "1", "--server", daemon.serve.url, "--token", daemon.tokens[1]),
         *("--pusher", daemon.pusher_url),
     )
+    # without --pusher: the socket's address comes from the daemon's /broadcasting/config
+    discovered = start_tail(
+        tails,
+        daemon.db,
+        "--json",
+        *("--provider", "1", "--server", daemon.serve.url, "--token", daemon.tokens[1]),
+    )
     mine = daemon.lead("Mine", provider=1)
     daemon.lead("Theirs", provider=2)
     daemon.status(mine["id"], "qualified")
-    for tail in (local, remote):
+    for tail in (local, remote, discovered):
         tail.wait_lines(2)
     time.sleep(0.5)
-    for tail in (local, remote):
+    for tail in (local, remote, discovered):
         tail.stop()
         assert {e["channel"] for e in tail.events} == {"private-provider.1"}
         assert [(e["event"], e["data"]["lead"]["name"]) for e in tail.events] == [
