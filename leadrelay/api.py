@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from leadrelay import leads, metrics, pusher_config
+from leadrelay import leads, metrics, pusher_config, webhook_secrets
 from leadrelay.auth import (
     ADMIN,
     Authenticator,
@@ -48,6 +48,8 @@ from leadrelay.http import (
     read_form_or_json,
     read_json,
 )
+from leadrelay.openapi import document
+from leadrelay.pusher_http import test_connection
 from leadrelay.ratelimit import RateLimiter
 from leadrelay.relay import STATE_KEY
 from leadrelay.store import Store
@@ -117,8 +119,6 @@ async def _intake_caller(request: Request, body: bytes) -> tuple[Principal, str 
         caller = await principal(request)
         require_admin(caller)
         return caller, None
-    from leadrelay import webhook_secrets
-
     webhook_id = await webhook_secrets.verify_request(
         state(request).store, state(request).settings, dict(request.headers), body
     )
@@ -320,8 +320,6 @@ async def put_pusher_settings(request: Request) -> Response:
 
 async def test_pusher_settings(request: Request) -> Response:
     require_admin(await principal(request))
-    from leadrelay.pusher_http import test_connection
-
     config = await pusher_config.load(state(request).store)
     try:
         result = await test_connection(config)
@@ -363,8 +361,6 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    from leadrelay.openapi import document
-
     return JSON(document(state(request).settings))
 
 
