@@ -26,9 +26,9 @@ import httpx
 import pytest
 
 from support.faulty_pusher import FaultyPusher, point_at_proxy
-from support.serve import Serve, cli_json, point_at_soketi
+from support.serve import Serve, cli_json, point_at_soketi, stored_events, stored_leads
 from support.soketi import Soketi
-from support.subscriber import Subscriber, check_order_per_lead
+from support.subscriber import Subscriber, check_order_per_lead, ours
 
 pytestmark = [pytest.mark.slow, pytest.mark.soketi]
 
@@ -46,40 +46,14 @@ STATUSES = ("contacted", "qualified", "converted")
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def stored_events(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:
-    """Every event in the outbox, oldest first, from the admin events API."""
-    events: list[dict[str, Any]] = []
-    after = 0
-    with httpx.Client(base_url=url, headers=auth, timeout=15) as client:
-        for _ in range(1000):
-            page = client.get("/api/admin/events", params={"after": after, "limit": 1000}).json()
-            events += page["events"]
-            if not page["events"]:
-                return events
-            after = page["next_after"]
-    raise AssertionError("the events API never ran out of pages")
+def events_of(serve: Serve) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
+        return stored_events(client)
 
 
-def stored_lead_ids(url: str, auth: dict[str, str]) -> set[int]:
-    ids: set[int] = set()
-    after = 0
-    with httpx.Client(base_url=url, headers=auth, timeout=15) as client:
-        for _ in range(1000):
-            page = client.get("/api/admin/leads", params={"after": after, "limit": 500}).json()
-            ids |= {lead["id"] for lead in page["leads"]}
-            if page["next_after"] is None:
-                return ids
-            after = page["next_after"]
-    raise AssertionError("the leads list never ran out of pages")
-
-
-def ours(sub: Subscriber, event_ids: set[str]) -> list[dict[str, Any]]:
-    """What the subscriber got of these events on `admin`, in arrival order, copies kept."""
-    return [
-        r.data
-        for r in sub.on("admin")
-        if isinstance(r.data, dict) and r.data.get("event_id") in event_ids
-    ]
+def lead_ids_of(serve: Serve) -> set[int]:
+    with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
+        return {lead["id"] for lead in stored_leads(client)}
 
 
 def wait_delivered(subs: list[Subscriber], event_ids: set[str], timeout: float) -> float:
@@ -175,11 +149,11 @@ def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
                 time.sleep(1.0)  # load on the last daemon too
             assert load.acked, f"no lead was acknowledged: {dict(load.outcomes)}"
 
-            stored = stored_lead_ids(serve.url, serve.auth())
+            stored = lead_ids_of(serve)
             lost = set(load.acked) - stored
             assert not lost, f"{len(lost)} acknowledged leads are not in the database"
 
-            events = stored_events(serve.url, serve.auth())
+            events = events_of(serve)
             event_ids = {e["event_id"] for e in events}
             took = wait_delivered([sub], event_ids, 30.0)
             assigned = {
@@ -239,12 +213,12 @@ def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
         point_at_proxy(serve.db, proxy)
         with Subscriber(own_soketi, ["admin"]) as before:
             make_leads(client, "before", 1)
-            earlier = {e["event_id"] for e in stored_events(serve.url, serve.auth())}
+            earlier = {e["event_id"] for e in events_of(serve)}
             wait_delivered([before], earlier, 10)
 
         own_soketi.stop()
         make_leads(client, "during", 6)
-        event_ids = {e["event_id"] for e in stored_events(serve.url, serve.auth())} - earlier
+        event_ids = {e["event_id"] for e in events_of(serve)} - earlier
         time.sleep(1.5)
         status = cli_json(serve.db, "outbox", "status")
         assert status["pending"] == 6 * (1 + len(STATUSES)), status
@@ -274,12 +248,12 @@ def test_relay_soketi_frozen_every_event_arrives_in_order(
     ):
         point_at_soketi(serve.db, own_soketi)
         make_leads(client, "before", 1)
-        wait_delivered([sub], {e["event_id"] for e in stored_events(serve.url, serve.auth())}, 10)
+        wait_delivered([sub], {e["event_id"] for e in events_of(serve)}, 10)
 
         own_soketi.pause()  # SIGSTOP: connections accepted by the kernel, never answered
         try:
             make_leads(client, "during", 4)
-            event_ids = {e["event_id"] for e in stored_events(serve.url, serve.auth())}
+            event_ids = {e["event_id"] for e in events_of(serve)}
             time.sleep(2.5)  # past the relay's 1 s timeout, more than once
             status = cli_json(serve.db, "outbox", "status")
             assert status["retrying"] > 0, status

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from support.faulty_pusher import FaultyPusher, point_at_proxy
-from support.serve import Serve, cli, cli_json
+from support.serve import Serve, cli, cli_json, stored_events, stored_leads
 from support.soketi import Soketi
-from support.subscriber import Subscriber, check_order_per_lead
+from support.subscriber import Subscriber, check_order_per_lead, ours
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,28 +37,6 @@ DELIVERY_TIMEOUT = 20.0
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def stored_events(client: httpx.Client) -> list[dict[str, Any]]:
-    """Every event in the outbox, oldest first, from the admin events API."""
-    events: list[dict[str, Any]] = []
-    after = 0
-    for _ in range(100):
-        page = client.get("/api/admin/events", params={"after": after, "limit": 1000}).json()
-        events += page["events"]
-        if not page["events"]:
-            return events
-        after = page["next_after"]
-    raise AssertionError("the events API never ran out of pages")
-
-
-def ours(sub: Subscriber, event_ids: set[str]) -> list[dict[str, Any]]:
-    """What the subscriber got of these events on `admin`, in arrival order, duplicates kept."""
-    return [
-        r.data
-        for r in sub.on("admin")
-        if isinstance(r.data, dict) and r.data.get("event_id") in event_ids
-    ]
 
 
 def wait_delivered(sub: Subscriber, event_ids: set[str], timeout: float) -> float:
@@ -256,15 +234,7 @@ def exclusive_lock(db: Path) -> Iterator[sqlite3.Connection]:
 
 
 def lead_names(client: httpx.Client) -> list[str]:
-    names: list[str] = []
-    after = 0
-    for _ in range(100):
-        page = client.get("/api/admin/leads", params={"after": after, "limit": 500}).json()
-        names += [lead["name"] for lead in page["leads"]]
-        if page["next_after"] is None:
-            return names
-        after = page["next_after"]
-    raise AssertionError("the leads list never ran out of pages")
+    return [lead["name"] for lead in stored_leads(client)]
 
 
 def test_intake_locked_database_answers_503_and_recovers(

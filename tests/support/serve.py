@@ -180,3 +180,29 @@ class Serve:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def stored_events(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every event in the outbox, oldest first, from the admin events API."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    for _ in range(1000):
+        page = client.get("/api/admin/events", params={"after": after, "limit": 1000}).json()
+        events += page["events"]
+        if not page["events"]:
+            return events
+        after = page["next_after"]
+    raise AssertionError("the events API never ran out of pages")
+
+
+def stored_leads(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every lead, oldest first, from the admin leads API."""
+    leads: list[dict[str, Any]] = []
+    after = 0
+    for _ in range(1000):
+        page = client.get("/api/admin/leads", params={"after": after, "limit": 500}).json()
+        leads += page["leads"]
+        if page["next_after"] is None:
+            return leads
+        after = page["next_after"]
+    raise AssertionError("the leads list never ran out of pages")

@@ -115,3 +115,12 @@ def check_order_per_lead(received: list[dict[str, Any]]) -> tuple[int, int]:
     for lead_id, order in seqs.items():
         assert order == list(range(1, len(order) + 1)), f"lead {lead_id} got seq {order}"
     return duplicates, stale
+
+
+def ours(sub: Subscriber, event_ids: set[str]) -> list[dict[str, Any]]:
+    """What the subscriber got of these events on `admin`, in arrival order, copies kept."""
+    return [
+        r.data
+        for r in sub.on("admin")
+        if isinstance(r.data, dict) and r.data.get("event_id") in event_ids
+    ]
