@@ -26,7 +26,15 @@ import httpx
 import pytest
 
 from support.faulty_pusher import FaultyPusher, point_at_proxy
-from support.serve import Serve, cli_json, point_at_soketi, stored_events, stored_leads
+from support.serve import (
+    WALK,
+    Serve,
+    cli_json,
+    make_leads,
+    point_at_soketi,
+    stored_events,
+    stored_leads,
+)
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead, ours
 
@@ -40,7 +48,6 @@ WORKERS = 12
 KILL_ROUNDS = 3
 MAX_LEADS_PER_WORKER = 1500
 LOAD_SECONDS_MAX = 30.0
-STATUSES = ("contacted", "qualified", "converted")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -188,20 +195,6 @@ def own_soketi() -> Iterator[Soketi]:
         yield server
 
 
-def make_leads(client: httpx.Client, prefix: str, count: int) -> list[int]:
-    """Leads walked through STATUSES; every request answered 2xx whatever Pusher is doing."""
-    ids = []
-    for n in range(count):
-        response = client.post("/api/leads", json={"name": f"{prefix} {n}"})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    for status in STATUSES:
-        for lead_id in ids:
-            response = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
-            assert response.status_code == 200, response.text
-    return ids
-
-
 def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
     tmp_path: Path, own_soketi: Soketi
 ) -> None:
@@ -221,7 +214,7 @@ def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
         event_ids = {e["event_id"] for e in events_of(serve)} - earlier
         time.sleep(1.5)
         status = cli_json(serve.db, "outbox", "status")
-        assert status["pending"] == 6 * (1 + len(STATUSES)), status
+        assert status["pending"] == 6 * (1 + len(WALK)), status
         assert proxy.counts["upstream_down"] > 0, "the relay never met the dead soketi"
 
         # soketi comes back; the proxy holds the relay off (connection refused) until a new

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from support.faulty_pusher import FaultyPusher, point_at_proxy
-from support.serve import Serve, cli, cli_json, stored_events, stored_leads
+from support.serve import WALK, Serve, cli, cli_json, make_leads, stored_events, stored_leads
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead, ours
 
@@ -31,7 +31,6 @@ RELAY_ENV = {
     "LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1",
     "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1",
 }
-STATUSES = ("contacted", "qualified", "converted")
 LEADS = 5
 DELIVERY_TIMEOUT = 20.0
 
@@ -48,21 +47,6 @@ def wait_delivered(sub: Subscriber, event_ids: set[str], timeout: float) -> floa
         time.sleep(0.05)
     missing = event_ids - {e["event_id"] for e in ours(sub, event_ids)}
     raise AssertionError(f"{len(missing)} of {len(event_ids)} events never arrived")
-
-
-def make_leads(client: httpx.Client, prefix: str, count: int = LEADS) -> list[int]:
-    """Create leads and walk each through STATUSES: 1 + len(STATUSES) events per lead.
-    Every request is answered 2xx whatever Pusher is doing."""
-    ids = []
-    for n in range(count):
-        response = client.post("/api/leads", json={"name": f"{prefix} {n}"})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    for status in STATUSES:
-        for lead_id in ids:
-            response = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
-            assert response.status_code == 200, response.text
-    return ids
 
 
 def outbox(db: Path) -> dict[str, Any]:
@@ -130,9 +114,9 @@ def test_relay_fault_delays_events_and_loses_none(
     proxy.fault(fault.pop("kind"), **fault)
     started = proxy.counts["requests"]
 
-    make_leads(client, name)
+    make_leads(client, name, LEADS)
     event_ids = {e["event_id"] for e in stored_events(client)}
-    assert len(event_ids) == LEADS * (1 + len(STATUSES))
+    assert len(event_ids) == LEADS * (1 + len(WALK))
 
     # the relay keeps trying and the events wait in the outbox
     proxy.wait_requests(started + 2)

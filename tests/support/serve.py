@@ -206,3 +206,21 @@ def stored_leads(client: httpx.Client) -> list[dict[str, Any]]:
             return leads
         after = page["next_after"]
     raise AssertionError("the leads list never ran out of pages")
+
+
+WALK = ("contacted", "qualified", "converted")
+
+
+def make_leads(client: httpx.Client, prefix: str, count: int) -> list[int]:
+    """Create leads and walk each through WALK: 1 + len(WALK) events per lead.
+    Every request must be answered 2xx, whatever Pusher is doing."""
+    ids = []
+    for n in range(count):
+        response = client.post("/api/leads", json={"name": f"{prefix} {n}"})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    for status in WALK:
+        for lead_id in ids:
+            response = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
+            assert response.status_code == 200, response.text
+    return ids
