@@ -288,20 +288,24 @@ class Store:
     async def get_lead(self, lead_id: int) -> Row | None:
         return await self.fetch_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
 
+    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
+        """Rows after an id cursor, oldest first, where each given column equals its value
+        (None means no filter on that column)."""
+        sql = f"{select} WHERE id > ?"
+        params: list[Any] = [after]
+        for column, value in equal.items():
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        return await self.fetch_all(f"{sql} ORDER BY id LIMIT ?", [*params, limit])
+
     async def list_leads(
         self, *, status: str | None, provider_id: int | None, after: int, limit: int
     ) -> list[Row]:
-        sql = f"SELECT {LEAD_COLUMNS} FROM leads WHERE id > ?"
-        params: list[Any] = [after]
-        if status is not None:
-            sql += " AND status = ?"
-            params.append(status)
-        if provider_id is not None:
-            sql += " AND provider_id = ?"
-            params.append(provider_id)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        return await self.fetch_all(sql, params)
+        select = f"SELECT {LEAD_COLUMNS} FROM leads"
+        return await self._page(
+            select, after, limit, {"status": status, "provider_id": provider_id}
+        )
 
     async def list_providers(self) -> list[Row]:
         return await self.fetch_all(
@@ -341,17 +345,10 @@ class Store:
     async def events_after(
         self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
     ) -> list[Row]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ?"
-        params: list[Any] = [after]
-        if provider_id is not None:
-            sql += " AND provider_id = ?"
-            params.append(provider_id)
-        if lead_id is not None:
-            sql += " AND lead_id = ?"
-            params.append(lead_id)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        return await self.fetch_all(sql, params)
+        select = f"SELECT {EVENT_COLUMNS} FROM events"
+        return await self._page(
+            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
+        )
 
     async def events_since_time(self, since: float) -> int:
         """The cursor just before the first event committed at or after `since`."""
