@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,22 +39,33 @@ def error_response(err: ApiError) -> Response:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes `max_bytes`."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        declared = declared.strip()
-        if not (declared.isascii() and declared.isdigit()):
-            raise BadRequest("Content-Length must be a number", code="bad_content_length")
-        # a 20-digit length is a number too, only a large one
-        if len(declared) > 19 or int(declared) > max_bytes:
-            raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
-    chunks: list[bytes] = []
+    check_length(request.headers.get("content-length"), max_bytes)
+    return await collect_body(request.stream(), max_bytes)
+
+
+def check_length(declared: str | None, max_bytes: int) -> None:
+    """A Content-Length that is not a number is a 400; one over `max_bytes` is a 413 before
+    a byte of the body is read."""
+    if declared is None:
+        return
+    declared = declared.strip()
+    if not (declared.isascii() and declared.isdigit()):
+        raise BadRequest("Content-Length must be a number", code="bad_content_length")
+    # a 20-digit length is a number too, only a large one
+    if len(declared) > 19 or int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+
+
+async def collect_body(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
+    """Join the chunks, refusing with 413 once they pass `max_bytes` (whatever the length said)."""
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > max_bytes:
             raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _reject_constant(name: str) -> Any:
@@ -119,16 +131,21 @@ def _check_encodable(text: str) -> None:
         ) from None
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+def media_type(content_type: str) -> str:
+    """`application/json; charset=utf-8` → `application/json`."""
+    return content_type.split(";")[0].strip().lower()
 
 
-async def read_json(request: Request, max_bytes: int, body: bytes | None = None) -> Any:
-    if _media_type(request) != "application/json":
+def require_json(content_type: str) -> None:
+    if media_type(content_type) != "application/json":
         raise UnsupportedMedia(
             "send the body as JSON with 'Content-Type: application/json'",
             code="unsupported_media_type",
         )
+
+
+async def read_json(request: Request, max_bytes: int, body: bytes | None = None) -> Any:
+    require_json(request.headers.get("content-type", ""))
     if body is None:
         body = await read_body(request, max_bytes)
     return decode_json(body)
@@ -136,7 +153,7 @@ async def read_json(request: Request, max_bytes: int, body: bytes | None = None)
 
 async def read_form_or_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """A urlencoded form (what pusher-js sends) or a JSON object."""
-    media = _media_type(request)
+    media = media_type(request.headers.get("content-type", ""))
     if media == "application/x-www-form-urlencoded":
         body = await read_body(request, max_bytes)
         try:
