@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 LEAD_ASSIGNED = "lead.assigned"
 LEAD_STATUS_UPDATED = "lead.status.updated"
@@ -32,7 +32,12 @@ _SHORTENABLE = ("source", "name", "email", "phone")
 
 def now_iso() -> str:
     """The current time as the contract writes times: RFC 3339, UTC, milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(time.time())
+
+
+def iso_time(seconds: float) -> str:
+    """A Unix time as the contract writes times: `2026-11-25T01:02:03.456Z`."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def provider_channel(provider_id: int) -> str:
@@ -51,7 +56,7 @@ def lead_view(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row.get(name) for name in LEAD_FIELDS}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     event_id: str
     type: str
@@ -75,8 +80,9 @@ class Event:
         }
 
 
-def encode_data(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+def encode_data(data: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON (what Pusher carries); orjson is a fifth of the json module's time."""
+    return orjson.dumps(data)
 
 
 def _build(
@@ -111,7 +117,8 @@ def uuid7() -> str:
     value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(76)
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def lead_assigned(lead: dict[str, Any], seq: int, occurred_at: str) -> Event:
@@ -156,20 +163,18 @@ def fit_to_limit(data: dict[str, Any], limit: int = MAX_DATA_BYTES) -> tuple[dic
     Returns the data and its encoding, so the JSON is encoded once.
     """
     payload = encode_data(data)
-    size = len(payload.encode())
-    if size <= limit:
-        return data, payload
+    if len(payload) <= limit:
+        return data, payload.decode()
     lead = dict(data["lead"])
     for name in _SHORTENABLE:
         value = lead.get(name)
         if not isinstance(value, str) or not value:
             continue
-        excess = size - limit
+        excess = len(payload) - limit
         keep = max(0, len(value.encode()) - excess - 16)
         shortened = value.encode()[:keep].decode("utf-8", "ignore") + "…"
         lead[name] = shortened
         payload = encode_data({**data, "lead": lead})
-        size = len(payload.encode())
-        if size <= limit:
+        if len(payload) <= limit:
             break
-    return {**data, "lead": lead}, payload
+    return {**data, "lead": lead}, payload.decode()

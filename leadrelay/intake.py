@@ -9,10 +9,11 @@ errors are `ApiError`s answered with the contract's error body.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from leadrelay import leads, metrics, webhook_secrets
 from leadrelay.auth import require_admin
@@ -127,7 +128,7 @@ def _text(value: bytes | None) -> str | None:
 
 
 def _encode(content: Any) -> bytes:
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(content)
 
 
 async def _answer(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:

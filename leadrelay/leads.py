@@ -130,7 +130,7 @@ async def create_lead(
             if earlier is not None:
                 return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
         _check_provider(tx, fields["provider_id"])
-        now = events.now_iso()
+        now = tx.now_iso
         lead = {**fields, "status": status, "created_at": now, "updated_at": now}
         # the lead's first event has seq 1, so the lead is stored with last_seq = 1
         lead["id"] = tx.insert_lead(lead, last_seq=1)
@@ -183,7 +183,7 @@ async def change_lead(
         fired = events.change_events(before, after)
         if not fired:
             return events.lead_view(before)
-        now = events.now_iso()
+        now = tx.now_iso
         after["updated_at"] = now
         tx.update_lead(lead_id, {**change, "updated_at": now})
         for event_type in fired:

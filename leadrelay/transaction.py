@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from leadrelay.events import iso_time
+
 Row = dict[str, Any]
 
 LEAD_COLUMNS = (
@@ -25,6 +27,7 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection, now: float) -> None:
         self.conn = conn
         self.now = now
+        self.now_iso = iso_time(now)  # the batch's time, as the contract writes times
         self.events_written = 0
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
