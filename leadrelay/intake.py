@@ -17,7 +17,7 @@ import orjson
 
 from leadrelay import leads, metrics, webhook_secrets
 from leadrelay.auth import require_admin
-from leadrelay.errors import ApiError, RateLimited
+from leadrelay.errors import ApiError, PayloadTooLarge, RateLimited
 from leadrelay.http import check_length, collect_body, decode_json, require_json
 
 if TYPE_CHECKING:
@@ -63,7 +63,13 @@ async def _create(
     """(201, the lead) when stored; (200, the earlier lead) when its idempotency key was seen."""
     limit = st.settings.max_body_bytes
     check_length(_text(headers.get(b"content-length")), limit)
-    raw = await collect_body(_chunks(receive), limit)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        raw = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+    else:
+        raw = await collect_body(_chunks(message, receive), limit)
 
     webhook_id = None
     authorization = _text(headers.get(b"authorization"))
@@ -113,14 +119,14 @@ def socket_id(value: str | None) -> str | None:
     return None
 
 
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _chunks(message: Message, receive: Receive) -> AsyncIterator[bytes]:
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
+        message = await receive()
 
 
 def _text(value: bytes | None) -> str | None:

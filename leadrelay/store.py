@@ -103,7 +103,7 @@ def _translate(exc: sqlite3.Error) -> Unavailable:
     return Unavailable(why, code="database_unavailable")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     fn: Callable[[Tx], Any]
     future: asyncio.Future[Any]
@@ -119,7 +119,8 @@ class Store:
     reader: aiosqlite.Connection
     _writer: sqlite3.Connection
     _executor: ThreadPoolExecutor
-    _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    _waiting: list[_Job] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
     transactions: int = 0  # group commits so far: far fewer than writes under load
@@ -162,7 +163,7 @@ class Store:
 
     async def close(self) -> None:
         if self._task is not None:
-            await self._queue.join()
+            await self.write(lambda tx: None)  # after every write already waiting
             self._task.cancel()
             self._task = None
         await self.reader.close()
@@ -176,14 +177,17 @@ class Store:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # a caller that goes away cancels only its future: the writer skips answering it,
         # and its job still commits with the batch (what was acknowledged is all that counts)
-        self._queue.put_nowait(_Job(fn, future))
+        self._waiting.append(_Job(fn, future))
+        self._wake.set()
         return await future
 
     async def _write_loop(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
-            while len(jobs) < MAX_BATCH and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
+            if not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            jobs = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
             self.transactions += 1
             written = 0
             try:
@@ -197,7 +201,6 @@ class Store:
                         job.future.set_exception(job.error)
                     else:
                         job.future.set_result(job.result)
-                self._queue.task_done()
             if written:
                 for listener in self.commit_listeners:
                     listener(written)

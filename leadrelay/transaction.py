@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from leadrelay.events import iso_time
 
 Row = dict[str, Any]
@@ -97,7 +99,7 @@ class Tx:
                 event["lead_id"],
                 event["seq"],
                 event["type"],
-                json.dumps(event["channels"]),
+                orjson.dumps(event["channels"]).decode(),
                 event["provider_id"],
                 event["payload"],
                 event.get("socket_id"),
