@@ -81,6 +81,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
         self._in_flight_leads: set[int] = set()
+        self._in_flight: set[int] = set()  # event ids being sent
         self._settled: set[int] = set()
         self._unmarked: set[int] = set()  # delivered, the mark not yet committed
         self._tasks: set[asyncio.Task[None]] = set()
@@ -166,7 +167,10 @@ class Relay:
         capacity = self.settings.relay_in_flight * self.settings.relay_batch_size
         # the query reads a snapshot: an event settled while it ran may still look pending
         self._settled.clear()
-        rows = await self.store.due_events(time.time(), capacity * 2)
+        # what is in flight or delivered-but-unmarked is still pending in the database; the
+        # query skips it, so a send that finishes costs a read of only what is new
+        busy = self._in_flight | self._unmarked
+        rows = await self.store.due_events(time.time(), capacity * 2, skip=busy)
         due: list[Row] = []
         leads_taken: set[int] = set()
         for row in rows:
@@ -188,6 +192,7 @@ class Relay:
                 return True
             for event in batch:
                 self._in_flight_leads.add(event["lead_id"])
+                self._in_flight.add(event["id"])
             task = asyncio.create_task(self._send_in_slot(self.client, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -217,6 +222,7 @@ class Relay:
             self._settled.update(event["id"] for event in batch)
             for event in batch:
                 self._in_flight_leads.discard(event["lead_id"])
+                self._in_flight.discard(event["id"])
             self._slots.release()
             self._wake.set()
 

@@ -362,14 +362,16 @@ class Store:
         )
         return int(row["c"]) if row else 0
 
-    async def due_events(self, now: float, limit: int) -> list[Row]:
-        """Pending events whose time has come and that no earlier event of their lead blocks."""
+    async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
+        """Pending events whose time has come and that no earlier event of their lead blocks,
+        less the ids in `skip`."""
         return await self.fetch_all(
             f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
-            "AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM events p "
+            "AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
             "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
             "ORDER BY id LIMIT ?",
-            (now, limit),
+            (now, json.dumps(list(skip)), limit),
         )
 
     async def next_due_time(self) -> float | None:
