@@ -59,6 +59,30 @@ async def test_create_lead_returns_lead_and_writes_one_event(settings: Settings)
         assert uuid.UUID(event["data"]["event_id"])
 
 
+async def test_create_lead_through_the_router_matches_the_fast_path(settings: Settings) -> None:
+    """POST /api/leads skips Starlette's router; the route it keeps must answer the same."""
+    import httpx
+    from starlette.applications import Starlette
+
+    async with running_app(settings) as lr:
+        app = lr.app
+
+        async def through_router(scope: Any, receive: Any, send: Any) -> None:
+            await Starlette.__call__(app, scope, receive, send)
+
+        transport = httpx.ASGITransport(app=through_router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lr.test") as client:
+            routed = await client.post("/api/leads", json={"name": "Routed"}, headers=lr.auth())
+            bad = await client.post("/api/leads", json={"name": ""}, headers=lr.auth())
+        fast = await lr.create_lead(name="Fast")
+        assert routed.status_code == fast.status_code == 201
+        assert set(routed.json()) == set(fast.json()) == LEAD_KEYS
+        assert routed.headers["content-type"] == fast.headers["content-type"]
+        assert_error(bad, 422, "invalid_field")
+        names = [event["data"]["lead"]["name"] for event in await events_of(lr)]
+        assert names == ["Routed", "Fast"]
+
+
 async def test_create_lead_without_provider_goes_to_admin_only(settings: Settings) -> None:
     async with running_app(settings) as lr:
         assert (await lr.create_lead()).status_code == 201
