@@ -9,10 +9,13 @@ signing real requests; test_relay.py and test_faults.py run the same client on s
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from leadrelay.errors import PusherError
 from leadrelay.pusher_config import PusherConfig
@@ -28,8 +31,9 @@ class Scripted:
     """Answers request n (0-based, over all connections) with `answer(n, request)`;
     None closes the connection without a word."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
+        self.tls = tls
         self.requests: list[bytes] = []
         self.connections = 0
         self.port = 0
@@ -37,7 +41,7 @@ class Scripted:
         self._handlers: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Scripted:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = int(self.server.sockets[0].getsockname()[1])
         return self
 
@@ -253,3 +257,41 @@ def test_https_to_a_plain_http_server_is_a_tls_error() -> None:
 
     err = asyncio.run(main())
     assert err.kind == "tls", err
+
+
+def test_https_with_a_trusted_certificate_keeps_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pusher itself is HTTPS: the client verifies the certificate (from the system's trust
+    store, here a test CA through SSL_CERT_FILE) and reuses the TLS connection."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+
+    async def main() -> Scripted:
+        async def answer(n: int, request: bytes) -> bytes:
+            return response(200, OK)
+
+        async with Scripted(answer, tls=server_context) as server:
+            config = PusherConfig(
+                app_id="1", key="k", secret="s", host="127.0.0.1", port=server.port, scheme="https"
+            )
+            untrusting = PusherClient(config, timeout=2.0)  # the test CA is not trusted yet
+            with pytest.raises(PusherError) as caught:
+                await untrusting.trigger_batch([ITEM])
+            await untrusting.aclose()
+            assert caught.value.kind == "tls", caught.value
+            monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+            client = PusherClient(config, timeout=2.0)
+            try:
+                for _ in range(3):
+                    await client.trigger_batch([ITEM])
+            finally:
+                await client.aclose()
+            return server
+
+    server = asyncio.run(main())
+    assert len(server.requests) == 3
+    assert server.connections == 1  # the refused handshake never became a connection
