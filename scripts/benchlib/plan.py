@@ -11,6 +11,7 @@ class Plan:
     connections: int  # wrk connections for the intake rows
     warmup_s: int  # a discarded wrk run before each measured one
     intake_s: int  # each measured intake run
+    intake_rounds: int  # bare, paused, relaying run this many times, interleaved
     catch_up_timeout_s: float  # how long the relay may take to empty the outbox after a load
     e2e_rate: int  # leads (or triggers) per second, steady
     e2e_warmup_s: float  # sent at the same rate first, left out of the percentiles
@@ -31,6 +32,7 @@ FULL = Plan(
     connections=64,
     warmup_s=2,
     intake_s=10,
+    intake_rounds=3,
     catch_up_timeout_s=60,
     e2e_rate=1000,
     e2e_warmup_s=2,
@@ -48,6 +50,7 @@ SMOKE = Plan(
     connections=64,
     warmup_s=0,
     intake_s=1,
+    intake_rounds=1,
     catch_up_timeout_s=10,
     e2e_rate=1000,
     e2e_warmup_s=0.5,

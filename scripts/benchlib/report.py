@@ -114,7 +114,11 @@ def method_section(plan: Plan) -> list[str]:
         f"{plan.warmup_s} s warm-up (discarded) then {plan.intake_s} s measured; every POST "
         "carries a unique lead name. A wrk Lua hook counts every status ≥ 300; socket errors "
         "count as failures too. leadrelay runs on a fresh database each time: once with "
-        "`leadrelay pusher disable` (paused), once relaying to soketi.",
+        "`leadrelay pusher disable` (paused), once relaying to soketi. "
+        f"The bare endpoint, paused and relaying run {plan.intake_rounds} time(s), interleaved; "
+        "each leadrelay run is set beside the bare run of its own round, and the row shows the "
+        "round with the median ratio (every round's ratio is in the notes, every run in the raw "
+        "numbers). The naive port runs once.",
         "- The naive port (`scripts/benchlib/peers/naive_app.py`) commits each lead and its outbox "
         "row in a transaction of its own (WAL, synchronous=FULL), then awaits the pusher "
         "package's stock `AsyncIOBackend` trigger before answering.",
@@ -145,7 +149,13 @@ def raw_section(results: RunResults) -> list[str]:
     raw = results.raw
     lines = ["## Raw numbers", ""]
     intake = raw.get("intake", {})
-    runs = [(k, v) for k, v in intake.items() if isinstance(v, dict) and "rps" in v]
+    runs = []
+    for k, v in intake.items():
+        # one result per run, or a list of them when the run was repeated in rounds
+        listed = v if isinstance(v, list) else [v]
+        for n, r in enumerate(listed, 1):
+            if isinstance(r, dict) and "rps" in r:
+                runs.append((f"{k} (round {n})" if len(listed) > 1 else k, r))
     if runs:
         lines += [
             "Intake (wrk):",
