@@ -120,7 +120,8 @@ class Store:
     _writer: sqlite3.Connection
     _executor: ThreadPoolExecutor
     _waiting: list[_Job] = field(default_factory=list)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a write is waiting
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing waiting or running
     _task: asyncio.Task[None] | None = None
     commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
     transactions: int = 0  # group commits so far: far fewer than writes under load
@@ -163,7 +164,7 @@ class Store:
 
     async def close(self) -> None:
         if self._task is not None:
-            await self.write(lambda tx: None)  # after every write already waiting
+            await self._idle.wait()  # every write already waiting is answered
             self._task.cancel()
             self._task = None
         await self.reader.close()
@@ -178,12 +179,14 @@ class Store:
         # a caller that goes away cancels only its future: the writer skips answering it,
         # and its job still commits with the batch (what was acknowledged is all that counts)
         self._waiting.append(_Job(fn, future))
+        self._idle.clear()
         self._wake.set()
         return await future
 
     async def _write_loop(self) -> None:
         while True:
             if not self._waiting:
+                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
             jobs = self._waiting[:MAX_BATCH]
