@@ -39,6 +39,7 @@ from leadrelay.errors import (
 )
 from leadrelay.events import provider_channel
 from leadrelay.http import (
+    INTERNAL_ERROR_BODY,
     JSON,
     error_response,
     path_id,
@@ -334,8 +335,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
-    body = {"error": {"code": "internal_error", "message": "leadrelay hit an unexpected error"}}
-    return JSON(body, status_code=500)
+    return JSON(INTERNAL_ERROR_BODY, status_code=500)
 
 
 def by_method(**handlers: Handler) -> Handler:

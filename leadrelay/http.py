@@ -31,11 +31,23 @@ class JSON(JSONResponse):
         return orjson.dumps(content)
 
 
+# what an unexpected exception is answered with (its details go to the log only)
+INTERNAL_ERROR_BODY = {
+    "error": {"code": "internal_error", "message": "leadrelay hit an unexpected error"}
+}
+
+
+def error_headers(err: ApiError) -> dict[str, str]:
+    """The headers an error's answer carries besides its body: Retry-After on a 429."""
+    return {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else {}
+
+
 def error_response(err: ApiError) -> Response:
-    headers = {}
-    if isinstance(err, RateLimited):
-        headers["Retry-After"] = str(err.retry_after)
-    return JSON(err.body(), status_code=err.status, headers=headers)
+    return JSON(err.body(), status_code=err.status, headers=error_headers(err))
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -54,7 +66,7 @@ def check_length(declared: str | None, max_bytes: int) -> None:
         raise BadRequest("Content-Length must be a number", code="bad_content_length")
     # a 20-digit length is a number too, only a large one
     if len(declared) > 19 or int(declared) > max_bytes:
-        raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+        raise too_large(max_bytes)
 
 
 async def collect_body(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
@@ -64,7 +76,7 @@ async def collect_body(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
     async for chunk in chunks:
         size += len(chunk)
         if size > max_bytes:
-            raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+            raise too_large(max_bytes)
         parts.append(chunk)
     return b"".join(parts)
 

@@ -17,8 +17,16 @@ import orjson
 
 from leadrelay import leads, metrics, webhook_secrets
 from leadrelay.auth import require_admin
-from leadrelay.errors import ApiError, PayloadTooLarge, RateLimited
-from leadrelay.http import check_length, collect_body, decode_json, require_json
+from leadrelay.errors import ApiError, RateLimited
+from leadrelay.http import (
+    INTERNAL_ERROR_BODY,
+    check_length,
+    collect_body,
+    decode_json,
+    error_headers,
+    require_json,
+    too_large,
+)
 
 if TYPE_CHECKING:
     from leadrelay.api import AppState
@@ -39,22 +47,17 @@ class ClientGone(Exception):
 
 async def create_lead(st: AppState, scope: Scope, receive: Receive, send: Send) -> None:
     headers = dict(scope["headers"])  # names arrive lower-case
+    extra: dict[str, str] = {}
     try:
         status, body = await _create(st, scope, headers, receive)
     except ApiError as err:
-        status, body = err.status, _encode(err.body())
-        if isinstance(err, RateLimited):
-            await _answer(send, status, body, (b"retry-after", str(err.retry_after).encode()))
-            return
+        status, body, extra = err.status, _encode(err.body()), error_headers(err)
     except ClientGone:
         return  # nothing was written, and nobody is left to answer
     except Exception as exc:
         log.error("unexpected error on POST /api/leads: %r", exc)
-        status = 500
-        body = _encode(
-            {"error": {"code": "internal_error", "message": "leadrelay hit an unexpected error"}}
-        )
-    await _answer(send, status, body)
+        status, body = 500, _encode(INTERNAL_ERROR_BODY)
+    await _answer(send, status, body, extra)
 
 
 async def _create(
@@ -67,7 +70,7 @@ async def _create(
     if message["type"] == "http.request" and not message.get("more_body", False):
         raw = message.get("body", b"")  # the usual case: the whole body in one message
         if len(raw) > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+            raise too_large(limit)
     else:
         raw = await collect_body(_chunks(message, receive), limit)
 
@@ -137,12 +140,8 @@ def _encode(content: Any) -> bytes:
     return orjson.dumps(content)
 
 
-async def _answer(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode()), *extra],
-        }
-    )
+async def _answer(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
+    headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
