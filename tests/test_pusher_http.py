@@ -83,11 +83,21 @@ def response(status: int, body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def client_for(port: int, timeout: float = 2.0) -> PusherClient:
+def client_for(port: int, timeout: float = 2.0, scheme: str = "http") -> PusherClient:
     config = PusherConfig(
-        app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme="http"
+        app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme=scheme
     )
     return PusherClient(config, timeout=timeout)
+
+
+async def error_of(client: PusherClient) -> PusherError:
+    """The PusherError one trigger raises; the client is closed after it."""
+    try:
+        with pytest.raises(PusherError) as caught:
+            await client.trigger_batch([ITEM])
+        return caught.value
+    finally:
+        await client.aclose()
 
 
 async def trigger(server: Scripted, times: int = 1, timeout: float = 2.0) -> None:
@@ -222,13 +232,7 @@ def test_closed_port_is_refused() -> None:
         port = server.sockets[0].getsockname()[1]
         server.close()
         await server.wait_closed()
-        client = client_for(port)
-        try:
-            with pytest.raises(PusherError) as caught:
-                await client.trigger_batch([ITEM])
-            return caught.value
-        finally:
-            await client.aclose()
+        return await error_of(client_for(port))
 
     assert asyncio.run(main()).kind == "refused"
 
@@ -242,16 +246,9 @@ def test_https_to_a_plain_http_server_is_a_tls_error() -> None:
 
         server = await asyncio.start_server(plain, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        config = PusherConfig(
-            app_id="1", key="k", secret="s", host="127.0.0.1", port=port, scheme="https"
-        )
-        client = PusherClient(config, timeout=2.0)
         try:
-            with pytest.raises(PusherError) as caught:
-                await client.trigger_batch([ITEM])
-            return caught.value
+            return await error_of(client_for(port, scheme="https"))
         finally:
-            await client.aclose()
             server.close()
             await server.wait_closed()
 
@@ -275,16 +272,11 @@ def test_https_with_a_trusted_certificate_keeps_its_connection(
             return response(200, OK)
 
         async with Scripted(answer, tls=server_context) as server:
-            config = PusherConfig(
-                app_id="1", key="k", secret="s", host="127.0.0.1", port=server.port, scheme="https"
-            )
-            untrusting = PusherClient(config, timeout=2.0)  # the test CA is not trusted yet
-            with pytest.raises(PusherError) as caught:
-                await untrusting.trigger_batch([ITEM])
-            await untrusting.aclose()
-            assert caught.value.kind == "tls", caught.value
+            # the test CA is not trusted yet
+            refused = await error_of(client_for(server.port, scheme="https"))
+            assert refused.kind == "tls", refused
             monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-            client = PusherClient(config, timeout=2.0)
+            client = client_for(server.port, scheme="https")
             try:
                 for _ in range(3):
                     await client.trigger_batch([ITEM])
