@@ -172,15 +172,15 @@ def measure_intake(
         """(leadrelay's result, the bare result of its round) for the median ratio, and
         every round's ratio."""
         pairs = [
-            (r[key], r["bare"])
+            (mine, peer)
             for r in rounds
-            if r.get(key) is not None and r.get("bare") is not None
+            if (mine := r.get(key)) is not None and (peer := r.get("bare")) is not None
         ]
         if not pairs:
             last = rounds[-1] if rounds else {}
             return last.get(key), last.get("bare"), []
-        pairs.sort(key=lambda pair: pair[0].rps / pair[1].rps)  # type: ignore[union-attr]
-        ratios = [a.rps / b.rps for a, b in pairs]  # type: ignore[union-attr]
+        pairs.sort(key=lambda pair: pair[0].rps / pair[1].rps)
+        ratios = [mine.rps / peer.rps for mine, peer in pairs]
         chosen = pairs[(len(pairs) - 1) // 2]
         return chosen[0], chosen[1], ratios
 
