@@ -237,24 +237,6 @@ class FaultyPusher:
 
 def point_at_proxy(db: Any, proxy: FaultyPusher, *, secret: str | None = None) -> None:
     """Store Pusher settings that name the proxy (with soketi's app, key and secret)."""
-    from support.serve import cli
+    from support.serve import point_at_soketi
 
-    soketi = proxy.upstream
-    cli(
-        db,
-        "pusher",
-        "set",
-        "--app-id",
-        soketi.app_id,
-        "--key",
-        soketi.key,
-        "--secret",
-        secret or soketi.secret,
-        "--host",
-        proxy.host,
-        "--port",
-        str(proxy.port),
-        "--scheme",
-        "http",
-    )
-    cli(db, "pusher", "enable")
+    point_at_soketi(db, proxy.upstream, via=(proxy.host, proxy.port), secret=secret)

@@ -50,7 +50,17 @@ def cli_json(db: Path, *args: str) -> Any:
     return json.loads(cli(db, *args, "--json").stdout)
 
 
-def point_at_soketi(db: Path, soketi: Soketi, *, enable: bool = True) -> None:
+def point_at_soketi(
+    db: Path,
+    soketi: Soketi,
+    *,
+    enable: bool = True,
+    via: tuple[str, int] | None = None,
+    secret: str | None = None,
+) -> None:
+    """Store soketi's app, key and secret (or `secret`) as the Pusher settings, naming soketi
+    itself or the `via` (host, port) in front of it."""
+    host, port = via or (soketi.host, soketi.port)
     cli(
         db,
         "pusher",
@@ -60,11 +70,11 @@ def point_at_soketi(db: Path, soketi: Soketi, *, enable: bool = True) -> None:
         "--key",
         soketi.key,
         "--secret",
-        soketi.secret,
+        secret or soketi.secret,
         "--host",
-        soketi.host,
+        host,
         "--port",
-        str(soketi.port),
+        str(port),
         "--scheme",
         "http",
     )
