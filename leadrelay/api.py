@@ -48,6 +48,7 @@ from leadrelay.http import (
     read_form_or_json,
     read_json,
 )
+from leadrelay.lead_writer import LeadWriter
 from leadrelay.openapi import document
 from leadrelay.pusher_http import test_connection
 from leadrelay.ratelimit import RateLimiter
@@ -65,6 +66,7 @@ class AppState:
     store: Store
     auth: Authenticator
     limiter: RateLimiter
+    lead_writer: LeadWriter | None = None  # None: new leads are written in this process
 
 
 def state(request: Request) -> AppState:
@@ -426,6 +428,9 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         app.state.leadrelay = app_state
+        if settings.writer == "process":
+            app_state.lead_writer = LeadWriter(settings.db, settings.log_level)
+            await app_state.lead_writer.start()
         housekeeping = asyncio.create_task(_housekeeping(store, settings))
         runner = None
         if start_relay and settings.relay != "off":
@@ -437,6 +442,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             yield
         finally:
             housekeeping.cancel()
+            if app_state.lead_writer is not None:
+                await app_state.lead_writer.close()
             if runner is not None:
                 await runner.stop()
             await store.close()

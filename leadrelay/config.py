@@ -47,6 +47,10 @@ class Settings:
         default="process",
         metadata=_doc("where the relay runs: 'process' (its own core), 'inline' or 'off'"),
     )
+    writer: str = field(
+        default="process",
+        metadata=_doc("where `serve` writes new leads: 'process' (its own core) or 'inline'"),
+    )
     relay_poll_seconds: float = field(
         default=0.2, metadata=_doc("how often the relay looks for events written elsewhere")
     )
@@ -140,6 +144,8 @@ def load_settings(
 
 
 def _check(settings: Settings) -> None:
+    if settings.writer not in ("process", "inline"):
+        raise ConfigError("setting 'writer' must be 'process' or 'inline'")
     if settings.relay not in ("process", "inline", "off"):
         raise ConfigError("setting 'relay' must be 'process', 'inline' or 'off'")
     if not 1 <= settings.relay_batch_size <= 10:

@@ -97,7 +97,12 @@ def decode_json(body: bytes) -> Any:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         data = _decode_slowly(text)
-    _check_tree(data)
+        _check_tree(data)
+        return data
+    # orjson refuses lone surrogates, so only the depth is left to check, and no text with
+    # fewer brackets than the limit can be nested past it (the usual lead has one)
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_tree(data)
     return data
 
 

@@ -4,16 +4,19 @@ Every lead a CRM sends comes through here, so it skips what Starlette does per r
 the other routes (its middleware, router and Request object: about a third of a bare
 endpoint's time, measured in docs/performance.md) and reads the few headers it needs straight
 off the ASGI scope.  What it checks, in order, and how it answers are the same as any route's:
-errors are `ApiError`s answered with the contract's error body.
+errors are `ApiError`s answered with the contract's error body.  Under `serve`, the lead itself
+is written by the lead writer process (lead_writer.py), which answers once it is durable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from leadrelay import leads, metrics, webhook_secrets
 from leadrelay.auth import require_admin
@@ -84,8 +87,7 @@ async def _create(
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         webhook_id = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
         # signed webhooks share no token, so they are limited per client address
-        client = scope.get("client")
-        rate_key = client[0] if client else "unknown"
+        rate_key = await client_host(scope)
     wait = st.limiter.check(rate_key)
     if wait > 0:
         retry_after = max(1, int(wait + 0.999))
@@ -101,16 +103,41 @@ async def _create(
             "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
         )
     idempotency_key = f"webhook:{webhook_id}" if webhook_id else (f"key:{key}" if key else None)
-    result = await leads.create_lead(
-        st.store,
-        fields,
-        status=st.settings.statuses[0],
-        idempotency_key=idempotency_key,
-        socket_id=socket_id(_text(headers.get(b"x-socket-id"))),
-    )
-    if result.created:
+    lead_status = st.settings.statuses[0]
+    sid = socket_id(_text(headers.get(b"x-socket-id")))
+    if st.lead_writer is not None:  # `serve`: the writer process answers once it is durable
+        status, body = await st.lead_writer.create(
+            fields, status=lead_status, idempotency_key=idempotency_key, socket_id=sid
+        )
+    else:
+        result = await leads.create_lead(
+            st.store, fields, status=lead_status, idempotency_key=idempotency_key, socket_id=sid
+        )
+        status, body = 201 if result.created else 200, _encode(result.lead)
+    if status == 201:
         metrics.LEADS_RECEIVED.inc()
-    return 201 if result.created else 200, _encode(result.lead)
+    return status, body
+
+
+async def _nothing(*_: Any) -> None:
+    return None
+
+
+# uvicorn's own X-Forwarded-For rule, trusting the proxies it would (FORWARDED_ALLOW_IPS).
+# `serve` turns uvicorn's copy of it off (proxy_headers=False): run on every request, it
+# cost ~2 µs of the hot path, for an address only signed webhooks' rate limit reads.
+# (Any: uvicorn types scopes as TypedDicts, this module as a plain mapping)
+_PROXY_HEADERS: Any = ProxyHeadersMiddleware(
+    _nothing, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+)
+
+
+async def client_host(scope: Scope) -> str:
+    """The client's address: X-Forwarded-For's when a trusted proxy sent the request."""
+    seen = dict(scope)  # the middleware rewrites "client" in the scope it is given
+    await _PROXY_HEADERS(seen, _nothing, _nothing)
+    client = seen.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def socket_id(value: str | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,17 @@ async def create_lead(
     socket_id: str | None = None,
 ) -> CreateResult:
     """Store a lead and its `lead.assigned` event in one durable transaction."""
+    try:
+        return await store.write(new_lead(fields, status, idempotency_key, socket_id))
+    except LostRace as lost:
+        return await lead_of_key(store, lost.key)
+
+
+def new_lead(
+    fields: Row, status: str, idempotency_key: str | None, socket_id: str | None
+) -> Callable[[Tx], CreateResult]:
+    """The write of `create_lead`; it raises LostRace when another request stored the same
+    idempotency key first."""
 
     def create(tx: Tx) -> CreateResult:
         if idempotency_key is not None:
@@ -139,18 +151,20 @@ async def create_lead(
         if idempotency_key is not None and not tx.claim_idempotency_key(
             idempotency_key, lead["id"]
         ):
-            raise _LostRace(idempotency_key)
+            raise LostRace(idempotency_key)
         tx.insert_event(events.lead_assigned(lead, 1, now).row(socket_id))
         return CreateResult(events.lead_view(lead), True)
 
-    try:
-        return await store.write(create)
-    except _LostRace as lost:
-        lead_id = _must(await store.lead_for_key(lost.key))
-        return CreateResult(events.lead_view(_must(await store.get_lead(lead_id))), False)
+    return create
 
 
-class _LostRace(Exception):
+async def lead_of_key(store: Store, key: str) -> CreateResult:
+    """The lead an idempotency key stored, as a replay answers it."""
+    lead_id = _must(await store.lead_for_key(key))
+    return CreateResult(events.lead_view(_must(await store.get_lead(lead_id))), False)
+
+
+class LostRace(Exception):
     """Another request stored the same idempotency key first."""
 
     def __init__(self, key: str) -> None:

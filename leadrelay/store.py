@@ -103,10 +103,38 @@ def _translate(exc: sqlite3.Error) -> Unavailable:
     return Unavailable(why, code="database_unavailable")
 
 
+class _Callback:
+    """A job's answer for a caller that is not a coroutine (see `Store.submit`)."""
+
+    __slots__ = ("_fn", "_called")
+
+    def __init__(self, fn: Callable[[Any, BaseException | None], None]) -> None:
+        self._fn = fn
+        self._called = False
+
+    def done(self) -> bool:
+        return self._called
+
+    def set_result(self, result: Any) -> None:
+        self._call(result, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._call(None, error)
+
+    def _call(self, result: Any, error: BaseException | None) -> None:
+        self._called = True
+        try:
+            self._fn(result, error)
+        except Exception as exc:  # the caller's bug must not stop the writer
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "a write's callback failed", "exception": exc}
+            )
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | _Callback
     result: Any = None
     error: BaseException | None = None
 
@@ -119,6 +147,7 @@ class Store:
     reader: aiosqlite.Connection
     _writer: sqlite3.Connection
     _executor: ThreadPoolExecutor
+    durable: bool = True
     _waiting: list[_Job] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a write is waiting
     _idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing waiting or running
@@ -158,7 +187,7 @@ class Store:
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA busy_timeout = 5000")
         await reader.execute("PRAGMA foreign_keys = ON")
-        store = cls(path=path, reader=reader, _writer=writer, _executor=executor)
+        store = cls(path=path, reader=reader, _writer=writer, _executor=executor, durable=durable)
         store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
         return store
 
@@ -182,6 +211,15 @@ class Store:
         self._idle.clear()
         self._wake.set()
         return await future
+
+    def submit(
+        self, fn: Callable[[Tx], T], done: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        """`write` for a caller that is not a coroutine: `done(result, error)` is called as
+        soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
+        self._waiting.append(_Job(fn, _Callback(done)))
+        self._idle.clear()
+        self._wake.set()
 
     async def _write_loop(self) -> None:
         while True:
@@ -225,7 +263,10 @@ class Store:
                 await self._begin()
                 tx = Tx(conn, time.time())
                 self._apply(jobs, tx, isolate=True)
-            await loop.run_in_executor(self._executor, self._execute, "COMMIT")
+            if self.durable:
+                await loop.run_in_executor(self._executor, self._execute, "COMMIT")
+            else:
+                self._execute("COMMIT")  # no fsync to wait for: the lock is let go sooner
         except BaseException as exc:
             if conn.in_transaction:
                 await loop.run_in_executor(self._executor, self._execute, "ROLLBACK")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import sqlite3
@@ -181,6 +182,52 @@ def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
             f"({took:.1f}s after the load), {duplicates} duplicates redelivered; "
             f"outcomes {dict(load.outcomes)}"
         )
+    finally:
+        serve.kill()
+
+
+def writer_pid(serve: Serve) -> int:
+    """The daemon's lead writer process (leadrelay/lead_writer.py)."""
+    assert serve.process is not None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
+            return int(proc.name)
+    raise AssertionError("the daemon has no lead writer process")
+
+
+def test_lead_writer_killed_under_load_is_restarted_and_loses_no_acknowledged_lead(
+    tmp_path: Path,
+) -> None:
+    serve = Serve(tmp_path / "leadrelay.db").start()
+    try:
+        with Load(serve.url, serve.auth(), workers=6) as load:
+            time.sleep(1.0)
+            first = writer_pid(serve)
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # the daemon starts another
+                with contextlib.suppress(AssertionError):
+                    if writer_pid(serve) != first:
+                        break
+                time.sleep(0.1)
+            acked_before = len(load.acked)
+            time.sleep(2.0)  # and takes leads through it
+        assert len(load.acked) > acked_before, f"no lead after the restart: {load.outcomes}"
+        # what was in the killed writer's hands is a 503 (send again), never another 5xx
+        assert set(load.outcomes) <= {"201", "503"}, load.outcomes
+        stored = lead_ids_of(serve)
+        lost = set(load.acked) - stored
+        assert not lost, f"{len(lost)} acknowledged leads are not in the database"
+        assert "restarting it" in serve.logs()
+        print(f"\nWRITER KILLED: outcomes {dict(load.outcomes)}")
     finally:
         serve.kill()
 
