@@ -11,12 +11,10 @@ is written by the lead writer process (lead_writer.py), which answers once it is
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from leadrelay import leads, metrics, webhook_secrets
 from leadrelay.auth import require_admin
@@ -87,7 +85,8 @@ async def _create(
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         webhook_id = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
         # signed webhooks share no token, so they are limited per client address
-        rate_key = await client_host(scope)
+        client = scope.get("client")
+        rate_key = client[0] if client else "unknown"
     wait = st.limiter.check(rate_key)
     if wait > 0:
         retry_after = max(1, int(wait + 0.999))
@@ -117,27 +116,6 @@ async def _create(
     if status == 201:
         metrics.LEADS_RECEIVED.inc()
     return status, body
-
-
-async def _nothing(*_: Any) -> None:
-    return None
-
-
-# uvicorn's own X-Forwarded-For rule, trusting the proxies it would (FORWARDED_ALLOW_IPS).
-# `serve` turns uvicorn's copy of it off (proxy_headers=False): run on every request, it
-# cost ~2 µs of the hot path, for an address only signed webhooks' rate limit reads.
-# (Any: uvicorn types scopes as TypedDicts, this module as a plain mapping)
-_PROXY_HEADERS: Any = ProxyHeadersMiddleware(
-    _nothing, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-)
-
-
-async def client_host(scope: Scope) -> str:
-    """The client's address: X-Forwarded-For's when a trusted proxy sent the request."""
-    seen = dict(scope)  # the middleware rewrites "client" in the scope it is given
-    await _PROXY_HEADERS(seen, _nothing, _nothing)
-    client = seen.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 def socket_id(value: str | None) -> str | None:

@@ -54,8 +54,6 @@ async def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
-        # X-Forwarded-For is read only where it is used (intake.client_host), not per request
-        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     try:

@@ -165,7 +165,10 @@ def measure_memory(
         )
     results.rows.append(
         Row(
-            measure="Memory: RSS of serve + relay under the intake load (peak)",
+            measure=(
+                "Memory: RSS of serve and its processes (lead writer, relay) "
+                "under the intake load (peak)"
+            ),
             target=f"≤ {LIMIT_MB:g} MB",
             needs_peer=False,
             leadrelay=under_load,
