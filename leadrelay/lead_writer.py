@@ -2,9 +2,10 @@
 
 On two cores, one interpreter that both served HTTP and ran each new lead's SQL was the
 intake's limit: the write took ~30 µs of its one core per lead (docs/performance.md).  So
-`serve` hands each new lead to this process over a socket pair.  It runs the very same
-`leads.create_lead` on its own `Store` (group commit, fsync before the answer) and sends back
-the HTTP status and body to answer with, once the lead is durable.
+`serve` hands each new lead to this process over a socket pair.  It runs the same write as
+`leads.create_lead` (`leads.new_lead`, through `Store.submit`) on its own `Store` (group
+commit, fsync before the answer) and sends back the HTTP status and body to answer with,
+once the lead is durable.
 
 Frames, each way: a 4-byte little-endian length, then
   request  orjson `[request id, fields, status, idempotency key, socket id]`
@@ -134,7 +135,7 @@ class LeadWriter:
             self._fail_waiting()
             if self._closing:
                 return
-            code = self._child.wait() if self._child is not None else None
+            code = await self._exit_code()
             log.error("the lead writer process exited (%s); restarting it", code)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -180,14 +181,19 @@ class LeadWriter:
         frames.send(orjson.dumps([request_id, fields, status, idempotency_key, socket_id]))
         return await future
 
+    async def _exit_code(self) -> int | None:
+        """Wait for the process to end, off the loop (it may still be closing its store)."""
+        child = self._child
+        if child is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(None, child.wait)
+
     async def close(self) -> None:
         """After the last request: the process writes what it has, then exits."""
         self._closing = True
         if self._frames is not None and self._frames.transport is not None:
             self._frames.transport.close()
-        if self._child is not None:
-            child = self._child
-            await asyncio.get_running_loop().run_in_executor(None, child.wait)
+        await self._exit_code()
         if self._supervisor is not None:
             await asyncio.gather(self._supervisor, return_exceptions=True)
 

@@ -207,9 +207,7 @@ class Store:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # a caller that goes away cancels only its future: the writer skips answering it,
         # and its job still commits with the batch (what was acknowledged is all that counts)
-        self._waiting.append(_Job(fn, future))
-        self._idle.clear()
-        self._wake.set()
+        self._enqueue(_Job(fn, future))
         return await future
 
     def submit(
@@ -217,7 +215,10 @@ class Store:
     ) -> None:
         """`write` for a caller that is not a coroutine: `done(result, error)` is called as
         soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
-        self._waiting.append(_Job(fn, _Callback(done)))
+        self._enqueue(_Job(fn, _Callback(done)))
+
+    def _enqueue(self, job: _Job) -> None:
+        self._waiting.append(job)
         self._idle.clear()
         self._wake.set()
 
