@@ -5,7 +5,8 @@ task gathers every function waiting, runs them in one transaction (each in a sav
 so one failing leaves the others alone) on a dedicated thread, commits once with
 synchronous=FULL, and only then answers each caller.  Durability costs one fsync per
 batch, not per request.  The batch runs in one thread hop because aiosqlite has no public
-way to run a function on its thread; reads use aiosqlite.
+way to run a function on its thread; reads use aiosqlite.  A process whose loop serves only
+its store (the lead writer, the relay) opens it `inline`: no thread hop at all.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class Store:
     _writer: sqlite3.Connection
     _executor: ThreadPoolExecutor
     durable: bool = True
+    inline: bool = False
     _waiting: list[_Job] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a write is waiting
     _idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing waiting or running
@@ -156,12 +158,17 @@ class Store:
     transactions: int = 0  # group commits so far: far fewer than writes under load
 
     @classmethod
-    async def open(cls, path: Path, *, durable: bool = True) -> Store:
+    async def open(cls, path: Path, *, durable: bool = True, inline: bool = False) -> Store:
         """Open (creating and migrating) the database.
 
         `durable=False` commits without an fsync (WAL, synchronous=NORMAL): for the relay
         process, whose writes are delivery marks that at-least-once may lose, and which
         should hold the write lock as briefly as it can beside the intake.
+
+        `inline=True` runs every SQLite call, COMMIT and reads too, on the loop's thread: for
+        a process whose loop has nothing else to do meanwhile (the lead writer, the relay).
+        There a thread hop per commit and per read costs more CPU than it spares: the writes
+        that arrive during an fsync wait in the socket and make the next batch.
         """
         path = Path(path)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-writer")
@@ -187,7 +194,14 @@ class Store:
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA busy_timeout = 5000")
         await reader.execute("PRAGMA foreign_keys = ON")
-        store = cls(path=path, reader=reader, _writer=writer, _executor=executor, durable=durable)
+        store = cls(
+            path=path,
+            reader=reader,
+            _writer=writer,
+            _executor=executor,
+            durable=durable,
+            inline=inline,
+        )
         store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
         return store
 
@@ -250,7 +264,7 @@ class Store:
     async def _run_batch(self, jobs: list[_Job]) -> int:
         """BEGIN and the jobs' statements on the loop's thread, where they need the GIL
         anyway (a GIL hand-off per statement would cost more than the statements); COMMIT,
-        which waits for an fsync, on the writer thread."""
+        which waits for an fsync, on the writer thread unless the store is `inline`."""
         loop = asyncio.get_running_loop()
         conn = self._writer
         await self._begin()
@@ -264,12 +278,14 @@ class Store:
                 await self._begin()
                 tx = Tx(conn, time.time())
                 self._apply(jobs, tx, isolate=True)
-            if self.durable:
-                await loop.run_in_executor(self._executor, self._execute, "COMMIT")
+            if self.inline:
+                self._execute("COMMIT")
             else:
-                self._execute("COMMIT")  # no fsync to wait for: the lock is let go sooner
+                await loop.run_in_executor(self._executor, self._execute, "COMMIT")
         except BaseException as exc:
-            if conn.in_transaction:
+            if conn.in_transaction and self.inline:
+                self._execute("ROLLBACK")
+            elif conn.in_transaction:
                 await loop.run_in_executor(self._executor, self._execute, "ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc) from None
@@ -327,8 +343,12 @@ class Store:
         return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        rows: Iterable[sqlite3.Row]
         try:
-            rows = await self.reader.execute_fetchall(sql, tuple(params))
+            if self.inline:  # between batches, the writer's connection is in no transaction
+                rows = self._writer.execute(sql, tuple(params)).fetchall()
+            else:
+                rows = await self.reader.execute_fetchall(sql, tuple(params))
         except sqlite3.Error as exc:
             raise _translate(exc) from None
         return [dict(row) for row in rows]

@@ -78,10 +78,12 @@ async def test_store_creates_private_file_and_records_migrations(tmp_path: Path)
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
 async def test_store_group_commit_shares_transactions_and_isolates_failures(
-    tmp_path: Path,
+    tmp_path: Path, inline: bool
 ) -> None:
-    store = await Store.open(tmp_path / "g.db")
+    # inline: the lead writer's and the relay's store, every call on the loop's thread
+    store = await Store.open(tmp_path / "g.db", inline=inline)
     commits: list[int] = []
     store.commit_listeners.append(commits.append)
 
