@@ -204,7 +204,7 @@ class LeadWriter:
 async def _serve(fd: int, db: Path) -> None:
     from leadrelay.relay_runner import Waker
 
-    store = await Store.open(db, inline=True)
+    store = await Store.open(db, on_loop=True)
     waker = Waker(db)
     tasks: set[asyncio.Task[None]] = set()
 

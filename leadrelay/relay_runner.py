@@ -165,7 +165,7 @@ async def _child_main(settings: Settings) -> None:
         stop.set()
 
     watcher = asyncio.create_task(watch_parent())
-    store = await Store.open(settings.db, durable=False, inline=True)
+    store = await Store.open(settings.db, durable=False, on_loop=True)
     try:
         await run_relay(settings, store, stop)
     finally:

@@ -6,7 +6,7 @@ so one failing leaves the others alone) on a dedicated thread, commits once with
 synchronous=FULL, and only then answers each caller.  Durability costs one fsync per
 batch, not per request.  The batch runs in one thread hop because aiosqlite has no public
 way to run a function on its thread; reads use aiosqlite.  A process whose loop serves only
-its store (the lead writer, the relay) opens it `inline`: no thread hop at all.
+its store (the lead writer, the relay) opens it `on_loop`: no thread hop at all.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class Store:
     _writer: sqlite3.Connection
     _executor: ThreadPoolExecutor
     durable: bool = True
-    inline: bool = False
+    on_loop: bool = False
     _waiting: list[_Job] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a write is waiting
     _idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing waiting or running
@@ -158,14 +158,14 @@ class Store:
     transactions: int = 0  # group commits so far: far fewer than writes under load
 
     @classmethod
-    async def open(cls, path: Path, *, durable: bool = True, inline: bool = False) -> Store:
+    async def open(cls, path: Path, *, durable: bool = True, on_loop: bool = False) -> Store:
         """Open (creating and migrating) the database.
 
         `durable=False` commits without an fsync (WAL, synchronous=NORMAL): for the relay
         process, whose writes are delivery marks that at-least-once may lose, and which
         should hold the write lock as briefly as it can beside the intake.
 
-        `inline=True` runs every SQLite call, COMMIT and reads too, on the loop's thread: for
+        `on_loop=True` runs every SQLite call, COMMIT and reads too, on the loop's thread: for
         a process whose loop has nothing else to do meanwhile (the lead writer, the relay).
         There a thread hop per commit and per read costs more CPU than it spares: the writes
         that arrive during an fsync wait in the socket and make the next batch.
@@ -200,7 +200,7 @@ class Store:
             _writer=writer,
             _executor=executor,
             durable=durable,
-            inline=inline,
+            on_loop=on_loop,
         )
         store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
         return store
@@ -264,7 +264,7 @@ class Store:
     async def _run_batch(self, jobs: list[_Job]) -> int:
         """BEGIN and the jobs' statements on the loop's thread, where they need the GIL
         anyway (a GIL hand-off per statement would cost more than the statements); COMMIT,
-        which waits for an fsync, on the writer thread unless the store is `inline`."""
+        which waits for an fsync, on the writer thread unless the store is `on_loop`."""
         loop = asyncio.get_running_loop()
         conn = self._writer
         await self._begin()
@@ -278,12 +278,12 @@ class Store:
                 await self._begin()
                 tx = Tx(conn, time.time())
                 self._apply(jobs, tx, isolate=True)
-            if self.inline:
+            if self.on_loop:
                 self._execute("COMMIT")
             else:
                 await loop.run_in_executor(self._executor, self._execute, "COMMIT")
         except BaseException as exc:
-            if conn.in_transaction and self.inline:
+            if conn.in_transaction and self.on_loop:
                 self._execute("ROLLBACK")
             elif conn.in_transaction:
                 await loop.run_in_executor(self._executor, self._execute, "ROLLBACK")
@@ -345,7 +345,7 @@ class Store:
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         rows: Iterable[sqlite3.Row]
         try:
-            if self.inline:  # between batches, the writer's connection is in no transaction
+            if self.on_loop:  # between batches, the writer's connection is in no transaction
                 rows = self._writer.execute(sql, tuple(params)).fetchall()
             else:
                 rows = await self.reader.execute_fetchall(sql, tuple(params))

@@ -78,12 +78,12 @@ async def test_store_creates_private_file_and_records_migrations(tmp_path: Path)
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+@pytest.mark.parametrize("on_loop", [False, True], ids=["thread", "on_loop"])
 async def test_store_group_commit_shares_transactions_and_isolates_failures(
-    tmp_path: Path, inline: bool
+    tmp_path: Path, on_loop: bool
 ) -> None:
-    # inline: the lead writer's and the relay's store, every call on the loop's thread
-    store = await Store.open(tmp_path / "g.db", inline=inline)
+    # on_loop: the lead writer's and the relay's store, every call on the loop's thread
+    store = await Store.open(tmp_path / "g.db", on_loop=on_loop)
     commits: list[int] = []
     store.commit_listeners.append(commits.append)
 
