@@ -316,15 +316,18 @@ class Store:
         return True
 
     async def _begin(self) -> None:
-        """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes.
-        While one does, try again every few milliseconds until the busy timeout (SQLite's own
-        busy handler would sleep in steps of up to 100 ms, and block a thread doing it)."""
+        """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes."""
+        await self._when_unlocked(lambda: self._writer.execute("BEGIN IMMEDIATE"))
+
+    async def _when_unlocked(self, call: Callable[[], T]) -> T:
+        """`call()` on the loop's thread; while another process holds a lock it needs, try
+        again every few milliseconds until the busy timeout (SQLite's own busy handler would
+        sleep in steps of up to 100 ms, and block the thread doing it)."""
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         delay = 0.001
         while True:
             try:
-                self._writer.execute("BEGIN IMMEDIATE")
-                return
+                return call()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise _translate(exc) from None
@@ -343,12 +346,14 @@ class Store:
         return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        args = tuple(params)
         rows: Iterable[sqlite3.Row]
         try:
             if self.on_loop:  # between batches, the writer's connection is in no transaction
-                rows = self._writer.execute(sql, tuple(params)).fetchall()
+                conn = self._writer
+                rows = await self._when_unlocked(lambda: conn.execute(sql, args).fetchall())
             else:
-                rows = await self.reader.execute_fetchall(sql, tuple(params))
+                rows = await self.reader.execute_fetchall(sql, args)
         except sqlite3.Error as exc:
             raise _translate(exc) from None
         return [dict(row) for row in rows]
