@@ -26,6 +26,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +40,9 @@ from leadrelay.store import Store
 
 log = logging.getLogger("leadrelay.writer")
 
+FIRST_RESTART_DELAY = 0.1
+MAX_RESTART_DELAY = 10.0
+HEALTHY_RUN_SECONDS = 60.0
 _LENGTH = struct.Struct("<I")
 _ANSWER = struct.Struct("<IH")
 
@@ -119,6 +123,9 @@ class LeadWriter:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()
@@ -127,9 +134,11 @@ class LeadWriter:
         )
 
     async def _supervise(self) -> None:
-        """Fail what the process had when it dies, and start another."""
-        delay = 0.1  # requests get a 503 meanwhile
+        """Fail what the process had when it dies, and start another (requests get a 503
+        meanwhile): after 0.1 s, doubling while they keep dying, afresh after a healthy run."""
+        delay = FIRST_RESTART_DELAY
         while not self._closing:
+            started = time.monotonic()
             assert self._frames is not None
             await self._frames.closed
             self._fail_waiting()
@@ -137,9 +146,16 @@ class LeadWriter:
                 return
             code = await self._exit_code()
             log.error("the lead writer process exited (%s); restarting it", code)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            await self._spawn()
+            if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+                delay = FIRST_RESTART_DELAY
+            while not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                try:
+                    await self._spawn()
+                    break
+                except OSError as exc:  # out of processes or memory, for a while
+                    log.error("could not start the lead writer process (%s); trying again", exc)
 
     def _fail_waiting(self) -> None:
         waiting, self._waiting = self._waiting, {}

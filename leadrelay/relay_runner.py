@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from leadrelay.config import Settings
 from leadrelay.store import Store
 
 log = logging.getLogger("leadrelay.relay")
+
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 10.0
+HEALTHY_RUN_SECONDS = 60.0
 
 
 def wake_address(db: Path) -> str:
@@ -110,25 +115,38 @@ class RelayRunner:
             self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self) -> None:
-        """Keep the relay process alive; restart it if it dies."""
-        delay = 0.5
+        """Keep the relay process alive; restart it if it dies: after 0.5 s, doubling while
+        it keeps dying, afresh after a healthy run."""
+        delay = FIRST_RESTART_DELAY
         while not self._stop.is_set():
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", "leadrelay.relay_runner", json.dumps(_settings_json(self))],
-                stdin=subprocess.DEVNULL,
-            )
-            while self._child.poll() is None and not self._stop.is_set():
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=0.2)
-                except TimeoutError:
-                    pass
-            # it exits 0 only when told to stop (a SIGTERM to the daemon's process group
-            # reaches it too): that is final, anything else is a crash to recover from
-            if self._stop.is_set() or self._child.returncode == 0:
-                return
-            log.error("the relay process exited (%s); restarting it", self._child.returncode)
+            started = time.monotonic()
+            try:
+                self._child = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "leadrelay.relay_runner",
+                        json.dumps(_settings_json(self)),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:  # out of processes or memory, for a while
+                log.error("could not start the relay process (%s); trying again", exc)
+            else:
+                while self._child.poll() is None and not self._stop.is_set():
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+                    except TimeoutError:
+                        pass
+                # it exits 0 only when told to stop (a SIGTERM to the daemon's process group
+                # reaches it too): that is final, anything else is a crash to recover from
+                if self._stop.is_set() or self._child.returncode == 0:
+                    return
+                log.error("the relay process exited (%s); restarting it", self._child.returncode)
+                if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+                    delay = FIRST_RESTART_DELAY
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

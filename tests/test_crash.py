@@ -10,11 +10,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import os
 import random
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -26,6 +29,12 @@ from typing import Any
 import httpx
 import pytest
 
+from leadrelay import lead_writer, leads, relay_runner
+from leadrelay.config import Settings
+from leadrelay.errors import Unavailable
+from leadrelay.lead_writer import LeadWriter
+from leadrelay.relay_runner import RelayRunner
+from leadrelay.store import Store
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import (
     WALK,
@@ -230,6 +239,76 @@ def test_lead_writer_killed_under_load_is_restarted_and_loses_no_acknowledged_le
         print(f"\nWRITER KILLED: outcomes {dict(load.outcomes)}")
     finally:
         serve.kill()
+
+
+def failing_once(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
+    """The next process start fails as when the machine is out of processes (the one fault
+    a real part cannot give on demand); the ones after it start for real."""
+    real = subprocess.Popen
+    calls: list[int] = []
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module.subprocess, "Popen", popen)
+    return calls
+
+
+@pytest.mark.anyio
+async def test_lead_writer_that_cannot_be_restarted_at_once_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = LeadWriter(tmp_path / "leadrelay.db")
+    await writer.start()
+    fields = leads.parse_new_lead({"name": "Ada", "email": "ada@example.com"})
+    try:
+        assert (await writer.create(fields, status="new", idempotency_key=None, socket_id=None))[
+            0
+        ] == 201
+        calls = failing_once(monkeypatch, lead_writer)
+        assert writer._child is not None
+        writer._child.kill()
+        deadline = time.monotonic() + 10
+        while True:  # a 503 while there is no writer, then leads are stored again
+            try:
+                status, _ = await writer.create(
+                    fields, status="new", idempotency_key=None, socket_id=None
+                )
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "the lead writer never came back"
+                await asyncio.sleep(0.05)
+        assert status == 201 and len(calls) == 2
+        assert "could not start the lead writer process" in caplog.text
+    finally:
+        await writer.close()
+
+
+@pytest.mark.anyio
+async def test_relay_process_that_cannot_be_restarted_at_once_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await Store.open(tmp_path / "leadrelay.db")
+    runner = RelayRunner(Settings(db=store.path), store)
+    await runner.start()
+    try:
+        while runner._child is None:  # the supervisor starts it
+            await asyncio.sleep(0.01)
+        first = runner._child
+        calls = failing_once(monkeypatch, relay_runner)
+        first.kill()
+        deadline = time.monotonic() + 10
+        while runner._child is first or runner._child is None or runner._child.poll() is not None:
+            assert time.monotonic() < deadline, "the relay process never came back"
+            await asyncio.sleep(0.05)
+        assert len(calls) == 2
+        assert "could not start the relay process" in caplog.text
+    finally:
+        await runner.stop()
+        await store.close()
 
 
 # --- soketi outages -------------------------------------------------------------------------
