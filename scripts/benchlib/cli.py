@@ -15,7 +15,7 @@ from benchlib.clistart import measure_cli_start
 from benchlib.drain import measure_drain
 from benchlib.e2e import measure_e2e
 from benchlib.intake import measure_intake
-from benchlib.machine import describe_machine, load_average
+from benchlib.machine import cpu_probe_ms, describe_machine, load_average
 from benchlib.memory import measure_memory
 from benchlib.plan import FULL, SMOKE
 from benchlib.procs import REPO_ROOT, BenchError
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="leadrelay-bench-"))
     started = time.monotonic()
     load_before = load_average()
+    probe_before = cpu_probe_ms()
     results = RunResults()
 
     leadrelay_ready = functools.cache(why_not_ready)
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = describe_machine()
     machine["load_average"] = load_before
+    machine["cpu_probe_ms"] = (probe_before, cpu_probe_ms())
     out.write_text(render(plan, machine, results, seconds))
     raw_out.parent.mkdir(parents=True, exist_ok=True)
     raw_out.write_text(json.dumps(results.raw, indent=1, default=str) + "\n")

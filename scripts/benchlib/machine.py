@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from typing import Any
 
@@ -55,6 +56,20 @@ def load_average() -> str:
             return fh.read().split()[0]
     except OSError:
         return "unknown"
+
+
+def cpu_probe_ms() -> float:
+    """The best of three timings of a fixed single-core Python loop.  On a VM the host's
+    other guests can slow every core with no sign here (no load average, no steal time):
+    between runs, this says whether the machine itself was slower."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
 
 
 def memory_total_gib() -> float | None:

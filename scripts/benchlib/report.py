@@ -55,8 +55,17 @@ def machine_section(machine: dict[str, Any]) -> list[str]:
         f"| leadrelay commit | {machine['leadrelay_commit']} |",
         f"| 1-minute load average before the run | {machine.get('load_average', 'not taken')} "
         "(other work on these cores lowers every figure) |",
+        f"| CPU probe: a fixed single-core Python loop, best of 3 | {_probe(machine)} (compare "
+        "it between runs: a host slowed by its other guests shows here, not in the load) |",
         "",
     ]
+
+
+def _probe(machine: dict[str, Any]) -> str:
+    before, after = machine.get("cpu_probe_ms") or (None, None)
+    if before is None:
+        return "not taken"
+    return f"{before:.1f} ms before the run, {after:.1f} ms after"
 
 
 def table_section(results: RunResults) -> list[str]:
