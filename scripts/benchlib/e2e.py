@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import orjson
 import pusher
 import uvloop
 
+from benchlib.leanhttp import LeanClient, LeanPusherBackend
 from benchlib.plan import Plan
 from benchlib.procs import BenchError
-from benchlib.pusherkit import PooledAiohttpBackend, Subscriber, lead_event
+from benchlib.pusherkit import Subscriber, lead_event
 from benchlib.results import Row, RunResults, fmt_ratio, ratio
 from benchlib.soketi import Soketi
 from benchlib.subject import Leadrelay
@@ -109,19 +110,19 @@ def analyse(
 
 
 async def _post_leads(url: str, token: str, plan: Plan) -> tuple[list[Sent], float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
-    ) as session:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    client = LeanClient(host, int(port))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-        async def send(name: str) -> int:
-            async with session.post(
-                f"{url}/api/leads", json={"name": name, "source": "bench"}, headers=headers
-            ) as response:
-                await response.read()
-                return response.status
+    async def send(name: str) -> int:
+        body = orjson.dumps({"name": name, "source": "bench"})
+        status, _ = await client.send(client.encode("POST", "/api/leads", headers, body))
+        return status
 
+    try:
         return await paced(send, plan.e2e_rate, plan.e2e_warmup_s, plan.e2e_s)
+    finally:
+        client.close()
 
 
 async def _trigger_soketi(soketi: Soketi, plan: Plan) -> tuple[list[Sent], float]:
@@ -132,7 +133,7 @@ async def _trigger_soketi(soketi: Soketi, plan: Plan) -> tuple[list[Sent], float
         host="127.0.0.1",
         port=soketi.port,
         ssl=False,
-        backend=PooledAiohttpBackend,
+        backend=LeanPusherBackend,
     )
 
     async def send(name: str) -> int:
@@ -142,7 +143,7 @@ async def _trigger_soketi(soketi: Soketi, plan: Plan) -> tuple[list[Sent], float
     try:
         return await paced(send, plan.e2e_rate, plan.e2e_warmup_s, plan.e2e_s)
     finally:
-        await PooledAiohttpBackend.close()
+        LeanPusherBackend.close()
 
 
 def run_one(

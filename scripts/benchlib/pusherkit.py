@@ -1,4 +1,4 @@
-"""Pusher-side helpers: a pooled async backend, event data shaped like leadrelay's, a subscriber."""
+"""Pusher-side helpers: event data shaped like leadrelay's, and a subscriber."""
 
 from __future__ import annotations
 
@@ -13,46 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from pusher.http import process_response
-
 from benchlib.procs import BenchError, bench_env
 from benchlib.soketi import Soketi
-
-
-class PooledAiohttpBackend:
-    """A pusher backend on one shared aiohttp session: keep-alive, unlike the stock AsyncIOBackend.
-
-    The soketi peer of the end-to-end row uses it so that the peer's figure is soketi's own
-    trigger → receive time, not the cost of a new connection per trigger.
-    """
-
-    session: aiohttp.ClientSession | None = None
-    connection_limit = 512
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    async def send_request(self, request: Any) -> Any:
-        if PooledAiohttpBackend.session is None:
-            PooledAiohttpBackend.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=PooledAiohttpBackend.connection_limit)
-            )
-        async with PooledAiohttpBackend.session.request(
-            request.method,
-            f"{request.base_url}{request.path}",
-            params=request.query_params,
-            data=request.body,
-            headers=request.headers,
-        ) as response:
-            body = await response.text("utf-8")
-        return process_response(response.status, body)
-
-    @classmethod
-    async def close(cls) -> None:
-        if cls.session is not None:
-            await cls.session.close()
-            cls.session = None
 
 
 def lead_event(name: str, lead_id: int = 0) -> dict[str, Any]:

@@ -136,9 +136,10 @@ def method_section(plan: Plan) -> list[str]:
         f"{plan.e2e_s:g} s measured. Latency is the subscriber's receive time minus the time the "
         "request was due to go out (so a stalled server cannot hide its stall by delaying the "
         "sends behind it), both CLOCK_MONOTONIC on this machine, matched by the unique lead name. "
-        "Up to 512 requests are in flight at once. The "
+        "Up to 512 requests are in flight at once, sent by a lean keep-alive HTTP client "
+        "(`scripts/benchlib/leanhttp.py`) so that the load costs the shared cores little. The "
         "subscriber is a separate process on soketi's `admin` channel. The peer triggers the "
-        "same kind of event on soketi directly (pusher package, pooled aiohttp session).",
+        "same kind of event on soketi directly (pusher package, on the same lean client).",
         f"- Relay drain: {plan.drain_events:,} leads are posted with relaying paused, then "
         "`leadrelay pusher enable`; the rate is the distinct events received by the subscriber "
         "between its first and last arrival. The peer calls the pusher package's blocking "
