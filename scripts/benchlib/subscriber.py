@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import uvloop
 from websockets.asyncio.client import connect
 
@@ -30,8 +31,8 @@ class Recorder:
 
     def record(self, payload: str, recv_ns: int) -> None:
         try:
-            data = json.loads(payload)
-        except ValueError:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             self.other_frames += 1
             return
         if not isinstance(data, dict) or "event_id" not in data or "occurred_at" not in data:
@@ -69,7 +70,7 @@ async def subscribe(url: str, channel: str, recorder: Recorder) -> None:
         await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
         async for frame in ws:
             recv_ns = time.monotonic_ns()
-            message = json.loads(frame)
+            message = orjson.loads(frame)
             event = message.get("event", "")
             if event == "pusher_internal:subscription_succeeded":
                 print("READY", flush=True)
