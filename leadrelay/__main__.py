@@ -1,5 +1,5 @@
 """`python -m leadrelay` runs the CLI."""
 
-from leadrelay.cli import main
+from leadrelay.cli.main import main
 
 main()

@@ -7,11 +7,11 @@ import stat
 import time
 from typing import Any
 
-from leadrelay import pusher_config
 from leadrelay.config import Settings
 from leadrelay.errors import LeadrelayError, PusherError
-from leadrelay.relay import STATE_KEY
-from leadrelay.store import Store
+from leadrelay.pusher import config as pusher_config
+from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.sqlite import Store
 
 Check = dict[str, Any]
 
@@ -56,7 +56,7 @@ async def _database(store: Store) -> Check:
 
 
 async def _pusher(store: Store) -> list[Check]:
-    from leadrelay.pusher_http import test_connection
+    from leadrelay.pusher.http import test_connection
 
     config = await pusher_config.load(store)
     if not config.complete:
@@ -79,7 +79,7 @@ async def _pusher(store: Store) -> list[Check]:
         checks.append(_check("pusher reachable", "ok", f"answered in {result['http_ms']} ms"))
     except PusherError as exc:
         checks.append(_check("pusher reachable", "fail", str(exc)))
-    relay = await store.get_setting(STATE_KEY) or {}
+    relay = await store.get_setting(RELAY_STATE_KEY) or {}
     if relay.get("paused_reason"):
         checks.append(_check("relay", "fail", f"paused: {relay['paused_reason']}"))
     return checks

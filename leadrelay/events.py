@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -78,6 +79,22 @@ class Event:
             "payload": self.payload,
             "socket_id": socket_id,
         }
+
+
+def event_item(row: dict[str, Any], provider_id: int | None) -> dict[str, Any]:
+    """A stored event as the events API and `tail` show it (a provider sees only its channel)."""
+    channels = json.loads(row["channels"])
+    if provider_id is not None:
+        channels = [provider_channel(provider_id)]
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "event": row["type"],
+        "channels": channels,
+        "lead_id": row["lead_id"],
+        "seq": row["seq"],
+        "data": json.loads(row["payload"]),
+    }
 
 
 def encode_data(data: dict[str, Any]) -> bytes:

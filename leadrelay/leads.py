@@ -10,8 +10,9 @@ from typing import Any
 from leadrelay import events
 from leadrelay.auth import Principal
 from leadrelay.errors import NotFound, ValidationFailed
-from leadrelay.store import Store
-from leadrelay.transaction import Row, Tx
+from leadrelay.store.schema import MAX_ID
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Row, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # field: (max length, required)
@@ -23,7 +24,6 @@ NEW_LEAD_FIELDS: dict[str, tuple[int, bool]] = {
     "notes": (5000, False),
     "external_id": (200, False),
 }
-MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)

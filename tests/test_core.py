@@ -13,8 +13,8 @@ import pytest
 from leadrelay import events
 from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
-from leadrelay.store import Store
-from leadrelay.transaction import Tx
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Tx
 from support.contract import LEAD_KEYS
 
 

@@ -29,12 +29,14 @@ from typing import Any
 import httpx
 import pytest
 
-from leadrelay import lead_writer, leads, relay_runner
+from leadrelay import leads
 from leadrelay.config import Settings
 from leadrelay.errors import Unavailable
-from leadrelay.lead_writer import LeadWriter
-from leadrelay.relay_runner import RelayRunner
-from leadrelay.store import Store
+from leadrelay.relay import runner as relay_runner
+from leadrelay.relay.runner import RelayRunner
+from leadrelay.store.sqlite import Store
+from leadrelay.web import lead_writer
+from leadrelay.web.lead_writer import LeadWriter
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import (
     WALK,
@@ -207,7 +209,7 @@ def writer_pid(serve: Serve) -> int:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
+        if parent == serve.process.pid and b"leadrelay.web.lead_writer" in cmdline:
             return int(proc.name)
     raise AssertionError("the daemon has no lead writer process")
 

@@ -22,11 +22,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from leadrelay import accounts, webhook_secrets
-from leadrelay.cli import app
+from leadrelay import accounts
+from leadrelay.cli.main import app
 from leadrelay.config import Settings
-from leadrelay.store import Store
-from leadrelay.webhooks import generate_secret, sign_headers
+from leadrelay.store.sqlite import Store
+from leadrelay.web import webhook_secrets
+from leadrelay.web.webhooks import generate_secret, sign_headers
 from support.app import InProcess, running_app
 from support.serve import Serve, cli, cli_json
 from support.soketi import free_port

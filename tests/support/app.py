@@ -11,9 +11,10 @@ import httpx
 from starlette.applications import Starlette
 
 from leadrelay import accounts
-from leadrelay.api import AppState, create_app
 from leadrelay.config import Settings
-from leadrelay.store import Store
+from leadrelay.store.sqlite import Store
+from leadrelay.web.app import create_app
+from leadrelay.web.state import AppState
 
 
 @dataclass

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadrelay.auth import channel_signature
-from leadrelay.pusher_ws import PusherSocket, ws_url
+from leadrelay.pusher.protocol import ws_url
+from leadrelay.pusher.socket import PusherSocket
 from support.soketi import Soketi
 
 

@@ -1,0 +1,324 @@
+"""The `leadrelay` command: thin shells over the same functions the API calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadrelay.cli.support import (
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    command_group,
+    fail,
+    open_store,
+    print_fields,
+    print_table,
+    run,
+    say,
+    settings_for,
+    show,
+)
+
+app = command_group(
+    "leadrelay: lead webhooks in, a durable SQLite outbox, Pusher Channels out.",
+    add_completion=False,
+)
+leads_app = command_group("Create, list and change leads.")
+providers_app = command_group("Providers and their tokens.")
+tokens_app = command_group("API tokens (stored hashed).")
+app.add_typer(leads_app, name="leads")
+app.add_typer(providers_app, name="providers")
+app.add_typer(tokens_app, name="tokens")
+
+LEAD_COLUMNS = ("id", "name", "status", "provider_id", "email", "phone", "source", "updated_at")
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on [default: 8000]")] = None,
+    relay: Annotated[
+        str | None, typer.Option(help="where the relay runs: process, inline or off")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the daemon: the HTTP API and the relay to Pusher."""
+    from leadrelay.web.serve import serve as run_server
+
+    settings = settings_for(db, config, host=host, port=port, relay=relay)
+    run(run_server(settings), fast_loop=True)
+
+
+# --- leads ------------------------------------------------------------------------------
+
+
+def _lead_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    print_table(title, LEAD_COLUMNS, [[row.get(c) for c in LEAD_COLUMNS] for row in rows])
+
+
+@leads_app.command("create")
+def leads_create(
+    name: Annotated[str, typer.Option(help="the lead's name")],
+    email: Annotated[str | None, typer.Option(help="e-mail address")] = None,
+    phone: Annotated[str | None, typer.Option(help="phone number")] = None,
+    provider: Annotated[int | None, typer.Option(help="assign to this provider id")] = None,
+    source: Annotated[str | None, typer.Option(help="where the lead came from")] = None,
+    notes: Annotated[str | None, typer.Option(help="free text, never broadcast")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a lead, as a CRM would: stored with its lead.assigned event."""
+    from leadrelay import leads
+
+    settings = settings_for(db)
+    body = {
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "provider_id": provider,
+        "source": source,
+        "notes": notes,
+    }
+
+    async def create() -> dict[str, Any]:
+        fields = leads.parse_new_lead(body)
+        async with open_store(settings) as store:
+            result = await leads.create_lead(store, fields, status=settings.statuses[0])
+            return result.lead
+
+    lead = run(create())
+    show(lead, as_json, print_fields)
+
+
+@leads_app.command("list")
+def leads_list(
+    status: Annotated[str | None, typer.Option(help="only leads in this status")] = None,
+    provider: Annotated[int | None, typer.Option(help="only this provider's leads")] = None,
+    after: Annotated[int, typer.Option(help="start after this lead id")] = 0,
+    limit: Annotated[int, typer.Option(help="at most this many", min=1, max=10000)] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List leads, oldest first."""
+    from leadrelay import leads
+    from leadrelay.auth import ADMIN
+
+    settings = settings_for(db)
+
+    async def fetch() -> list[dict[str, Any]]:
+        if status is not None:
+            leads.parse_status(status, settings.statuses)
+        async with open_store(settings) as store:
+            return await leads.list_leads(
+                store, actor=ADMIN, status=status, provider_id=provider, after=after, limit=limit
+            )
+
+    rows = run(fetch())
+    show(rows, as_json, _lead_table)
+
+
+@leads_app.command("show")
+def leads_show(
+    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one lead."""
+    from leadrelay import leads
+    from leadrelay.auth import ADMIN
+
+    settings = settings_for(db)
+
+    async def fetch() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            return await leads.get_lead(store, lead_id, actor=ADMIN)
+
+    show(run(fetch()), as_json, print_fields)
+
+
+@leads_app.command("status")
+def leads_status(
+    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
+    status: Annotated[str, typer.Argument(help="the new status")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a lead's status as an admin (fires lead.status.updated when it changes)."""
+    _change(lead_id, {"status": status}, db, as_json)
+
+
+@leads_app.command("assign")
+def leads_assign(
+    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
+    provider: Annotated[
+        int | None, typer.Argument(help="the provider id; omit to unassign")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a lead to another provider as an admin (fires lead.assigned)."""
+    _change(lead_id, {"provider_id": provider}, db, as_json)
+
+
+def _change(lead_id: int, body: dict[str, Any], db: Path | None, as_json: bool) -> None:
+    from leadrelay import leads
+    from leadrelay.auth import ADMIN
+
+    settings = settings_for(db)
+
+    async def change() -> dict[str, Any]:
+        parsed = leads.parse_change(body, settings.statuses, admin=True)
+        async with open_store(settings) as store:
+            return await leads.change_lead(store, lead_id, parsed, actor=ADMIN)
+
+    show(run(change()), as_json, print_fields)
+
+
+# --- providers and tokens -------------------------------------------------------------------
+
+
+@providers_app.command("add")
+def providers_add(
+    name: Annotated[str, typer.Argument(help="the provider's name")],
+    provider_id: Annotated[int | None, typer.Option("--id", help="a chosen id", min=1)] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a provider and print its API token (shown only once)."""
+    from leadrelay import accounts
+
+    settings = settings_for(db)
+
+    async def add() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            return await accounts.add_provider(store, name, provider_id)
+
+    result = run(add())
+    if as_json:
+        show(result, True, print_fields)
+        return
+    print_fields(result)
+    say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
+
+
+@providers_app.command("list")
+def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List providers with their number of leads."""
+    settings = settings_for(db)
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with open_store(settings) as store:
+            return await store.list_providers()
+
+    rows = run(fetch())
+    show(
+        rows,
+        as_json,
+        lambda data: print_table(
+            None,
+            ["id", "name", "leads", "created_at"],
+            [[r["id"], r["name"], r["leads"], r["created_at"]] for r in data],
+        ),
+    )
+
+
+@providers_app.command("token")
+def providers_token(
+    provider_id: Annotated[int, typer.Argument(help="the provider's id")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create another token for a provider."""
+    from leadrelay import accounts
+
+    settings = settings_for(db)
+
+    async def add() -> str:
+        async with open_store(settings) as store:
+            return await accounts.create_provider_token(store, provider_id)
+
+    token = run(add())
+    show({"token": token}, as_json, print_fields)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    admin: Annotated[bool, typer.Option("--admin", help="an admin token (required)")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an admin token (provider tokens come from 'providers add')."""
+    from leadrelay import accounts
+
+    if not admin:
+        fail("say --admin to create an admin token; provider tokens come from 'providers add'")
+    settings = settings_for(db)
+
+    async def add() -> str | None:
+        async with open_store(settings) as store:
+            return await accounts.create_admin_token(store)
+
+    token = run(add())
+    if as_json:
+        show({"token": token}, True, print_fields)
+        return
+    print_fields({"token": token})
+    say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
+
+
+@tokens_app.command("list")
+def tokens_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List tokens by their first characters (the tokens themselves are not stored)."""
+    settings = settings_for(db)
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with open_store(settings) as store:
+            return await store.list_tokens()
+
+    columns = ["prefix", "role", "provider_id", "created_at", "revoked_at"]
+    show(
+        run(fetch()),
+        as_json,
+        lambda rows: print_table(None, columns, [[r[c] for c in columns] for r in rows]),
+    )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    prefix: Annotated[str, typer.Argument(help="the token's prefix, as 'tokens list' shows it")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a token (takes effect within 5 seconds in a running daemon)."""
+    from leadrelay import accounts
+
+    settings = settings_for(db)
+
+    async def revoke() -> int:
+        async with open_store(settings) as store:
+            return await accounts.revoke_token(store, prefix)
+
+    if run(revoke()) == 0:
+        fail(f"no live token starts with {prefix!r}; see 'leadrelay tokens list'")
+    say(f"revoked {prefix}")
+
+
+def _register_operations() -> None:
+    from leadrelay.cli import ops as cli_ops
+
+    cli_ops.register(app)
+
+
+_register_operations()
+
+
+def main() -> None:
+    app()

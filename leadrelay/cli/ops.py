@@ -1,0 +1,311 @@
+"""Operator commands: Pusher settings, test-connection, the outbox, webhooks, doctor, tail."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadrelay.cli.support import (
+    DbOption,
+    JsonOption,
+    command_group,
+    fail,
+    open_store,
+    print_fields,
+    print_json,
+    print_table,
+    run,
+    say,
+    settings_for,
+    show,
+)
+from leadrelay.cli.tail.command import tail
+
+pusher_app = command_group("The Pusher settings stored in the database.")
+outbox_app = command_group("The events waiting for, or given up by, the relay.")
+webhooks_app = command_group("Standard Webhooks signing for CRMs.")
+
+
+def _update_pusher(db: Path | None, data: dict[str, Any], as_json: bool) -> None:
+    from leadrelay.pusher import config as pusher_config
+
+    settings = settings_for(db)
+
+    async def update() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            return (await pusher_config.update(store, data)).masked()
+
+    show(run(update()), as_json, print_fields)
+
+
+@pusher_app.command("show")
+def pusher_show(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show the Pusher settings (the secret masked)."""
+    from leadrelay.pusher import config as pusher_config
+
+    settings = settings_for(db)
+
+    async def load() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            return (await pusher_config.load(store)).masked()
+
+    show(run(load()), as_json, print_fields)
+
+
+@pusher_app.command("set")
+def pusher_set(
+    app_id: Annotated[str | None, typer.Option(help="the app id (digits)")] = None,
+    key: Annotated[str | None, typer.Option(help="the app key")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="the app secret; '-' reads it from stdin", show_default=False)
+    ] = None,
+    cluster: Annotated[str | None, typer.Option(help="Pusher's cluster, e.g. mt1 or eu")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="a self-hosted Pusher-compatible server; '' for Pusher")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="its port", min=1, max=65535)] = None,
+    scheme: Annotated[str | None, typer.Option(help="http or https")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store Pusher settings; a running daemon follows within a second."""
+    if secret == "-":
+        secret = sys.stdin.readline().strip()
+    data = {
+        "app_id": app_id,
+        "key": key,
+        "secret": secret,
+        "cluster": cluster,
+        "host": host,
+        "port": port,
+        "scheme": scheme,
+    }
+    if all(value is None for value in data.values()):
+        fail("give at least one of --app-id --key --secret --cluster --host --port --scheme")
+    _update_pusher(db, data, as_json)
+
+
+@pusher_app.command("enable")
+def pusher_enable(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Switch relaying on."""
+    _update_pusher(db, {"enabled": True}, as_json)
+
+
+@pusher_app.command("disable")
+def pusher_disable(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Switch relaying off: events wait in the outbox."""
+    _update_pusher(db, {"enabled": False}, as_json)
+
+
+def test_connection(
+    roundtrip: Annotated[
+        bool, typer.Option("--roundtrip", help="also receive a test event over a websocket")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the stored settings against the real server; exit 0 when it works."""
+    from leadrelay.errors import PusherError
+    from leadrelay.pusher import config as pusher_config
+    from leadrelay.pusher.http import test_connection as check
+
+    settings = settings_for(db)
+
+    async def probe() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            config = await pusher_config.load(store)
+        return await check(config, roundtrip=roundtrip)
+
+    try:
+        result = run(probe())
+    except PusherError as exc:  # pragma: no cover - run() already turns it into an exit
+        fail(str(exc), exc.exit_code)
+    if as_json:
+        print_json({"ok": True, **result})
+        return
+    line = f"ok: {result['server']} app {result['app_id']} answered in {result['http_ms']} ms"
+    if "roundtrip_ms" in result:
+        line += f"; a test event came back over the websocket in {result['roundtrip_ms']} ms"
+    typer.echo(line)
+
+
+# --- outbox ------------------------------------------------------------------------------
+
+
+@outbox_app.command("status")
+def outbox_status(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Backlog, oldest pending event, failures, and whether the relay is paused."""
+    from leadrelay.pusher import config as pusher_config
+    from leadrelay.store.schema import RELAY_STATE_KEY
+
+    settings = settings_for(db)
+
+    async def fetch() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            counts = await store.outbox_counts()
+            relay = await store.get_setting(RELAY_STATE_KEY) or {}
+            config = await pusher_config.load(store)
+        oldest = counts.pop("oldest_pending")
+        return {
+            **counts,
+            "oldest_pending_age_seconds": round(time.time() - oldest, 1) if oldest else None,
+            "pusher_enabled": config.enabled,
+            "relay_paused_reason": relay.get("paused_reason"),
+        }
+
+    show(run(fetch()), as_json, print_fields)
+
+
+def _event_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            r["id"],
+            r["event_id"][:8],
+            r["type"],
+            r["lead_id"],
+            r["seq"],
+            r["attempts"],
+            r["last_error"],
+        ]
+        for r in rows
+    ]
+
+
+@outbox_app.command("failed")
+def outbox_failed(
+    limit: Annotated[int, typer.Option(help="at most this many", min=1)] = 100,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead-lettered events with their reason, and events being retried."""
+    settings = settings_for(db)
+
+    async def fetch() -> dict[str, list[dict[str, Any]]]:
+        async with open_store(settings) as store:
+            return {
+                "dead": await store.dead_events(limit),
+                "retrying": await store.recent_errors(limit),
+            }
+
+    found = run(fetch())
+    if as_json:
+        print_json(found)
+        return
+    columns = ["id", "event", "type", "lead", "seq", "attempts", "last error"]
+    print_table("dead-lettered", columns, _event_rows(found["dead"]))
+    print_table("retrying", columns, _event_rows(found["retrying"]))
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    event_id: Annotated[
+        int | None, typer.Argument(help="the event's id, from 'outbox failed'")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every dead-lettered event")] = False,
+    db: DbOption = None,
+) -> None:
+    """Send dead-lettered events again."""
+    if (event_id is None) == (not all_):
+        fail("give an event id or --all")
+    settings = settings_for(db)
+
+    async def retry() -> int:
+        async with open_store(settings) as store:
+            return await store.write(lambda tx: tx.retry_dead(event_id))
+
+    count = run(retry())
+    if count == 0:
+        fail("nothing to retry: no such dead-lettered event")
+    say(f"{count} event(s) are pending again")
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+@webhooks_app.command("secret")
+def webhooks_secret(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="make a new secret; the old one keeps working a while")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the secret CRMs sign POST /api/leads with (made on first use)."""
+    from leadrelay.web import webhook_secrets
+
+    settings = settings_for(db)
+
+    async def get() -> str:
+        async with open_store(settings) as store:
+            return await webhook_secrets.current_secret(
+                store, rotate=rotate, grace_hours=settings.webhook_grace_hours
+            )
+
+    secret = run(get())
+    show({"secret": secret}, as_json, lambda data: typer.echo(data["secret"]))
+    if rotate:
+        say(f"the previous secret keeps working for {settings.webhook_grace_hours:g} h")
+
+
+@webhooks_app.command("sign")
+def webhooks_sign(
+    body: Annotated[Path, typer.Argument(help="the JSON body to sign; '-' reads stdin")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the webhook-* headers for a body, to test with curl."""
+    from leadrelay.web import webhook_secrets, webhooks
+
+    data = sys.stdin.buffer.read() if str(body) == "-" else _read(body)
+    settings = settings_for(db)
+
+    async def get() -> str:
+        async with open_store(settings) as store:
+            return await webhook_secrets.current_secret(store)
+
+    headers = webhooks.sign_headers(run(get()), data)
+    if as_json:
+        print_json(headers)
+        return
+    for name, value in headers.items():
+        typer.echo(f"-H '{name}: {value}'")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+def doctor(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Check the database, settings, Pusher and the outbox ledger; say what to fix."""
+    from leadrelay.doctor import run_checks
+
+    settings = settings_for(db)
+    checks = run(run_checks(settings))
+    failed = [c for c in checks if c["status"] == "fail"]
+    if as_json:
+        print_json({"ok": not failed, "checks": checks})
+    else:
+        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        from rich.console import Console
+
+        console = Console()
+        for check in checks:
+            console.print(f"{marks[check['status']]:>14}  {check['name']}: {check['detail']}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pusher_app, name="pusher")
+    app.command("test-connection")(test_connection)
+    app.add_typer(outbox_app, name="outbox")
+    app.add_typer(webhooks_app, name="webhooks")
+    app.command("doctor")(doctor)
+    app.command("tail")(tail)

@@ -1,0 +1,130 @@
+"""What every CLI command shares: options, settings, running a coroutine, printing results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from leadrelay.config import Settings, load_settings
+from leadrelay.errors import LeadrelayError
+
+if TYPE_CHECKING:
+    from leadrelay.store.sqlite import Store
+
+T = TypeVar("T")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="SQLite database file [env: LEADRELAY_DB; default: from leadrelay.toml]",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="settings file [env: LEADRELAY_CONFIG]", show_default=False),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="print JSON for scripts, nothing else on stdout")
+]
+
+
+def command_group(help_text: str, **options: Any) -> typer.Typer:
+    """A Typer app with plain help: Rich-formatted help costs ~70 ms per `--help`, which
+    would put `leadrelay --help` over its 150 ms budget; the data output stays Rich."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        **options,
+    )
+
+
+def settings_for(db: Path | None, config: Path | None = None, **flags: Any) -> Settings:
+    try:
+        return load_settings({"db": db, **flags}, config_file=config)
+    except LeadrelayError as exc:
+        fail(str(exc), getattr(exc, "exit_code", 2))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One actionable line on stderr and a non-zero exit; never a traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
+    """Run a command's coroutine; LeadrelayError becomes one line and its exit code."""
+    import asyncio  # here, not at the top: `leadrelay --help` never needs it
+
+    try:
+        if fast_loop:
+            import uvloop
+
+            return uvloop.run(coro)
+        return asyncio.run(coro)
+    except LeadrelayError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The database, with commits waking a running relay at once."""
+    from leadrelay.relay.wake import Waker
+    from leadrelay.store.sqlite import Store
+
+    if not settings.db.exists():
+        fail(f"no database at {settings.db}; start 'leadrelay serve' once, or pass --db PATH", 2)
+    store = await Store.open(settings.db)
+    waker = Waker(settings.db)
+    store.commit_listeners.append(waker)
+    try:
+        yield store
+    finally:
+        await store.close()
+        waker.close()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console().print(table)
+
+
+def print_fields(data: dict[str, Any]) -> None:
+    print_table(None, ["field", "value"], [(key, value) for key, value in data.items()])
+
+
+def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        human(data)
+
+
+def say(message: str) -> None:
+    """A note for people, on stderr so that stdout stays clean for --json."""
+    from rich.console import Console
+
+    Console(stderr=True).print(message)

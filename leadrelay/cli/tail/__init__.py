@@ -1,0 +1,1 @@
+"""`leadrelay tail`: the command, its options, the follow loop, history and output."""

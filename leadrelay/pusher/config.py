@@ -1,0 +1,170 @@
+"""The Pusher settings stored in the database: checked, masked when shown, seeded from env."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from leadrelay import events
+from leadrelay.errors import ValidationFailed
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Tx
+
+SETTING_KEY = "pusher"
+CLUSTER = re.compile(r"^[a-z0-9-]{1,40}$")
+HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-fA-F:]+\]$")
+
+
+@dataclass(frozen=True)
+class PusherConfig:
+    app_id: str = ""
+    key: str = ""
+    secret: str = ""
+    cluster: str = "mt1"
+    host: str | None = None  # a self-hosted Pusher-compatible server (soketi)
+    port: int | None = None
+    scheme: str = "https"
+    enabled: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.app_id and self.key and self.secret)
+
+    @property
+    def server_host(self) -> str:
+        return self.host or f"api-{self.cluster}.pusher.com"
+
+    @property
+    def ws_host(self) -> str:
+        return self.host or f"ws-{self.cluster}.pusher.com"
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def server_port(self) -> int:
+        return self.port or (443 if self.tls else 80)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.server_host}:{self.server_port}"
+
+    def masked(self) -> dict[str, Any]:
+        """What may be shown: the secret reduced to a hint of its last characters."""
+        shown = asdict(self)
+        shown["secret"] = mask(self.secret)
+        return shown
+
+    def __repr__(self) -> str:  # never let the secret reach a log or a traceback
+        return f"PusherConfig({self.masked()!r})"
+
+
+def mask(secret: str) -> str:
+    if not secret:
+        return ""
+    return "••••" + secret[-2:] if len(secret) >= 12 else "••••"
+
+
+def check(config: PusherConfig) -> PusherConfig:
+    if config.app_id and not config.app_id.isdigit():
+        raise ValidationFailed("the Pusher app id must be all digits", code="invalid_app_id")
+    if not CLUSTER.fullmatch(config.cluster):
+        raise ValidationFailed("the cluster must look like 'mt1' or 'eu'", code="invalid_cluster")
+    if config.host is not None and not HOST.fullmatch(config.host):
+        raise ValidationFailed(f"{config.host!r} is not a valid host name", code="invalid_host")
+    if config.port is not None and not 1 <= config.port <= 65535:
+        raise ValidationFailed("the port must be 1 to 65535", code="invalid_port")
+    if config.scheme not in ("http", "https"):
+        raise ValidationFailed("the scheme must be 'http' or 'https'", code="invalid_scheme")
+    for name in ("key", "secret"):
+        value = getattr(config, name)
+        if len(value) > 200 or any(ch.isspace() for ch in value):
+            raise ValidationFailed(f"the Pusher {name} looks wrong", code=f"invalid_{name}")
+    if config.enabled and not config.complete:
+        raise ValidationFailed(
+            "set the app id, key and secret before enabling Pusher", code="pusher_incomplete"
+        )
+    return config
+
+
+FIELDS = ("app_id", "key", "secret", "cluster", "host", "port", "scheme", "enabled")
+
+
+def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> PusherConfig:
+    """Apply the given fields (None or absent keeps the old value) onto `base`."""
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ValidationFailed(
+            f"unknown Pusher settings: {', '.join(unknown)}", code="unknown_field"
+        )
+    changes: dict[str, Any] = {}
+    for name in FIELDS:
+        if name not in data or data[name] is None:
+            continue
+        value = data[name]
+        if name == "enabled":
+            if not isinstance(value, bool):
+                raise ValidationFailed("'enabled' must be true or false", code="invalid_field")
+        elif name == "port":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationFailed("'port' must be a number", code="invalid_field")
+        elif not isinstance(value, str):
+            raise ValidationFailed(f"'{name}' must be a string", code="invalid_field")
+        changes[name] = value
+    # an empty host means "back to Pusher's cluster host"
+    if changes.get("host") == "":
+        changes["host"] = None
+        changes.setdefault("scheme", "https")
+    return check(replace(base or PusherConfig(), **changes))
+
+
+def from_row(value: Any) -> PusherConfig:
+    if not isinstance(value, dict):
+        return PusherConfig()
+    return PusherConfig(**{k: v for k, v in value.items() if k in FIELDS})
+
+
+async def load(store: Store) -> PusherConfig:
+    return from_row(await store.get_setting(SETTING_KEY))
+
+
+async def update(store: Store, data: Mapping[str, Any]) -> PusherConfig:
+    """Change the stored settings in one transaction (read, merge, check, write)."""
+
+    def apply(tx: Tx) -> PusherConfig:
+        config = from_mapping(data, from_row(tx.get_setting(SETTING_KEY)))
+        tx.put_setting(SETTING_KEY, asdict(config), events.now_iso())
+        return config
+
+    return await store.write(apply)
+
+
+async def seed_from_env(store: Store, env: Mapping[str, str]) -> bool:
+    """On first start, take Laravel's PUSHER_APP_* variables; never overwrite stored ones."""
+    values = {
+        "app_id": env.get("PUSHER_APP_ID"),
+        "key": env.get("PUSHER_APP_KEY"),
+        "secret": env.get("PUSHER_APP_SECRET"),
+        "cluster": env.get("PUSHER_APP_CLUSTER") or None,
+        "host": env.get("PUSHER_HOST") or None,
+        "scheme": env.get("PUSHER_SCHEME") or None,
+    }
+    port = env.get("PUSHER_PORT")
+    if not (values["app_id"] and values["key"] and values["secret"]):
+        return False
+    data: dict[str, Any] = {k: v for k, v in values.items() if v}
+    if port and port.isdigit():
+        data["port"] = int(port)
+    data["enabled"] = True
+
+    def seed(tx: Tx) -> bool:
+        if tx.get_setting(SETTING_KEY) is not None:
+            return False
+        config = from_mapping(data)
+        tx.put_setting(SETTING_KEY, asdict(config), events.now_iso())
+        return True
+
+    return await store.write(seed)

@@ -1,0 +1,299 @@
+"""The relay: claims due outbox events and delivers them to Pusher, at least once, in order.
+
+Order per lead holds because an event is only due when no earlier event of its lead is
+still pending, and a lead with an event in flight gets no other until that one settles.
+Claims live in memory: an event sent but not yet marked delivered when the process dies is
+simply pending again after restart (at least once; `event_id` lets clients drop the copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from typing import Any
+
+from leadrelay import metrics
+from leadrelay.config import Settings
+from leadrelay.errors import PusherError
+from leadrelay.pusher import config as pusher_config
+from leadrelay.pusher.config import PusherConfig
+from leadrelay.pusher.http import PusherClient, PusherStatusError
+from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Row
+
+log = logging.getLogger("leadrelay.relay")
+
+MAX_ITEMS = 10  # Pusher's batch limit counts channels, not events
+PAUSING = {"auth", "unknown_app", "forbidden", "not_configured"}
+PAUSED_PROBE_SECONDS = 10.0
+BASE_BACKOFF = 0.5
+
+
+def backoff(attempts: int, ceiling: float) -> float:
+    """Exponential backoff with full jitter over the upper half: 0.5 s, 1 s, 2 s … ceiling."""
+    delay = min(ceiling, BASE_BACKOFF * 2.0 ** max(0, attempts))
+    return delay * random.uniform(0.5, 1.0)
+
+
+def pack_batches(events: list[Row], max_events: int) -> list[list[Row]]:
+    """Group events so no batch holds more than MAX_ITEMS channel items or max_events events."""
+    batches: list[list[Row]] = []
+    current: list[Row] = []
+    items = 0
+    for event in events:
+        size = len(json.loads(event["channels"]))
+        if current and (items + size > MAX_ITEMS or len(current) >= max_events):
+            batches.append(current)
+            current, items = [], 0
+        current.append(event)
+        items += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def batch_items(events: list[Row]) -> list[dict[str, Any]]:
+    items = []
+    for event in events:
+        for channel in json.loads(event["channels"]):
+            item = {"channel": channel, "name": event["type"], "data": event["payload"]}
+            if event["socket_id"]:
+                item["socket_id"] = event["socket_id"]
+            items.append(item)
+    return items
+
+
+class Relay:
+    """One relay loop over one store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.config = PusherConfig()
+        self.client: PusherClient | None = None
+        self.paused_reason: str | None = None
+        self._config_version: str | None = "unread"
+        self._config_checked = 0.0
+        self._paused_at = 0.0
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.relay_in_flight)
+        self._in_flight_leads: set[int] = set()
+        self._in_flight: set[int] = set()  # event ids being sent
+        self._settled: set[int] = set()
+        self._unmarked: set[int] = set()  # delivered, the mark not yet committed
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.delivered = 0
+
+    def wake(self, _count: int = 0) -> None:
+        self._wake.set()
+
+    # configuration ------------------------------------------------------------
+    async def refresh_config(self, *, force: bool = False) -> None:
+        """Follow `pusher set/enable/disable` from any process within a second."""
+        now = time.monotonic()
+        if not force and now - self._config_checked < 0.5:
+            return
+        self._config_checked = now
+        version = await self.store.setting_version(pusher_config.SETTING_KEY)
+        if version == self._config_version:
+            return
+        self._config_version = version
+        config = await pusher_config.load(self.store)
+        if config == self.config and self.client is not None:
+            return
+        log.info("pusher settings changed: %s", "enabled" if config.enabled else "disabled")
+        await self._close_client()
+        self.config = config
+        await self._set_paused(None)
+        if config.enabled and config.complete:
+            try:
+                self.client = PusherClient(config, timeout=self.settings.relay_timeout_seconds)
+            except PusherError as exc:
+                await self._set_paused(str(exc))
+
+    async def _close_client(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.aclose()
+
+    async def _set_paused(self, reason: str | None, *, record: bool = False) -> None:
+        if reason == self.paused_reason and not record:
+            return
+        self.paused_reason = reason
+        self._paused_at = time.monotonic()
+        if reason:
+            log.error("relaying paused: %s (events wait in the outbox)", reason)
+        else:
+            log.info("relaying running")
+        # the state is kept in the database so /readyz, `outbox status` and `doctor`
+        # can show it whichever process the relay runs in
+        state = {"paused_reason": reason, "at": time.time()}
+        await self.store.write(lambda tx: tx.put_setting(RELAY_STATE_KEY, state, ""))
+
+    # the loop -----------------------------------------------------------------
+    async def run(self) -> None:
+        # a relay that died paused left its reason behind: this one starts afresh
+        await self._set_paused(None, record=True)
+        while not self._stopping:
+            # cleared before looking, never after: a wake-up that comes while we look
+            # means another look, not a lost event waiting for the next poll
+            self._wake.clear()
+            try:
+                await self.refresh_config()
+                if await self._can_send():
+                    if await self._dispatch_due():
+                        continue
+                await self._sleep_until_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep relaying through a bad moment (a locked db…)
+                log.error("relay loop error: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _can_send(self) -> bool:
+        if self.client is None:
+            return False
+        if self.paused_reason is None:
+            return True
+        # paused by a settings error: probe again now and then (a fixed key, a renewed quota)
+        return time.monotonic() - self._paused_at >= PAUSED_PROBE_SECONDS
+
+    async def _dispatch_due(self) -> bool:
+        """Start sending what is due; True when something was started."""
+        capacity = self.settings.relay_in_flight * self.settings.relay_batch_size
+        # the query reads a snapshot: an event settled while it ran may still look pending
+        self._settled.clear()
+        # what is in flight or delivered-but-unmarked is still pending in the database; the
+        # query skips it, so a send that finishes costs a read of only what is new
+        busy = self._in_flight | self._unmarked
+        rows = await self.store.due_events(time.time(), capacity * 2, skip=busy)
+        due: list[Row] = []
+        leads_taken: set[int] = set()
+        for row in rows:
+            lead_id = row["lead_id"]
+            if lead_id in self._in_flight_leads or lead_id in leads_taken:
+                continue
+            if row["id"] in self._settled or row["id"] in self._unmarked:
+                continue
+            leads_taken.add(lead_id)
+            due.append(row)
+        if not due:
+            return False
+        paused = self.paused_reason is not None
+        batches = pack_batches(due, self.settings.relay_batch_size)
+        for batch in batches[:1] if paused else batches:
+            await self._slots.acquire()
+            if self.client is None:  # settings changed while we waited for a slot
+                self._slots.release()
+                return True
+            for event in batch:
+                self._in_flight_leads.add(event["lead_id"])
+                self._in_flight.add(event["id"])
+            task = asyncio.create_task(self._send_in_slot(self.client, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if paused:
+            self._paused_at = time.monotonic()  # one probe per period
+        return True
+
+    async def _sleep_until_due(self) -> None:
+        timeout = self.settings.relay_poll_seconds
+        # with sends in flight, their completion wakes us; otherwise sleep to the next head
+        if self.client is not None and self.paused_reason is None and not self._tasks:
+            next_due = await self.store.next_due_time()
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, next_due - time.time()))
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
+        except TimeoutError:
+            pass
+
+    async def _send_in_slot(self, client: PusherClient, batch: list[Row]) -> None:
+        try:
+            await self._send(client, batch)
+        except Exception as exc:  # e.g. the database locked: the events stay pending
+            log.error("could not record the outcome of %d events: %s", len(batch), exc)
+        finally:
+            # settled before the lead is released, so a snapshot read meanwhile can't resend
+            self._settled.update(event["id"] for event in batch)
+            for event in batch:
+                self._in_flight_leads.discard(event["lead_id"])
+                self._in_flight.discard(event["id"])
+            self._slots.release()
+            self._wake.set()
+
+    async def _send(self, client: PusherClient, batch: list[Row]) -> None:
+        ids = [event["id"] for event in batch]
+        try:
+            await client.trigger_batch(batch_items(batch))
+        except PusherError as exc:
+            await self._failed(client, batch, exc)
+        except Exception as exc:  # an unexpected failure is retried, never lost
+            await self._failed(client, batch, PusherError(f"unexpected: {exc!r}", kind="protocol"))
+        else:
+            now = time.time()
+            for event in batch:
+                metrics.RELAY_LATENCY.observe(max(0.0, now - event["created_at"]))
+            metrics.EVENTS_RELAYED.inc(len(batch))
+            self.delivered += len(batch)
+            # the mark is written apart, so a slot never waits on the database's write lock
+            # (the intake holds it often); until it commits, the events count as unmarked
+            self._unmarked.update(ids)
+            task = asyncio.create_task(self._mark_delivered(ids))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            if self.paused_reason is not None:
+                await self._set_paused(None)
+
+    async def _mark_delivered(self, ids: list[int]) -> None:
+        try:
+            await self.store.write(lambda tx: tx.mark_delivered(ids))
+        except Exception as exc:  # they stay pending and go again: at least once
+            log.error("could not mark %d delivered events: %s", len(ids), exc)
+        finally:
+            self._settled.update(ids)
+            self._unmarked.difference_update(ids)
+            self._wake.set()
+
+    async def _failed(self, client: PusherClient, batch: list[Row], exc: PusherError) -> None:
+        metrics.EVENTS_FAILED.labels(cause=exc.kind).inc(len(batch))
+        ids = [event["id"] for event in batch]
+        message = str(exc)
+        if exc.kind == "too_large" and len(batch) > 1:
+            # find the one too large: each event goes again on its own, in order
+            for event in batch:
+                await self._send(client, [event])
+            return
+        if exc.kind == "too_large" or (isinstance(exc, PusherStatusError) and exc.status == 400):
+            log.error("events %s dead-lettered: %s", ids, message)
+            metrics.EVENTS_DEAD.inc(len(batch))
+            await self.store.write(lambda tx: tx.mark_dead(ids, message))
+            return
+        if exc.kind in PAUSING:
+            await self._set_paused(message)
+            delay = 0.0  # the pause spaces the probes; due now, so fixed settings resume at once
+        elif isinstance(exc, PusherStatusError) and exc.retry_after is not None:
+            delay = exc.retry_after
+        else:
+            delay = backoff(max(event["attempts"] for event in batch), self._max_backoff)
+        log.warning("delivery of %d events failed (%s); retry in %.1fs", len(ids), message, delay)
+        next_at = time.time() + delay
+        await self.store.write(lambda tx: tx.mark_retry(ids, next_at, message))
+
+    @property
+    def _max_backoff(self) -> float:
+        return self.settings.relay_max_backoff_seconds
+
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        """Stop claiming; give in-flight sends a moment to settle (they are redone if not)."""
+        self._stopping = True
+        self._wake.set()
+        deadline = time.monotonic() + drain_seconds
+        while self._tasks and time.monotonic() < deadline:  # sends, then their marks
+            await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
+        await self._close_client()

@@ -1,0 +1,162 @@
+"""Where the relay runs — in the daemon's loop, or in a process of its own — and its supervisor.
+
+On two cores the intake and the relay each want an interpreter, so `serve` runs the relay
+in a child process by default (`relay = "process"`).  Whoever commits events wakes it
+(wake.py); a poll every `relay_poll_seconds` catches anything missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from leadrelay.config import Settings
+from leadrelay.relay.wake import Waker, listen_for_wakes
+from leadrelay.store.sqlite import Store
+
+log = logging.getLogger("leadrelay.relay")
+
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 10.0
+HEALTHY_RUN_SECONDS = 60.0
+
+
+async def run_relay(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    from leadrelay.relay.relay import Relay
+
+    relay = Relay(store, settings)
+    sock = listen_for_wakes(settings.db, relay.wake)
+    task = asyncio.create_task(relay.run())
+    try:
+        await stop.wait()
+    finally:
+        await relay.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+
+
+class RelayRunner:
+    """Starts and stops the relay beside the API, in the loop or as a child process."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._waker = Waker(settings.db)
+        store.commit_listeners.append(self._waker)
+
+    async def start(self) -> None:
+        if self.settings.relay == "inline":
+            self._task = asyncio.create_task(run_relay(self.settings, self.store, self._stop))
+        else:
+            self._task = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Keep the relay process alive; restart it if it dies: after 0.5 s, doubling while
+        it keeps dying, afresh after a healthy run."""
+        delay = FIRST_RESTART_DELAY
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._child = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "leadrelay.relay.runner",
+                        json.dumps(_settings_json(self)),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:  # out of processes or memory, for a while
+                log.error("could not start the relay process (%s); trying again", exc)
+            else:
+                while self._child.poll() is None and not self._stop.is_set():
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+                    except TimeoutError:
+                        pass
+                # it exits 0 only when told to stop (a SIGTERM to the daemon's process group
+                # reaches it too): that is final, anything else is a crash to recover from
+                if self._stop.is_set() or self._child.returncode == 0:
+                    return
+                log.error("the relay process exited (%s); restarting it", self._child.returncode)
+                if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+                    delay = FIRST_RESTART_DELAY
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(loop.run_in_executor(None, child.wait), timeout)
+            except TimeoutError:
+                child.kill()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._waker.close()
+
+
+def _settings_json(runner: RelayRunner) -> dict[str, Any]:
+    data = asdict(runner.settings)
+    data["db"] = str(Path(runner.settings.db).resolve())
+    return data
+
+
+async def _child_main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    parent = os.getppid()
+
+    async def watch_parent() -> None:
+        # if the daemon is killed outright, its relay must not outlive it
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+        stop.set()
+
+    watcher = asyncio.create_task(watch_parent())
+    store = await Store.open(settings.db, durable=False, on_loop=True)
+    try:
+        await run_relay(settings, store, stop)
+    finally:
+        watcher.cancel()
+        await store.close()
+
+
+def main() -> None:
+    from leadrelay.logs import setup_logging
+
+    data = json.loads(sys.argv[1])
+    data["db"] = Path(data["db"])
+    data["statuses"] = tuple(data["statuses"])
+    settings = Settings(**data)
+    setup_logging(settings.log_level)
+    try:
+        import uvloop
+
+        uvloop.run(_child_main(settings))
+    except ImportError:
+        asyncio.run(_child_main(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Opening a SQLite database: its file mode, its pragmas, its migrations, its errors in words."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from leadrelay.errors import Unavailable
+from leadrelay.store.schema import MIGRATIONS
+
+
+def connect(path: Path, durable: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def create_private(path: Path) -> None:
+    """Create the database file mode 0600 before SQLite does (it would use the umask)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def statements(script: str) -> Iterator[str]:
+    """Split a script into statements the way SQLite does (comments may hold ';')."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip():
+        yield buffer
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+    for version, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have migrated while we waited for the lock
+            if conn.execute("SELECT 1 FROM migrations WHERE version = ?", (version,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def translate(exc: sqlite3.Error) -> Unavailable:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        why = "the database is locked by another process; try again shortly"
+    elif "readonly" in text or "read-only" in text:
+        why = "the database is read-only; fix its file permissions or mount"
+    elif "full" in text:
+        why = "the disk holding the database is full; free some space"
+    elif "disk i/o error" in text:
+        why = (
+            "the database files could not be written (disk I/O error); "
+            "check that the disk is writable and healthy"
+        )
+    else:
+        why = f"the database failed ({exc}); check the file and the disk"
+    return Unavailable(why, code="database_unavailable")

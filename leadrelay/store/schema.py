@@ -1,0 +1,88 @@
+"""The database schema as numbered migrations; applied ones are recorded in `migrations`."""
+
+from __future__ import annotations
+
+# Row ids are 64-bit signed integers (SQLite's INTEGER PRIMARY KEY); the API refuses larger.
+MAX_ID = 2**63 - 1
+# The settings row in which the running relay records its state (read by doctor, /readyz
+# and `outbox status`).
+RELAY_STATE_KEY = "relay_state"
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE providers (
+            id          INTEGER PRIMARY KEY,
+            name        TEXT NOT NULL,
+            created_at  TEXT NOT NULL
+        );
+
+        CREATE TABLE tokens (
+            id           INTEGER PRIMARY KEY,
+            token_hash   TEXT NOT NULL UNIQUE,      -- sha256 of the token, never the token
+            prefix       TEXT NOT NULL,             -- first characters, to tell tokens apart
+            role         TEXT NOT NULL CHECK (role IN ('admin', 'provider')),
+            provider_id  INTEGER REFERENCES providers(id),
+            created_at   TEXT NOT NULL,
+            revoked_at   TEXT,
+            CHECK ((role = 'provider') = (provider_id IS NOT NULL))
+        );
+
+        CREATE TABLE leads (
+            id           INTEGER PRIMARY KEY,
+            name         TEXT NOT NULL,
+            email        TEXT,
+            phone        TEXT,
+            status       TEXT NOT NULL,
+            provider_id  INTEGER REFERENCES providers(id),
+            source       TEXT,
+            notes        TEXT,
+            external_id  TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            last_seq     INTEGER NOT NULL DEFAULT 0   -- seq of the lead's newest event
+        );
+        CREATE INDEX leads_by_provider ON leads (provider_id, id);
+        CREATE INDEX leads_by_status ON leads (status, id);
+
+        CREATE TABLE settings (
+            key         TEXT PRIMARY KEY,
+            value       TEXT NOT NULL,              -- JSON
+            updated_at  TEXT NOT NULL
+        );
+
+        -- A key seen once maps to the lead it created; the PRIMARY KEY is what makes a
+        -- duplicate lose a race, not a check before the insert.
+        CREATE TABLE idempotency_keys (
+            key         TEXT PRIMARY KEY,
+            lead_id     INTEGER NOT NULL REFERENCES leads(id),
+            created_at  REAL NOT NULL               -- unix time, for expiry
+        );
+
+        -- The outbox: every event to broadcast, written in the same transaction as its lead.
+        CREATE TABLE events (
+            id               INTEGER PRIMARY KEY,   -- the events API cursor (?after=ID)
+            event_id         TEXT NOT NULL UNIQUE,  -- UUID, stable across redeliveries
+            lead_id          INTEGER NOT NULL REFERENCES leads(id),
+            seq              INTEGER NOT NULL,
+            type             TEXT NOT NULL,         -- Pusher event name
+            channels         TEXT NOT NULL,         -- JSON list
+            provider_id      INTEGER,               -- the provider channel, if any
+            payload          TEXT NOT NULL,         -- JSON data exactly as broadcast
+            socket_id        TEXT,                  -- X-Socket-ID to exclude (toOthers)
+            state            TEXT NOT NULL DEFAULT 'pending'
+                             CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL NOT NULL,         -- unix time
+            last_error       TEXT,
+            created_at       REAL NOT NULL,         -- unix time of the commit's transaction
+            delivered_at     REAL,
+            UNIQUE (lead_id, seq)
+        );
+        CREATE INDEX events_pending ON events (id) WHERE state = 'pending';
+        CREATE INDEX events_dead ON events (id) WHERE state = 'dead';
+        CREATE INDEX events_by_provider ON events (provider_id, id);
+        """,
+    ),
+)

@@ -1,0 +1,430 @@
+"""The SQLite store: the one writer, the reads, and (in transaction.py) the writes' SQL.
+
+Writes are group-committed: callers hand `Store.write` a function of a `Tx`; one writer
+task gathers every function waiting, runs them in one transaction (each in a savepoint,
+so one failing leaves the others alone) on a dedicated thread, commits once with
+synchronous=FULL, and only then answers each caller.  Durability costs one fsync per
+batch, not per request.  The batch runs in one thread hop because aiosqlite has no public
+way to run a function on its thread; reads use aiosqlite.  A process whose loop serves only
+its store (the lead writer, the relay) opens it `on_loop`: no thread hop at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from leadrelay.errors import ApiError, Conflict, Unavailable
+from leadrelay.store.connection import connect, create_private, migrate, translate
+from leadrelay.store.transaction import EVENT_COLUMNS, LEAD_COLUMNS, Row, Tx
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+BUSY_TIMEOUT_SECONDS = 5.0
+
+
+class _Callback:
+    """A job's answer for a caller that is not a coroutine (see `Store.submit`)."""
+
+    __slots__ = ("_fn", "_called")
+
+    def __init__(self, fn: Callable[[Any, BaseException | None], None]) -> None:
+        self._fn = fn
+        self._called = False
+
+    def done(self) -> bool:
+        return self._called
+
+    def set_result(self, result: Any) -> None:
+        self._call(result, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._call(None, error)
+
+    def _call(self, result: Any, error: BaseException | None) -> None:
+        self._called = True
+        try:
+            self._fn(result, error)
+        except Exception as exc:  # the caller's bug must not stop the writer
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "a write's callback failed", "exception": exc}
+            )
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any] | _Callback
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Store:
+    """An open database: one writer thread, one aiosqlite reader."""
+
+    path: Path
+    reader: aiosqlite.Connection
+    _writer: sqlite3.Connection
+    _executor: ThreadPoolExecutor
+    durable: bool = True
+    on_loop: bool = False
+    _waiting: list[_Job] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a write is waiting
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)  # nothing waiting or running
+    _task: asyncio.Task[None] | None = None
+    commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    transactions: int = 0  # group commits so far: far fewer than writes under load
+
+    @classmethod
+    async def open(cls, path: Path, *, durable: bool = True, on_loop: bool = False) -> Store:
+        """Open (creating and migrating) the database.
+
+        `durable=False` commits without an fsync (WAL, synchronous=NORMAL): for the relay
+        process, whose writes are delivery marks that at-least-once may lose, and which
+        should hold the write lock as briefly as it can beside the intake.
+
+        `on_loop=True` runs every SQLite call, COMMIT and reads too, on the loop's thread: for
+        a process whose loop has nothing else to do meanwhile (the lead writer, the relay).
+        There a thread hop per commit and per read costs more CPU than it spares: the writes
+        that arrive during an fsync wait in the socket and make the next batch.
+        """
+        path = Path(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            if not path.exists():
+                create_private(path)
+            writer = await loop.run_in_executor(executor, connect, path, durable)
+            await loop.run_in_executor(executor, migrate, writer)
+            # from here on the writer waits for the lock itself (see _begin)
+            writer.execute("PRAGMA busy_timeout = 0")
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise translate(exc) from None
+        except OSError as exc:
+            executor.shutdown(wait=False)
+            hint = "; create its folder first" if not path.parent.exists() else ""
+            raise Unavailable(
+                f"cannot open the database {path}: {exc.strerror}{hint}",
+                code="database_unavailable",
+            ) from None
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA busy_timeout = 5000")
+        await reader.execute("PRAGMA foreign_keys = ON")
+        store = cls(
+            path=path,
+            reader=reader,
+            _writer=writer,
+            _executor=executor,
+            durable=durable,
+            on_loop=on_loop,
+        )
+        store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
+        return store
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._idle.wait()  # every write already waiting is answered
+            self._task.cancel()
+            self._task = None
+        await self.reader.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._writer.close)
+        self._executor.shutdown(wait=True)
+
+    # writes ------------------------------------------------------------------
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in the next group commit; return once its transaction is durable."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # a caller that goes away cancels only its future: the writer skips answering it,
+        # and its job still commits with the batch (what was acknowledged is all that counts)
+        self._enqueue(_Job(fn, future))
+        return await future
+
+    def submit(
+        self, fn: Callable[[Tx], T], done: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        """`write` for a caller that is not a coroutine: `done(result, error)` is called as
+        soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
+        self._enqueue(_Job(fn, _Callback(done)))
+
+    def _enqueue(self, job: _Job) -> None:
+        self._waiting.append(job)
+        self._idle.clear()
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._waiting:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            jobs = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            self.transactions += 1
+            written = 0
+            try:
+                written = await self._run_batch(jobs)
+            except BaseException as exc:  # the writer must outlive any one batch
+                for job in jobs:
+                    job.error = job.error or exc
+            for job in jobs:
+                if not job.future.done():
+                    if job.error is not None:
+                        job.future.set_exception(job.error)
+                    else:
+                        job.future.set_result(job.result)
+            if written:
+                for listener in self.commit_listeners:
+                    listener(written)
+
+    async def _run_batch(self, jobs: list[_Job]) -> int:
+        """BEGIN and the jobs' statements on the loop's thread, where they need the GIL
+        anyway (a GIL hand-off per statement would cost more than the statements); COMMIT,
+        which waits for an fsync, on the writer thread unless the store is `on_loop`."""
+        loop = asyncio.get_running_loop()
+        conn = self._writer
+        await self._begin()
+        try:
+            tx = Tx(conn, time.time())
+            if not self._apply(jobs, tx, isolate=False):
+                # a job failed after writing: only a savepoint undoes that job alone, so the
+                # batch is undone and run again with a savepoint around each job (rare: jobs
+                # check before they write)
+                conn.execute("ROLLBACK")
+                await self._begin()
+                tx = Tx(conn, time.time())
+                self._apply(jobs, tx, isolate=True)
+            if self.on_loop:
+                self._execute("COMMIT")
+            else:
+                await loop.run_in_executor(self._executor, self._execute, "COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction and self.on_loop:
+                self._execute("ROLLBACK")
+            elif conn.in_transaction:
+                await loop.run_in_executor(self._executor, self._execute, "ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc) from None
+            raise
+        return tx.events_written
+
+    def _apply(self, jobs: list[_Job], tx: Tx, *, isolate: bool) -> bool:
+        """Run each job; a failing job's error goes to its caller.  Without `isolate`,
+        return False as soon as a job fails after it has written something."""
+        conn = self._writer
+        for job in jobs:
+            job.result = job.error = None
+            if isolate:
+                conn.execute("SAVEPOINT job")
+            changes, written = conn.total_changes, tx.events_written
+            try:
+                job.result = job.fn(tx)
+                if isolate:
+                    conn.execute("RELEASE job")
+            except Exception as exc:
+                if isolate:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                elif conn.total_changes != changes:
+                    return False
+                tx.events_written = written
+                job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
+        return True
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes."""
+        await self._when_unlocked(lambda: self._writer.execute("BEGIN IMMEDIATE"))
+
+    async def _when_unlocked(self, call: Callable[[], T]) -> T:
+        """`call()` on the loop's thread; while another process holds a lock it needs, try
+        again every few milliseconds until the busy timeout (SQLite's own busy handler would
+        sleep in steps of up to 100 ms, and block the thread doing it)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise translate(exc) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self._writer.execute(sql)
+        except sqlite3.Error as exc:
+            raise translate(exc) from None
+
+    # reads -------------------------------------------------------------------
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        args = tuple(params)
+        rows: Iterable[sqlite3.Row]
+        try:
+            if self.on_loop:  # between batches, the writer's connection is in no transaction
+                conn = self._writer
+                rows = await self._when_unlocked(lambda: conn.execute(sql, args).fetchall())
+            else:
+                rows = await self.reader.execute_fetchall(sql, args)
+        except sqlite3.Error as exc:
+            raise translate(exc) from None
+        return [dict(row) for row in rows]
+
+    async def get_lead(self, lead_id: int) -> Row | None:
+        return await self.fetch_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
+
+    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
+        """Rows after an id cursor, oldest first, where each given column equals its value
+        (None means no filter on that column)."""
+        sql = f"{select} WHERE id > ?"
+        params: list[Any] = [after]
+        for column, value in equal.items():
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        return await self.fetch_all(f"{sql} ORDER BY id LIMIT ?", [*params, limit])
+
+    async def list_leads(
+        self, *, status: str | None, provider_id: int | None, after: int, limit: int
+    ) -> list[Row]:
+        select = f"SELECT {LEAD_COLUMNS} FROM leads"
+        return await self._page(
+            select, after, limit, {"status": status, "provider_id": provider_id}
+        )
+
+    async def list_providers(self) -> list[Row]:
+        return await self.fetch_all(
+            "SELECT p.id, p.name, p.created_at, "
+            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads "
+            "FROM providers p ORDER BY p.id"
+        )
+
+    async def principal_for(self, token_hash: str) -> Row | None:
+        return await self.fetch_one(
+            "SELECT token_hash, role, provider_id FROM tokens "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        )
+
+    async def list_tokens(self) -> list[Row]:
+        return await self.fetch_all(
+            "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
+        )
+
+    async def lead_for_key(self, key: str) -> int | None:
+        row = await self.fetch_one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
+        return None if row is None else int(row["lead_id"])
+
+    async def get_setting(self, key: str) -> Any:
+        row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    async def setting_version(self, key: str) -> str | None:
+        row = await self.fetch_one("SELECT updated_at FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row["updated_at"])
+
+    async def event_row_id(self, event_id: str) -> int | None:
+        row = await self.fetch_one("SELECT id FROM events WHERE event_id = ?", (event_id,))
+        return None if row is None else int(row["id"])
+
+    async def events_after(
+        self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
+    ) -> list[Row]:
+        select = f"SELECT {EVENT_COLUMNS} FROM events"
+        return await self._page(
+            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
+        )
+
+    async def events_since_time(self, since: float) -> int:
+        """The cursor just before the first event committed at or after `since`."""
+        row = await self.fetch_one(
+            "SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM events)) - 1 AS c "
+            "FROM events WHERE created_at >= ?",
+            (since,),
+        )
+        return int(row["c"]) if row else 0
+
+    async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
+        """Pending events whose time has come and that no earlier event of their lead blocks,
+        less the ids in `skip`."""
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
+            "AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
+            "ORDER BY id LIMIT ?",
+            (now, json.dumps(list(skip)), limit),
+        )
+
+    async def next_due_time(self) -> float | None:
+        """When the earliest event that no earlier event of its lead blocks falls due."""
+        row = await self.fetch_one(
+            "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    async def outbox_counts(self) -> Row:
+        row = await self.fetch_one(
+            "SELECT "
+            "(SELECT count(*) FROM events WHERE state = 'pending') AS pending, "
+            "(SELECT count(*) FROM events WHERE state = 'dead') AS dead, "
+            "(SELECT count(*) FROM events WHERE state = 'delivered') AS delivered, "
+            "(SELECT count(*) FROM events WHERE state = 'pending' AND attempts > 0) AS retrying, "
+            "(SELECT min(created_at) FROM events WHERE state = 'pending') AS oldest_pending, "
+            "(SELECT count(*) FROM events) AS total"
+        )
+        assert row is not None
+        return row
+
+    async def dead_events(self, limit: int) -> list[Row]:
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'dead' ORDER BY id LIMIT ?",
+            (limit,),
+        )
+
+    async def recent_errors(self, limit: int) -> list[Row]:
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'pending' AND attempts > 0 "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+
+    async def ledger_problems(self) -> list[Row]:
+        """Events in no accounted state: dead without a reason, or delivered with no time."""
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE (state = 'dead' AND last_error IS NULL) "
+            "OR (state = 'delivered' AND delivered_at IS NULL) "
+            "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
+        )
+
+    async def check_writable(self) -> None:
+        """Raise Unavailable unless a write transaction can be opened and committed."""
+        await self.write(lambda tx: tx.put_setting("readyz", {"at": tx.now}, ""))
+
+
+def _wrap(exc: Exception) -> Exception:
+    """Translate a job's SQLite error; anything else (a bug) goes back to its caller as is."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"that conflicts with what is stored: {exc}", code="conflict")
+    if isinstance(exc, sqlite3.Error):
+        return translate(exc)
+    return exc

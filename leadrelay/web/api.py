@@ -1,0 +1,261 @@
+"""The HTTP API of CONTRACT §2: route handlers for leads, events, broadcasting, settings, health."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from leadrelay import events, leads, metrics
+from leadrelay.auth import (
+    ADMIN,
+    Principal,
+    channel_signature,
+    require_admin,
+    require_provider,
+)
+from leadrelay.errors import (
+    ApiError,
+    Forbidden,
+    NotFound,
+    PusherError,
+    ValidationFailed,
+)
+from leadrelay.events import provider_channel
+from leadrelay.pusher import config as pusher_config
+from leadrelay.pusher.http import test_connection
+from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.sqlite import Store
+from leadrelay.web.http import (
+    JSON,
+    path_id,
+    query_int,
+    query_text,
+    read_form_or_json,
+    read_json,
+)
+from leadrelay.web.openapi import document
+from leadrelay.web.state import principal, socket_id_of, state
+
+log = logging.getLogger("leadrelay.api")
+
+
+# --- leads ------------------------------------------------------------------------
+
+
+async def admin_list_leads(request: Request) -> Response:
+    require_admin(await principal(request))
+    return await _list_leads(request, ADMIN)
+
+
+async def provider_list_leads(request: Request) -> Response:
+    caller = await principal(request)
+    require_provider(caller)
+    return await _list_leads(request, caller)
+
+
+async def _list_leads(request: Request, actor: Principal) -> Response:
+    st = state(request)
+    status = query_text(request, "status")
+    if status is not None:
+        leads.parse_status(status, st.settings.statuses)
+    provider_filter = query_int(request, "provider_id", 0) or None
+    limit = query_int(request, "limit", 50, low=1, high=500)
+    rows = await leads.list_leads(
+        st.store,
+        actor=actor,
+        status=status,
+        provider_id=provider_filter,
+        after=query_int(request, "after", 0),
+        limit=limit,
+    )
+    next_after = rows[-1]["id"] if len(rows) == limit else None
+    return JSON({"leads": rows, "next_after": next_after})
+
+
+async def admin_get_lead(request: Request) -> Response:
+    require_admin(await principal(request))
+    return JSON(await leads.get_lead(state(request).store, path_id(request), actor=ADMIN))
+
+
+async def provider_get_lead(request: Request) -> Response:
+    caller = await principal(request)
+    require_provider(caller)
+    return JSON(await leads.get_lead(state(request).store, path_id(request), actor=caller))
+
+
+async def admin_change_lead(request: Request) -> Response:
+    require_admin(await principal(request))
+    return await _change_lead(request, ADMIN)
+
+
+async def provider_change_lead(request: Request) -> Response:
+    caller = await principal(request)
+    require_provider(caller)
+    return await _change_lead(request, caller)
+
+
+async def _change_lead(request: Request, actor: Principal) -> Response:
+    st = state(request)
+    lead_id = path_id(request)
+    data = await read_json(request, st.settings.max_body_bytes)
+    change = leads.parse_change(data, st.settings.statuses, admin=actor.is_admin)
+    lead = await leads.change_lead(
+        st.store, lead_id, change, actor=actor, socket_id=socket_id_of(request)
+    )
+    return JSON(lead)
+
+
+# --- events catch-up ----------------------------------------------------------------
+
+
+async def admin_events(request: Request) -> Response:
+    require_admin(await principal(request))
+    return await _events(request, None)
+
+
+async def provider_events(request: Request) -> Response:
+    caller = await principal(request)
+    return await _events(request, require_provider(caller))
+
+
+async def _events(request: Request, provider_id: int | None) -> Response:
+    st = state(request)
+    after_raw = query_text(request, "after") or ""
+    after = await _cursor(st.store, after_raw) if after_raw and not after_raw.isdigit() else None
+    if after is None:
+        after = query_int(request, "after", 0)
+    limit = query_int(request, "limit", 100, low=1, high=1000)
+    lead_filter = query_int(request, "lead_id", 0) or None
+    rows = await st.store.events_after(
+        after, provider_id=provider_id, lead_id=lead_filter, limit=limit
+    )
+    items = [events.event_item(row, provider_id) for row in rows]
+    next_after = rows[-1]["id"] if rows else after
+    return JSON({"events": items, "next_after": next_after})
+
+
+async def _cursor(store: Store, event_id: str) -> int:
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise ValidationFailed(
+            "'after' must be an event's id number or its event_id", code="invalid_query"
+        ) from None
+    row_id = await store.event_row_id(event_id)
+    if row_id is None:
+        raise NotFound(f"no event {event_id}", code="event_not_found")
+    return row_id
+
+
+# --- Pusher: channel auth and settings ---------------------------------------------------
+
+
+async def broadcasting_config(request: Request) -> Response:
+    """What a frontend (or `leadrelay tail`) needs to open the socket: nothing secret, the
+    same values pusher-js is configured with in a page."""
+    await principal(request)
+    config = await pusher_config.load(state(request).store)
+    if not config.key:
+        raise ApiError(
+            "Pusher is not configured; set it with 'leadrelay pusher set'",
+            code="pusher_not_configured",
+        )
+    return JSON(
+        {
+            "key": config.key,
+            "cluster": config.cluster,
+            "ws_host": config.ws_host,
+            "ws_port": config.server_port,
+            "tls": config.tls,
+        }
+    )
+
+
+async def broadcasting_auth(request: Request) -> Response:
+    st = state(request)
+    caller = await principal(request)
+    form = await read_form_or_json(request, st.settings.max_body_bytes)
+    socket_id = str(form.get("socket_id") or "")
+    channel = str(form.get("channel_name") or "")
+    left, dot, right = socket_id.partition(".")
+    if not (dot and left.isdigit() and right.isdigit() and left.isascii() and right.isascii()):
+        raise ApiError("socket_id must look like '1234.5678'", code="invalid_socket_id")
+    if not channel.startswith("private-"):
+        raise ApiError("only private channels need auth; 'admin' is public", code="invalid_channel")
+    allowed = caller.is_admin or channel == provider_channel(caller.provider_id or 0)
+    if not allowed:
+        raise Forbidden(f"you may not subscribe to {channel}", code="channel_forbidden")
+    config = await pusher_config.load(st.store)
+    if not config.complete:
+        raise ApiError(
+            "Pusher is not configured; set it with 'leadrelay pusher set'",
+            code="pusher_not_configured",
+        )
+    return JSON({"auth": channel_signature(config.key, config.secret, socket_id, channel)})
+
+
+async def get_pusher_settings(request: Request) -> Response:
+    require_admin(await principal(request))
+    config = await pusher_config.load(state(request).store)
+    return JSON(config.masked())
+
+
+async def put_pusher_settings(request: Request) -> Response:
+    require_admin(await principal(request))
+    st = state(request)
+    data = await read_json(request, st.settings.max_body_bytes)
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", code="invalid_body")
+    config = await pusher_config.update(st.store, data)
+    return JSON(config.masked())
+
+
+async def test_pusher_settings(request: Request) -> Response:
+    require_admin(await principal(request))
+    config = await pusher_config.load(state(request).store)
+    try:
+        result = await test_connection(config)
+    except PusherError as exc:
+        return JSON({"ok": False, "kind": exc.kind, "message": str(exc)})
+    return JSON({"ok": True, **result})
+
+
+# --- operations -------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSON({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    st = state(request)
+    problems: list[str] = []
+    try:
+        await st.store.check_writable()
+    except ApiError as exc:
+        problems.append(str(exc))
+    body: dict[str, Any] = {"status": "ready", "problems": problems}
+    if st.settings.relay != "off":
+        relay = await st.store.get_setting(RELAY_STATE_KEY) or {}
+        if relay.get("paused_reason"):
+            problems.append(f"relay paused: {relay['paused_reason']}")
+        body["relay"] = relay
+    if problems:
+        body["status"] = "not_ready"
+    return JSON(body, status_code=200 if not problems else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    st = state(request)
+    counts = await st.store.outbox_counts()
+    text = metrics.render(counts, time.time())
+    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+
+
+async def openapi(request: Request) -> Response:
+    return JSON(document(state(request).settings))

@@ -1,0 +1,191 @@
+"""The daemon's ASGI app: its routes, error handlers and lifespan (store, writer, relay)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from leadrelay.auth import Authenticator
+from leadrelay.config import Settings
+from leadrelay.errors import ApiError
+from leadrelay.pusher import config as pusher_config
+from leadrelay.store.sqlite import Store
+from leadrelay.web import intake
+from leadrelay.web.api import (
+    admin_change_lead,
+    admin_events,
+    admin_get_lead,
+    admin_list_leads,
+    broadcasting_auth,
+    broadcasting_config,
+    get_pusher_settings,
+    healthz,
+    metrics_endpoint,
+    openapi,
+    provider_change_lead,
+    provider_events,
+    provider_get_lead,
+    provider_list_leads,
+    put_pusher_settings,
+    readyz,
+    test_pusher_settings,
+)
+from leadrelay.web.http import INTERNAL_ERROR_BODY, JSON, error_response
+from leadrelay.web.lead_writer import LeadWriter
+from leadrelay.web.ratelimit import RateLimiter
+from leadrelay.web.state import AppState
+
+log = logging.getLogger("leadrelay.api")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    messages = {
+        404: f"there is no route {request.url.path}; see /openapi.json",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }
+    code = codes.get(exc.status_code, "http_error")
+    message = messages.get(exc.status_code, str(exc.detail))
+    body = {"error": {"code": code, "message": message}}
+    return JSON(body, status_code=exc.status_code, headers=exc.headers)  # keeps 405's Allow
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+    return JSON(INTERNAL_ERROR_BODY, status_code=500)
+
+
+def by_method(**handlers: Handler) -> Handler:
+    """One route for a path with several methods, so a 405's Allow header names them all."""
+
+    async def dispatch(request: Request) -> Response:
+        # Starlette answers HEAD wherever GET is allowed
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch
+
+
+class IntakeEndpoint:
+    """POST /api/leads as an ASGI endpoint, for when it does come through the router."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await intake.create_lead(scope["app"].state.leadrelay, scope, receive, send)
+
+
+ROUTES = [
+    # LeadrelayApp sends POST /api/leads to intake.py before Starlette sees it; the route
+    # stays so that other methods get the same 405 as elsewhere
+    Route("/api/leads", IntakeEndpoint(), methods=["POST"]),
+    Route("/api/admin/leads", admin_list_leads, methods=["GET"]),
+    Route(
+        "/api/admin/leads/{lead_id}",
+        by_method(GET=admin_get_lead, PATCH=admin_change_lead),
+        methods=["GET", "PATCH"],
+    ),
+    Route("/api/admin/events", admin_events, methods=["GET"]),
+    Route("/api/provider/leads", provider_list_leads, methods=["GET"]),
+    Route(
+        "/api/provider/leads/{lead_id}",
+        by_method(GET=provider_get_lead, PATCH=provider_change_lead),
+        methods=["GET", "PATCH"],
+    ),
+    Route("/api/provider/events", provider_events, methods=["GET"]),
+    Route("/broadcasting/auth", broadcasting_auth, methods=["POST"]),
+    Route("/broadcasting/config", broadcasting_config, methods=["GET"]),
+    Route(
+        "/api/admin/settings/pusher",
+        by_method(GET=get_pusher_settings, PUT=put_pusher_settings),
+        methods=["GET", "PUT"],
+    ),
+    Route("/api/admin/settings/pusher/test", test_pusher_settings, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
+
+
+async def _housekeeping(store: Store, settings: Settings) -> None:
+    """Forget idempotency keys older than their TTL, every ten minutes."""
+    ttl = settings.idempotency_ttl_hours * 3600
+    while True:
+        try:
+            forgotten = await store.write(lambda tx: tx.forget_keys_before(tx.now - ttl))
+            if forgotten:
+                log.info("forgot %d idempotency keys older than the TTL", forgotten)
+        except ApiError as exc:
+            log.warning("housekeeping failed: %s", exc)
+        await asyncio.sleep(600)
+
+
+class LeadrelayApp(Starlette):
+    """Starlette, but POST /api/leads, the hot path, goes straight to intake.py."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/api/leads":
+            await intake.create_lead(self.state.leadrelay, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
+    """The daemon's ASGI app; the store opens (and the relay starts) in its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await Store.open(settings.db)
+        await pusher_config.seed_from_env(store, os.environ)
+        app_state = AppState(
+            settings=settings,
+            store=store,
+            auth=Authenticator(store),
+            limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        )
+        app.state.leadrelay = app_state
+        if settings.writer == "process":
+            app_state.lead_writer = LeadWriter(settings.db, settings.log_level)
+            await app_state.lead_writer.start()
+        housekeeping = asyncio.create_task(_housekeeping(store, settings))
+        runner = None
+        if start_relay and settings.relay != "off":
+            from leadrelay.relay.runner import RelayRunner
+
+            runner = RelayRunner(settings, store)
+            await runner.start()
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            if app_state.lead_writer is not None:
+                await app_state.lead_writer.close()
+            if runner is not None:
+                await runner.stop()
+            await store.close()
+
+    return LeadrelayApp(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )

@@ -1,0 +1,145 @@
+"""`POST /api/leads`, the hot path, as a plain ASGI handler.
+
+Every lead a CRM sends comes through here, so it skips what Starlette does per request for
+the other routes (its middleware, router and Request object: about a third of a bare
+endpoint's time, measured in docs/performance.md) and reads the few headers it needs straight
+off the ASGI scope.  What it checks, in order, and how it answers are the same as any route's:
+errors are `ApiError`s answered with the contract's error body.  Under `serve`, the lead itself
+is written by the lead writer process (lead_writer.py), which answers once it is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from leadrelay import leads, metrics
+from leadrelay.auth import require_admin
+from leadrelay.errors import ApiError, RateLimited
+from leadrelay.web import webhook_secrets
+from leadrelay.web.http import (
+    INTERNAL_ERROR_BODY,
+    check_length,
+    collect_body,
+    decode_json,
+    error_headers,
+    require_json,
+    socket_id,
+    too_large,
+)
+
+if TYPE_CHECKING:
+    from leadrelay.web.state import AppState
+
+log = logging.getLogger("leadrelay.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before it had sent the whole body."""
+
+
+async def create_lead(st: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+    headers = dict(scope["headers"])  # names arrive lower-case
+    extra: dict[str, str] = {}
+    try:
+        status, body = await _create(st, scope, headers, receive)
+    except ApiError as err:
+        status, body, extra = err.status, _encode(err.body()), error_headers(err)
+    except ClientGone:
+        return  # nothing was written, and nobody is left to answer
+    except Exception as exc:
+        log.error("unexpected error on POST /api/leads: %r", exc)
+        status, body = 500, _encode(INTERNAL_ERROR_BODY)
+    await _answer(send, status, body, extra)
+
+
+async def _create(
+    st: AppState, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+) -> tuple[int, bytes]:
+    """(201, the lead) when stored; (200, the earlier lead) when its idempotency key was seen."""
+    limit = st.settings.max_body_bytes
+    check_length(_text(headers.get(b"content-length")), limit)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        raw = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(raw) > limit:
+            raise too_large(limit)
+    else:
+        raw = await collect_body(_chunks(message, receive), limit)
+
+    webhook_id = None
+    authorization = _text(headers.get(b"authorization"))
+    if authorization or b"webhook-signature" not in headers:
+        caller = await st.auth.authenticate(authorization)
+        require_admin(caller)
+        rate_key = caller.key
+    else:
+        text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
+        webhook_id = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
+        # signed webhooks share no token, so they are limited per client address
+        client = scope.get("client")
+        rate_key = client[0] if client else "unknown"
+    wait = st.limiter.check(rate_key)
+    if wait > 0:
+        retry_after = max(1, int(wait + 0.999))
+        raise RateLimited(
+            f"too many requests; try again in {retry_after} s", retry_after=retry_after
+        )
+
+    require_json(_text(headers.get(b"content-type")) or "")
+    fields = leads.parse_new_lead(decode_json(raw))
+    key = _text(headers.get(b"idempotency-key"))
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ApiError(
+            "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
+        )
+    idempotency_key = f"webhook:{webhook_id}" if webhook_id else (f"key:{key}" if key else None)
+    lead_status = st.settings.statuses[0]
+    sid = socket_id(_text(headers.get(b"x-socket-id")))
+    if st.lead_writer is not None:  # `serve`: the writer process answers once it is durable
+        status, body = await st.lead_writer.create(
+            fields, status=lead_status, idempotency_key=idempotency_key, socket_id=sid
+        )
+    else:
+        result = await leads.create_lead(
+            st.store, fields, status=lead_status, idempotency_key=idempotency_key, socket_id=sid
+        )
+        status, body = 201 if result.created else 200, _encode(result.lead)
+    if status == 201:
+        metrics.LEADS_RECEIVED.inc()
+    return status, body
+
+
+async def _chunks(message: Message, receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+        message = await receive()
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _encode(content: Any) -> bytes:
+    return orjson.dumps(content)
+
+
+async def _answer(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
+    headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,291 @@
+"""New leads written in a process of their own, so the daemon's loop only speaks HTTP.
+
+On two cores, one interpreter that both served HTTP and ran each new lead's SQL was the
+intake's limit: the write took ~30 µs of its one core per lead (docs/performance.md).  So
+`serve` hands each new lead to this process over a socket pair.  It runs the same write as
+`leads.create_lead` (`leads.new_lead`, through `Store.submit`) on its own `Store` (group
+commit, fsync before the answer) and sends back the HTTP status and body to answer with,
+once the lead is durable.
+
+Frames, each way: a 4-byte little-endian length, then
+  request  orjson `[request id, fields, status, idempotency key, socket id]`
+  answer   request id (u32), HTTP status (u16), then the JSON body to send
+
+The process stops when its socket closes: when the daemon closes it after its last request,
+or when the daemon dies.  A SIGTERM (the daemon's whole process group gets one) does not
+stop it, so every request the daemon is still answering gets its lead written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+
+from leadrelay import leads
+from leadrelay.errors import ApiError, Unavailable
+from leadrelay.store.sqlite import Store
+from leadrelay.web.http import INTERNAL_ERROR_BODY
+
+log = logging.getLogger("leadrelay.writer")
+
+FIRST_RESTART_DELAY = 0.1
+MAX_RESTART_DELAY = 10.0
+HEALTHY_RUN_SECONDS = 60.0
+_LENGTH = struct.Struct("<I")
+_ANSWER = struct.Struct("<IH")
+
+
+class _Frames(asyncio.Protocol):
+    """Length-prefixed frames over a stream; writes made in one loop turn go out as one."""
+
+    def __init__(self, on_frame: Callable[[bytes], None]) -> None:
+        self._on_frame = on_frame
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= 4:
+            (size,) = _LENGTH.unpack_from(buffer, start)
+            if len(buffer) - start - 4 < size:
+                break
+            self._on_frame(bytes(buffer[start + 4 : start + 4 + size]))
+            start += 4 + size
+        del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def send(self, *parts: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._out.append(_LENGTH.pack(sum(map(len, parts))))
+        self._out.extend(parts)
+
+    def flush(self) -> None:
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+
+
+# --- the daemon's side -------------------------------------------------------------------
+
+
+class LeadWriter:
+    """The daemon's handle on the writer process: `create` is `leads.create_lead`'s answer."""
+
+    def __init__(self, db: Path, log_level: str = "info") -> None:
+        self.db = db
+        self.log_level = log_level
+        self._ids: Iterator[int] = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._frames: _Frames | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "leadrelay.web.lead_writer",
+                    str(theirs.fileno()),
+                    str(Path(self.db).resolve()),
+                    self.log_level,
+                ],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        loop = asyncio.get_running_loop()
+        _, self._frames = await loop.create_unix_connection(
+            lambda: _Frames(self._answered), sock=ours
+        )
+
+    async def _supervise(self) -> None:
+        """Fail what the process had when it dies, and start another (requests get a 503
+        meanwhile): after 0.1 s, doubling while they keep dying, afresh after a healthy run."""
+        delay = FIRST_RESTART_DELAY
+        while not self._closing:
+            started = time.monotonic()
+            assert self._frames is not None
+            await self._frames.closed
+            self._fail_waiting()
+            if self._closing:
+                return
+            code = await self._exit_code()
+            log.error("the lead writer process exited (%s); restarting it", code)
+            if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+                delay = FIRST_RESTART_DELAY
+            while not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                try:
+                    await self._spawn()
+                    break
+                except OSError as exc:  # out of processes or memory, for a while
+                    log.error("could not start the lead writer process (%s); trying again", exc)
+
+    def _fail_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(
+                    Unavailable(
+                        "the lead writer stopped before answering; the lead may not be "
+                        "stored, so send it again (with an Idempotency-Key it is safe to)",
+                        code="database_unavailable",
+                    )
+                )
+
+    def _answered(self, frame: bytes) -> None:
+        request_id, status = _ANSWER.unpack_from(frame)
+        future = self._waiting.pop(request_id, None)
+        if future is not None and not future.done():
+            future.set_result((status, frame[_ANSWER.size :]))
+
+    async def create(
+        self,
+        fields: dict[str, Any],
+        *,
+        status: str,
+        idempotency_key: str | None,
+        socket_id: str | None,
+    ) -> tuple[int, bytes]:
+        """(201, the lead) when stored; (200, the earlier lead) for a known key; or an error's
+        status and body."""
+        frames = self._frames
+        if frames is None or frames.closed.done():
+            raise Unavailable(
+                "the lead writer is restarting; try again in a moment",
+                code="database_unavailable",
+            )
+        request_id = next(self._ids) & 0xFFFFFFFF
+        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        frames.send(orjson.dumps([request_id, fields, status, idempotency_key, socket_id]))
+        return await future
+
+    async def _exit_code(self) -> int | None:
+        """Wait for the process to end, off the loop (it may still be closing its store)."""
+        child = self._child
+        if child is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(None, child.wait)
+
+    async def close(self) -> None:
+        """After the last request: the process writes what it has, then exits."""
+        self._closing = True
+        if self._frames is not None and self._frames.transport is not None:
+            self._frames.transport.close()
+        await self._exit_code()
+        if self._supervisor is not None:
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+
+
+# --- the writer process --------------------------------------------------------------------
+
+
+async def _serve(fd: int, db: Path) -> None:
+    from leadrelay.relay.wake import Waker
+
+    store = await Store.open(db, on_loop=True)
+    waker = Waker(db)
+    tasks: set[asyncio.Task[None]] = set()
+
+    def answer(
+        request_id: int, result: leads.CreateResult | None, error: BaseException | None
+    ) -> None:
+        if isinstance(error, ApiError):
+            status, body = error.status, orjson.dumps(error.body())
+        elif error is not None or result is None:
+            log.error("unexpected error writing a lead: %r", error)
+            status, body = 500, orjson.dumps(INTERNAL_ERROR_BODY)
+        else:
+            status, body = (201 if result.created else 200), orjson.dumps(result.lead)
+        frames.send(_ANSWER.pack(request_id, status), body)
+
+    async def replay(request_id: int, key: str) -> None:
+        try:
+            answer(request_id, await leads.lead_of_key(store, key), None)
+        except Exception as exc:
+            answer(request_id, None, exc)
+
+    def on_frame(frame: bytes) -> None:
+        request_id, fields, status, key, socket_id = orjson.loads(frame)
+
+        def done(result: leads.CreateResult | None, error: BaseException | None) -> None:
+            if isinstance(error, leads.LostRace):  # another request stored the key first
+                task = asyncio.create_task(replay(request_id, error.key))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                answer(request_id, result, error)
+
+        # no task per lead: the batch's answers go out as soon as it is durable
+        store.submit(leads.new_lead(fields, status, key, socket_id), done)
+
+    def committed(count: int) -> None:
+        frames.flush()  # the batch's answers, before the next batch's statements run
+        waker(count)
+
+    store.commit_listeners.append(committed)
+    loop = asyncio.get_running_loop()
+    frames = _Frames(on_frame)
+    await loop.create_unix_connection(lambda: frames, sock=socket.socket(fileno=fd))
+    try:
+        await frames.closed
+    finally:
+        await store.close()  # it first writes every lead it was sent
+        waker.close()
+
+
+def main() -> None:
+    from leadrelay.logs import setup_logging
+
+    fd, db, log_level = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    setup_logging(log_level)
+    # the daemon's process group gets its SIGTERM too: stop only when the socket closes
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(fd, db))
+    except ImportError:
+        asyncio.run(_serve(fd, db))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""`leadrelay serve`: settings → first-start setup → create_app → uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from leadrelay.config import Settings
+from leadrelay.logs import setup_logging
+
+
+async def first_start(settings: Settings) -> str | None:
+    """Open (and so create) the database; make an admin token if there is none yet."""
+    from leadrelay import accounts
+    from leadrelay.store.sqlite import Store
+
+    store = await Store.open(settings.db)
+    try:
+        return await accounts.create_admin_token(store, only_if_none=True)
+    finally:
+        await store.close()
+
+
+async def serve(settings: Settings) -> None:
+    setup_logging(settings.log_level)
+    token = await first_start(settings)
+    if token is not None:
+        sys.stdout.write(
+            "leadrelay: no admin token existed, so one was made. It is shown only this once:\n"
+            f"  {token}\n"
+            "Use it as 'Authorization: Bearer TOKEN'. More: leadrelay tokens create --admin\n"
+        )
+        sys.stdout.flush()
+    metrics_dir = None
+    if settings.relay == "process" and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # the relay process's counters reach /metrics through files in this directory;
+        # it must be set before prometheus_client is first imported
+        metrics_dir = _metrics_dir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+    from leadrelay.web.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        http=_HttpProtocol,
+    )
+    try:
+        await _Server(config).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> str:
+    """A fresh directory named after this process; those of dead daemons are swept away
+    (a daemon killed outright never removes its own)."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob("leadrelay-metrics-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"leadrelay-metrics-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return str(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _OneSend:
+    """A transport whose writes in one loop turn leave in one send(): uvicorn writes a
+    response's head and its body apart, two system calls and two TCP segments."""
+
+    __slots__ = ("_transport", "_out")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._out: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        if self._out:
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(cast(asyncio.Transport, _OneSend(transport)))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM once it has shut down gracefully, which would end
+    the process by the signal (exit 143) before leadrelay's own cleanup: a drained SIGTERM
+    is a clean stop, exit 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)

@@ -1,0 +1,38 @@
+"""What every route shares: the app's state (settings, store, auth, limiter, lead writer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from leadrelay.auth import Authenticator, Principal
+from leadrelay.config import Settings
+from leadrelay.store.sqlite import Store
+from leadrelay.web.http import socket_id
+from leadrelay.web.lead_writer import LeadWriter
+from leadrelay.web.ratelimit import RateLimiter
+
+SOCKET_ID_HEADER = "x-socket-id"
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    auth: Authenticator
+    limiter: RateLimiter
+    lead_writer: LeadWriter | None = None  # None: new leads are written in this process
+
+
+def state(request: Request) -> AppState:
+    app_state: AppState = request.app.state.leadrelay
+    return app_state
+
+
+async def principal(request: Request) -> Principal:
+    return await state(request).auth.authenticate(request.headers.get("authorization"))
+
+
+def socket_id_of(request: Request) -> str | None:
+    return socket_id(request.headers.get(SOCKET_ID_HEADER))

@@ -1,0 +1,62 @@
+"""The stored Standard Webhooks secrets: the current one, and rotated ones in their grace period."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from leadrelay import events
+from leadrelay.config import Settings
+from leadrelay.errors import Unauthorized
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Tx
+from leadrelay.web import webhooks
+
+SETTING_KEY = "webhook_secrets"
+
+
+def _live(entries: Any, now: float) -> list[dict[str, Any]]:
+    if not isinstance(entries, list):
+        return []
+    return [e for e in entries if e.get("expires_at") is None or e["expires_at"] > now]
+
+
+async def current_secret(store: Store, *, rotate: bool = False, grace_hours: float = 24.0) -> str:
+    """The secret integrators sign with; made on first use, or anew with `rotate`."""
+
+    def get(tx: Tx) -> str:
+        now = time.time()
+        entries = _live(tx.get_setting(SETTING_KEY), now)
+        current = [e for e in entries if e.get("expires_at") is None]
+        if current and not rotate:
+            return str(current[0]["secret"])
+        for entry in current:  # the old secret keeps working through the grace period
+            entry["expires_at"] = now + grace_hours * 3600
+        secret = webhooks.generate_secret()
+        entries.insert(0, {"secret": secret, "expires_at": None, "created_at": now})
+        tx.put_setting(SETTING_KEY, entries, events.now_iso())
+        return secret
+
+    return await store.write(get)
+
+
+async def verify_request(
+    store: Store, settings: Settings, headers: Mapping[str, str], body: bytes
+) -> str:
+    """The request's webhook-id when its signature is good; 401 otherwise."""
+    secrets = [e["secret"] for e in _live(await store.get_setting(SETTING_KEY), time.time())]
+    if not secrets:
+        raise Unauthorized(
+            "signed webhooks are not set up; run 'leadrelay webhooks secret' first",
+            code="webhooks_not_configured",
+        )
+    try:
+        webhook_id = webhooks.verify(
+            secrets, headers, body, tolerance=settings.webhook_tolerance_seconds
+        )
+    except webhooks.WebhookVerificationError as exc:
+        raise Unauthorized(exc.message, code=exc.code) from None
+    if not 1 <= len(webhook_id) <= 255:
+        raise Unauthorized("webhook-id must be 1 to 255 characters", code="webhook_id_invalid")
+    return webhook_id
