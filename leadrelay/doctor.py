@@ -24,7 +24,13 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     path = settings.db
     if not path.exists():
-        return [_check("database", "fail", f"{path} does not exist; run 'leadrelay serve' once")]
+        return [
+            _check(
+                "database",
+                "fail",
+                f"{path.absolute()} does not exist; create it with 'leadrelay init'",
+            )
+        ]
     mode = stat.S_IMODE(os.stat(path).st_mode)
     checks.append(
         _check("database file", "ok", f"{path} is private (0600)")

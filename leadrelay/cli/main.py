@@ -18,6 +18,7 @@ from leadrelay.cli.support import (
     print_table,
     run,
     say,
+    set_root_db,
     settings_for,
     show,
 )
@@ -29,6 +30,30 @@ app = command_group(
 leads_app = command_group("Create, list and change leads.")
 providers_app = command_group("Providers and their tokens.")
 tokens_app = command_group("API tokens (stored hashed).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from leadrelay import __version__
+
+        typer.echo(f"leadrelay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    db: DbOption = None,
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = None,
+) -> None:
+    """leadrelay: lead webhooks in, a durable SQLite outbox, Pusher Channels out."""
+    set_root_db(db)
+
+
 app.add_typer(leads_app, name="leads")
 app.add_typer(providers_app, name="providers")
 app.add_typer(tokens_app, name="tokens")
@@ -315,6 +340,9 @@ def _register_operations() -> None:
     from leadrelay.cli import ops as cli_ops
 
     cli_ops.register(app)
+    from leadrelay.cli import database as cli_database
+
+    cli_database.register(app)
 
 
 _register_operations()

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from leadrelay.store.sqlite import Store
 
 T = TypeVar("T")
+
+# `leadrelay --db PATH <command>`: the root callback records it here for every command that
+# is not given a --db of its own (a command's own --db wins)
+_ROOT_DB: ContextVar[Path | None] = ContextVar("leadrelay_root_db", default=None)
 
 DbOption = Annotated[
     Path | None,
@@ -48,9 +53,13 @@ def command_group(help_text: str, **options: Any) -> typer.Typer:
     )
 
 
+def set_root_db(db: Path | None) -> None:
+    _ROOT_DB.set(db)
+
+
 def settings_for(db: Path | None, config: Path | None = None, **flags: Any) -> Settings:
     try:
-        return load_settings({"db": db, **flags}, config_file=config)
+        return load_settings({"db": db or _ROOT_DB.get(), **flags}, config_file=config)
     except LeadrelayError as exc:
         fail(str(exc), getattr(exc, "exit_code", 2))
 
@@ -84,7 +93,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
     from leadrelay.store.sqlite import Store
 
     if not settings.db.exists():
-        fail(f"no database at {settings.db}; start 'leadrelay serve' once, or pass --db PATH", 2)
+        fail(missing_database(settings.db), 2)
     store = await Store.open(settings.db)
     waker = Waker(settings.db)
     store.commit_listeners.append(waker)
@@ -93,6 +102,13 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
     finally:
         await store.close()
         waker.close()
+
+
+def missing_database(path: Path) -> str:
+    return (
+        f"no database at {path.absolute()}; create it with 'leadrelay init' "
+        "(or point --db / LEADRELAY_DB at an existing one)"
+    )
 
 
 def print_json(data: Any) -> None:
