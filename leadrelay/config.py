@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -13,6 +14,10 @@ from typing import Any
 from leadrelay.errors import ConfigError
 
 DEFAULT_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
+# an origin as a browser sends it: scheme, host, optional port, no path
+ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?$")
+# list settings that may be empty (an empty `statuses` would leave no status for a new lead)
+_MAY_BE_EMPTY = ("cors_origins",)
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -61,6 +66,10 @@ class Settings:
         default=60.0, metadata=_doc("longest wait between two tries of one event")
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("origins whose pages may call /broadcasting/* and the provider/admin APIs"),
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -78,8 +87,10 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
             cleaned = tuple(str(item).strip() for item in items if str(item).strip())
-            if not cleaned:
+            if not cleaned and name not in _MAY_BE_EMPTY:
                 raise ValueError("empty list")
+            if name == "cors_origins":
+                return tuple(_origin(item) for item in cleaned)
             return cleaned
         if isinstance(default, bool):
             return str(value).lower() in ("1", "true", "yes", "on")
@@ -90,6 +101,15 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name!r} has a bad value {value!r}: {exc}") from None
+
+
+def _origin(text: str) -> str:
+    origin = text.rstrip("/").lower()
+    if origin == "*":
+        raise ValueError("'*' is not allowed: list the dashboards' origins")
+    if not ORIGIN.fullmatch(origin):
+        raise ValueError(f"{text!r} is not an origin like 'https://dashboard.example.com'")
+    return origin
 
 
 def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,6 +41,7 @@ from leadrelay.web.api import (
     readyz,
     test_pusher_settings,
 )
+from leadrelay.web.cors import Cors
 from leadrelay.web.http import INTERNAL_ERROR_BODY, JSON, error_response
 from leadrelay.web.lead_writer import LeadWriter
 from leadrelay.web.ratelimit import RateLimiter
@@ -183,6 +185,10 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
     return LeadrelayApp(
         routes=ROUTES,
         lifespan=lifespan,
+        # no origins, no middleware: the default costs nothing
+        middleware=[Middleware(Cors, origins=settings.cors_origins)]
+        if settings.cors_origins
+        else [],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
