@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from leadrelay import leads, metrics
-from leadrelay.auth import require_admin
+from leadrelay.auth import Principal, require_admin
 from leadrelay.errors import ApiError, RateLimited
 from leadrelay.web import webhook_secrets
 from leadrelay.web.http import (
@@ -48,25 +49,58 @@ class ClientGone(Exception):
     """The client closed the connection before it had sent the whole body."""
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a write: a token's principal, or the sender of a signed webhook."""
+
+    principal: Principal | None
+    webhook: webhook_secrets.Verified | None
+
+    def idempotency_key(self, header: str | None, kind: str = "") -> str | None:
+        """The stored key of the request: scoped to the caller, so that two callers' keys
+        never meet (a webhook-id within its sender; an Idempotency-Key within its token),
+        and to the `kind` of write, so that a status change never replays a lead's answer."""
+        if self.webhook is not None:
+            return f"{kind}webhook:{self.webhook.idempotency_key}"
+        if header is None:
+            return None
+        if not 1 <= len(header) <= 255:
+            raise ApiError(
+                "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
+            )
+        assert self.principal is not None
+        # the token's hash names the caller: 16 of its hex digits are unique enough
+        return f"{kind}key:{self.principal.key[:16]}:{header}"
+
+
+Work = Callable[["AppState", dict[bytes, bytes], bytes, Caller], Awaitable[tuple[int, bytes]]]
+
+
 async def create_lead(st: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+    await handle(st, scope, receive, send, _create)
+
+
+async def handle(st: AppState, scope: Scope, receive: Receive, send: Send, work: Work) -> None:
+    """Read and authorise a write like POST /api/leads, run `work`, and answer."""
     headers = dict(scope["headers"])  # names arrive lower-case
     extra: dict[str, str] = {}
     try:
-        status, body = await _create(st, scope, headers, receive)
+        raw, caller = await _admit(st, scope, headers, receive)
+        status, body = await work(st, headers, raw, caller)
     except ApiError as err:
         status, body, extra = err.status, _encode(err.body()), error_headers(err)
     except ClientGone:
         return  # nothing was written, and nobody is left to answer
     except Exception as exc:
-        log.error("unexpected error on POST /api/leads: %r", exc)
+        log.error("unexpected error on %s %s: %r", scope["method"], scope["path"], exc)
         status, body = 500, _encode(INTERNAL_ERROR_BODY)
     await _answer(send, status, body, extra)
 
 
-async def _create(
+async def _admit(
     st: AppState, scope: Scope, headers: dict[bytes, bytes], receive: Receive
-) -> tuple[int, bytes]:
-    """(201, the lead) when stored; (200, the earlier lead) when its idempotency key was seen."""
+) -> tuple[bytes, Caller]:
+    """The body (413 past the limit), who sent it (401/403), within the rate limit (429)."""
     limit = st.settings.max_body_bytes
     check_length(_text(headers.get(b"content-length")), limit)
     message = await receive()
@@ -77,15 +111,16 @@ async def _create(
     else:
         raw = await collect_body(_chunks(message, receive), limit)
 
-    webhook_id = None
     authorization = _text(headers.get(b"authorization"))
     if authorization or b"webhook-signature" not in headers:
-        caller = await st.auth.authenticate(authorization)
-        require_admin(caller)
-        rate_key = caller.key
+        principal = await st.auth.authenticate(authorization)
+        require_admin(principal)
+        caller = Caller(principal, None)
+        rate_key = principal.key
     else:
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
-        webhook_id = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
+        verified = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
+        caller = Caller(None, verified)
         # signed webhooks share no token, so they are limited per client address
         client = scope.get("client")
         rate_key = client[0] if client else "unknown"
@@ -95,15 +130,16 @@ async def _create(
         raise RateLimited(
             f"too many requests; try again in {retry_after} s", retry_after=retry_after
         )
-
     require_json(_text(headers.get(b"content-type")) or "")
+    return raw, caller
+
+
+async def _create(
+    st: AppState, headers: dict[bytes, bytes], raw: bytes, caller: Caller
+) -> tuple[int, bytes]:
+    """(201, the lead) when stored; (200, the earlier lead) when its idempotency key was seen."""
     fields = leads.parse_new_lead(decode_json(raw))
-    key = _text(headers.get(b"idempotency-key"))
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ApiError(
-            "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
-        )
-    idempotency_key = f"webhook:{webhook_id}" if webhook_id else (f"key:{key}" if key else None)
+    idempotency_key = caller.idempotency_key(_text(headers.get(b"idempotency-key")))
     lead_status = st.settings.statuses[0]
     sid = socket_id(_text(headers.get(b"x-socket-id")))
     if st.lead_writer is not None:  # `serve`: the writer process answers once it is durable

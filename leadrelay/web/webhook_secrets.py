@@ -1,9 +1,17 @@
-"""The stored Standard Webhooks secrets: the current one, and rotated ones in their grace period."""
+"""The stored Standard Webhooks secrets: the current one, and rotated ones in their grace period.
+
+Each secret belongs to a sender, named by a `scope`: a webhook's `webhook-id` is unique within
+its sender only, so idempotency keys are scoped by it (two senders may both send `msg_1`).  A
+rotation hands the sender's scope on to the new secret, so a redelivery signed with it still
+finds the first delivery's answer.  A secret stored without a scope has the scope of its hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from leadrelay import events
@@ -14,6 +22,25 @@ from leadrelay.store.transaction import Tx
 from leadrelay.web import webhooks
 
 SETTING_KEY = "webhook_secrets"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A signed webhook that passed: its `webhook-id`, and the scope of the secret it matched."""
+
+    webhook_id: str
+    scope: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.scope}:{self.webhook_id}"
+
+
+def scope_of(entry: dict[str, Any]) -> str:
+    scope = entry.get("scope")
+    if isinstance(scope, str) and scope:
+        return scope
+    return hashlib.sha256(str(entry["secret"]).encode()).hexdigest()[:16]
 
 
 def _live(entries: Any, now: float) -> list[dict[str, Any]]:
@@ -34,7 +61,10 @@ async def current_secret(store: Store, *, rotate: bool = False, grace_hours: flo
         for entry in current:  # the old secret keeps working through the grace period
             entry["expires_at"] = now + grace_hours * 3600
         secret = webhooks.generate_secret()
-        entries.insert(0, {"secret": secret, "expires_at": None, "created_at": now})
+        entry = {"secret": secret, "expires_at": None, "created_at": now}
+        if current:  # the same sender, a new secret
+            entry["scope"] = scope_of(current[0])
+        entries.insert(0, entry)
         tx.put_setting(SETTING_KEY, entries, events.now_iso())
         return secret
 
@@ -43,20 +73,21 @@ async def current_secret(store: Store, *, rotate: bool = False, grace_hours: flo
 
 async def verify_request(
     store: Store, settings: Settings, headers: Mapping[str, str], body: bytes
-) -> str:
-    """The request's webhook-id when its signature is good; 401 otherwise."""
-    secrets = [e["secret"] for e in _live(await store.get_setting(SETTING_KEY), time.time())]
+) -> Verified:
+    """The request's webhook-id and sender when its signature is good; 401 otherwise."""
+    entries = _live(await store.get_setting(SETTING_KEY), time.time())
+    secrets = [e["secret"] for e in entries]
     if not secrets:
         raise Unauthorized(
             "signed webhooks are not set up; run 'leadrelay webhooks secret' first",
             code="webhooks_not_configured",
         )
     try:
-        webhook_id = webhooks.verify(
+        webhook_id, matched = webhooks.verify_and_match(
             secrets, headers, body, tolerance=settings.webhook_tolerance_seconds
         )
     except webhooks.WebhookVerificationError as exc:
         raise Unauthorized(exc.message, code=exc.code) from None
     if not 1 <= len(webhook_id) <= 255:
         raise Unauthorized("webhook-id must be 1 to 255 characters", code="webhook_id_invalid")
-    return webhook_id
+    return Verified(webhook_id, scope_of(entries[matched]))

@@ -22,6 +22,7 @@ __all__ = [
     "sign",
     "sign_headers",
     "verify",
+    "verify_and_match",
 ]
 
 SECRET_PREFIX: Final = "whsec_"
@@ -138,7 +139,20 @@ def verify(
     now: float | None = None,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> str:
-    """Check a signed webhook and return its `webhook-id`.
+    """Check a signed webhook and return its `webhook-id` (see `verify_and_match`)."""
+    return verify_and_match(secrets, headers, body, now=now, tolerance=tolerance)[0]
+
+
+def verify_and_match(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> tuple[str, int]:
+    """Check a signed webhook; return its `webhook-id` and the index in `secrets` of the
+    secret that signed it (the first, if several did).
 
     Passes when any of `secrets` (the current one and, after a rotation, old ones still in
     their grace period) produced any `v1` signature in `webhook-signature`, and
@@ -190,14 +204,15 @@ def verify(
     # The raw timestamp text is what the sender signed, so it is hashed as received.
     expected = [_signature(key, msg_id, timestamp_text, body) for key in keys]
     # Every pair is compared, with no early exit, so timing reveals nothing about which matched.
-    matched = False
-    for digest in expected:
+    matched = -1
+    for index, digest in enumerate(expected):
         for candidate in candidates:
-            matched |= hmac.compare_digest(digest, candidate)
-    if not matched:
+            if hmac.compare_digest(digest, candidate) and matched < 0:
+                matched = index
+    if matched < 0:
         raise WebhookVerificationError(
             "webhook_signature_invalid",
             "no signature in webhook-signature matches the configured secret: check that the "
             "sender uses the current whsec_ secret and signs the exact raw body, unmodified",
         )
-    return msg_id
+    return msg_id, matched

@@ -4,7 +4,8 @@ A repeated `webhook-id` or `Idempotency-Key` returns the first lead and writes n
 however many copies race in at once: in-process, and through a real `leadrelay serve`
 over sockets. A repeated key with a different body also returns the first lead: the key
 names the delivery, not its content (Stripe's rule), so a retry that was re-serialised
-differently still cannot make a second lead.
+differently still cannot make a second lead.  A key belongs to its caller: the same key
+from another token (or a webhook-id from another sender's secret) is another delivery.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from leadrelay import accounts
 from leadrelay.config import Settings
+from leadrelay.store.transaction import Tx
 from leadrelay.web import webhook_secrets
 from leadrelay.web.webhooks import generate_secret, sign_headers
 from support.app import InProcess, running_app
@@ -139,6 +142,55 @@ async def test_replayed_webhook_within_tolerance_returns_the_first_lead(
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert await counts(lr) == (1, 1)
+
+
+async def test_same_key_from_two_tokens_makes_two_leads(lr: InProcess) -> None:
+    other = await accounts.create_admin_token(lr.store)
+    assert other is not None
+    key = {"Idempotency-Key": "row-17"}  # two CRMs that both send their own row ids
+    first = await lr.client.post(
+        "/api/leads", json={"name": "CRM one's lead"}, headers={**lr.auth(), **key}
+    )
+    second = await lr.client.post(
+        "/api/leads", json={"name": "CRM two's lead"}, headers={**lr.auth(other), **key}
+    )
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert second.json()["name"] == "CRM two's lead"
+    assert await counts(lr) == (2, 2)
+    # and each caller's retry finds its own lead, not the other's
+    for token, original in ((None, first), (other, second)):
+        again = await lr.client.post(
+            "/api/leads", json={"name": "retry"}, headers={**lr.auth(token), **key}
+        )
+        assert (again.status_code, again.json()) == (200, original.json())
+    assert await counts(lr) == (2, 2)
+
+
+async def test_same_webhook_id_from_two_senders_makes_two_leads(lr: InProcess, secret: str) -> None:
+    # a second sender: its own secret, stored beside the first (not a rotation of it)
+    other = generate_secret()
+
+    def add_sender(tx: Tx) -> None:
+        entries = tx.get_setting(webhook_secrets.SETTING_KEY)
+        entries.append({"secret": other, "expires_at": None, "created_at": time.time()})
+        tx.put_setting(webhook_secrets.SETTING_KEY, entries, "")
+
+    await lr.store.write(add_sender)
+    one = json.dumps({"name": "Sender one's lead"}).encode()
+    two = json.dumps({"name": "Sender two's lead"}).encode()
+    first = await lr.client.post(
+        "/api/leads", content=one, headers=signed(secret, one, msg_id="msg_1")
+    )
+    second = await lr.client.post(
+        "/api/leads", content=two, headers=signed(other, two, msg_id="msg_1")
+    )
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert second.json()["name"] == "Sender two's lead"
+    again = await lr.client.post(
+        "/api/leads", content=two, headers=signed(other, two, msg_id="msg_1")
+    )
+    assert (again.status_code, again.json()) == (200, second.json())
+    assert await counts(lr) == (2, 2)
 
 
 # --- the signature ---------------------------------------------------------------------------
@@ -308,3 +360,17 @@ async def test_serve_bad_signatures_are_401(daemon: Serve) -> None:
             response = await client.post("/api/leads", content=body, headers=headers)
             assert (response.status_code, response.json()["error"]["code"]) == (401, code), name
     assert _served_counts(daemon) == before
+
+
+async def test_serve_same_key_from_two_tokens_makes_two_leads(daemon: Serve) -> None:
+    other = cli_json(daemon.db, "tokens", "create", "--admin")["token"]
+    key = {"Idempotency-Key": "serve-row-1"}
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        answers = [
+            await client.post(
+                "/api/leads", json={"name": f"Caller {n}"}, headers={**daemon.auth(token), **key}
+            )
+            for n, token in enumerate((None, other, None, other))
+        ]
+    assert [a.status_code for a in answers] == [201, 201, 200, 200]
+    assert [a.json()["name"] for a in answers] == ["Caller 0", "Caller 1", "Caller 0", "Caller 1"]

@@ -15,6 +15,7 @@ from leadrelay.web.webhooks import (
     sign,
     sign_headers,
     verify,
+    verify_and_match,
 )
 
 # The vector from the standard-webhooks reference libraries' tests (test_sign_function).
@@ -282,3 +283,12 @@ def test_verify_rejects_any_timestamp_out_of_tolerance(
     with pytest.raises(WebhookVerificationError) as excinfo:
         verify([FIXED_SECRET], headers, b"{}", now=NOW + fraction, tolerance=tolerance)
     assert code_of(excinfo) == "webhook_timestamp_out_of_tolerance"
+
+
+def test_verify_and_match_names_the_secret_that_signed() -> None:
+    headers = sign_headers(OTHER_SECRET, SPEC_BODY, msg_id="msg_x", timestamp=NOW)
+    found = verify_and_match([FIXED_SECRET, OTHER_SECRET], headers, SPEC_BODY, now=NOW)
+    assert found == ("msg_x", 1)
+    both = {**headers, "webhook-signature": sign(FIXED_SECRET, "msg_x", NOW, SPEC_BODY)
+            + " " + headers["webhook-signature"]}  # fmt: skip
+    assert verify_and_match([OTHER_SECRET, FIXED_SECRET], both, SPEC_BODY, now=NOW)[1] == 0
