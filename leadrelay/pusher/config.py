@@ -62,10 +62,26 @@ class PusherConfig:
         return f"PusherConfig({self.masked()!r})"
 
 
+MASK = "••••"
+
+
 def mask(secret: str) -> str:
     if not secret:
         return ""
-    return "••••" + secret[-2:] if len(secret) >= 12 else "••••"
+    return MASK + secret[-2:] if len(secret) >= 12 else MASK
+
+
+def kept_secret(sent: str, stored: str) -> bool:
+    """A settings form sends back what it was shown: the mask means "keep the stored one".
+    A mask of some other secret is refused rather than stored as the secret."""
+    if not sent.startswith(MASK):
+        return False
+    if sent != mask(stored):
+        raise ValidationFailed(
+            "send the Pusher secret in full, or leave it out to keep the stored one",
+            code="invalid_secret",
+        )
+    return True
 
 
 def check(config: PusherConfig) -> PusherConfig:
@@ -94,7 +110,8 @@ FIELDS = ("app_id", "key", "secret", "cluster", "host", "port", "scheme", "enabl
 
 
 def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> PusherConfig:
-    """Apply the given fields (None or absent keeps the old value) onto `base`."""
+    """Apply the given fields (None, absent, or the secret's mask keeps the old value)."""
+    base = base or PusherConfig()
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise ValidationFailed(
@@ -113,12 +130,14 @@ def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> P
                 raise ValidationFailed("'port' must be a number", code="invalid_field")
         elif not isinstance(value, str):
             raise ValidationFailed(f"'{name}' must be a string", code="invalid_field")
+        elif name == "secret" and kept_secret(value, base.secret):
+            continue
         changes[name] = value
     # an empty host means "back to Pusher's cluster host"
     if changes.get("host") == "":
         changes["host"] = None
         changes.setdefault("scheme", "https")
-    return check(replace(base or PusherConfig(), **changes))
+    return check(replace(base, **changes))
 
 
 def from_row(value: Any) -> PusherConfig:
