@@ -159,6 +159,8 @@ def load_settings(
         if value is not None:
             values[name] = value
     settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
+    # absolute from here on: every message names the file exactly, whatever the cwd
+    settings = settings.replace(db=settings.db.absolute())
     _check(settings)
     return settings
 

@@ -74,7 +74,7 @@ def pusher_set(
 ) -> None:
     """Store Pusher settings; a running daemon follows within a second."""
     if secret == "-":
-        secret = sys.stdin.readline().strip()
+        secret = _read_secret()
     data = {
         "app_id": app_id,
         "key": key,
@@ -87,6 +87,15 @@ def pusher_set(
     if all(value is None for value in data.values()):
         fail("give at least one of --app-id --key --secret --cluster --host --port --scheme")
     _update_pusher(db, data, as_json)
+
+
+def _read_secret() -> str:
+    """'-': typed at a prompt that does not echo it, or read from a pipe as is."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Pusher secret (not shown): ").strip()
+    return sys.stdin.readline().strip()
 
 
 @pusher_app.command("enable")
@@ -118,14 +127,19 @@ def test_connection(
     async def probe() -> dict[str, Any]:
         async with open_store(settings) as store:
             config = await pusher_config.load(store)
-        return await check(config, roundtrip=roundtrip)
+        try:
+            return await check(config, roundtrip=roundtrip)
+        except PusherError as exc:
+            if not as_json:
+                raise
+            # a script reads the cause from stdout, whichever way it went
+            return {"ok": False, "cause": exc.kind, "message": str(exc), "exit_code": exc.exit_code}
 
-    try:
-        result = run(probe())
-    except PusherError as exc:  # pragma: no cover - run() already turns it into an exit
-        fail(str(exc), exc.exit_code)
+    result = run(probe())
     if as_json:
-        print_json({"ok": True, **result})
+        print_json({"ok": True, **result} if "cause" not in result else result)
+        if "cause" in result:
+            raise typer.Exit(result["exit_code"])
         return
     line = f"ok: {result['server']} app {result['app_id']} answered in {result['http_ms']} ms"
     if "roundtrip_ms" in result:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from leadrelay.config import Settings, load_settings
-from leadrelay.errors import LeadrelayError
+from leadrelay.errors import LeadrelayError, Unavailable
 
 if TYPE_CHECKING:
     from leadrelay.store.sqlite import Store
@@ -94,11 +94,16 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
     if not settings.db.exists():
         fail(missing_database(settings.db), 2)
-    store = await Store.open(settings.db)
+    try:
+        store = await Store.open(settings.db)
+    except Unavailable as exc:
+        raise _at_path(exc, settings.db) from None
     waker = Waker(settings.db)
     store.commit_listeners.append(waker)
     try:
         yield store
+    except Unavailable as exc:
+        raise _at_path(exc, settings.db) from None
     finally:
         await store.close()
         waker.close()
@@ -111,13 +116,19 @@ def missing_database(path: Path) -> str:
     )
 
 
+def _at_path(exc: Unavailable, db: Path) -> Unavailable:
+    """A database error names the file it is about (people run several)."""
+    if str(db) in str(exc):
+        return exc
+    return Unavailable(f"{db}: {exc}", code=exc.code)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -125,7 +136,22 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console().print(table)
+    _stdout_console().print(table)
+
+
+def _stdout_console() -> Any:
+    """Rich cuts to 80 columns when stdout is not a terminal; a table piped to a file or to
+    grep keeps every character instead (COLUMNS, when set, still wins)."""
+    import os
+
+    from rich.console import Console
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=PIPED_WIDTH)
+
+
+PIPED_WIDTH = 10_000
 
 
 def print_fields(data: dict[str, Any]) -> None:

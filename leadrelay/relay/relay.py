@@ -56,6 +56,10 @@ def pack_batches(events: list[Row], max_events: int) -> list[list[Row]]:
     return batches
 
 
+def events_text(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
+
+
 def batch_items(events: list[Row]) -> list[dict[str, Any]]:
     items = []
     for event in events:
@@ -87,6 +91,7 @@ class Relay:
         self._unmarked: set[int] = set()  # delivered, the mark not yet committed
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._failing_since: float | None = None  # when deliveries began to fail
         self.delivered = 0
 
     def wake(self, _count: int = 0) -> None:
@@ -102,11 +107,17 @@ class Relay:
         version = await self.store.setting_version(pusher_config.SETTING_KEY)
         if version == self._config_version:
             return
+        first = self._config_version == "unread"
         self._config_version = version
         config = await pusher_config.load(self.store)
         if config == self.config and self.client is not None:
             return
-        log.info("pusher settings changed: %s", "enabled" if config.enabled else "disabled")
+        if first and not (config.enabled and config.complete):
+            log.info("Pusher is off: events wait in the outbox until 'leadrelay pusher enable'")
+        elif first:
+            log.info("relaying to %s", config.server_host)
+        else:
+            log.info("pusher settings changed: %s", "enabled" if config.enabled else "disabled")
         await self._close_client()
         self.config = config
         await self._set_paused(None)
@@ -124,12 +135,13 @@ class Relay:
     async def _set_paused(self, reason: str | None, *, record: bool = False) -> None:
         if reason == self.paused_reason and not record:
             return
+        was_paused = self.paused_reason is not None
         self.paused_reason = reason
         self._paused_at = time.monotonic()
         if reason:
             log.error("relaying paused: %s (events wait in the outbox)", reason)
-        else:
-            log.info("relaying running")
+        elif was_paused:
+            log.info("relaying running again")
         # the state is kept in the database so /readyz, `outbox status` and `doctor`
         # can show it whichever process the relay runs in
         state = {"paused_reason": reason, "at": time.time()}
@@ -217,7 +229,7 @@ class Relay:
         try:
             await self._send(client, batch)
         except Exception as exc:  # e.g. the database locked: the events stay pending
-            log.error("could not record the outcome of %d events: %s", len(batch), exc)
+            log.error("could not record the outcome of %s: %s", events_text(len(batch)), exc)
         finally:
             # settled before the lead is released, so a snapshot read meanwhile can't resend
             self._settled.update(event["id"] for event in batch)
@@ -249,12 +261,23 @@ class Relay:
             task.add_done_callback(self._tasks.discard)
             if self.paused_reason is not None:
                 await self._set_paused(None)
+            if self._failing_since is not None:
+                await self._resumed()
+
+    async def _resumed(self) -> None:
+        """One line when deliveries succeed again after they failed: an operator watching the
+        log during an outage learns it is over, and how much it left behind."""
+        if self._failing_since is None:
+            return
+        took, self._failing_since = time.monotonic() - self._failing_since, None
+        waiting = await self.store.pending_count()
+        log.info("delivery resumed after %.0f s: %s waiting", took, events_text(waiting))
 
     async def _mark_delivered(self, ids: list[int]) -> None:
         try:
             await self.store.write(lambda tx: tx.mark_delivered(ids))
         except Exception as exc:  # they stay pending and go again: at least once
-            log.error("could not mark %d delivered events: %s", len(ids), exc)
+            log.error("could not mark %s delivered: %s", events_text(len(ids)), exc)
         finally:
             self._settled.update(ids)
             self._unmarked.difference_update(ids)
@@ -270,18 +293,25 @@ class Relay:
                 await self._send(client, [event])
             return
         if exc.kind == "too_large" or (isinstance(exc, PusherStatusError) and exc.status == 400):
-            log.error("events %s dead-lettered: %s", ids, message)
+            log.error("%s dead-lettered (ids %s): %s", events_text(len(ids)), ids, message)
             metrics.EVENTS_DEAD.inc(len(batch))
             await self.store.write(lambda tx: tx.mark_dead(ids, message))
             return
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
         if exc.kind in PAUSING:
+            # the pause line says it all; the pause spaces the probes, so the events are due
+            # now and fixed settings resume at once
             await self._set_paused(message)
-            delay = 0.0  # the pause spaces the probes; due now, so fixed settings resume at once
-        elif isinstance(exc, PusherStatusError) and exc.retry_after is not None:
-            delay = exc.retry_after
+            delay = 0.0
         else:
-            delay = backoff(max(event["attempts"] for event in batch), self._max_backoff)
-        log.warning("delivery of %d events failed (%s); retry in %.1fs", len(ids), message, delay)
+            if isinstance(exc, PusherStatusError) and exc.retry_after is not None:
+                delay = float(exc.retry_after)
+            else:
+                delay = backoff(max(event["attempts"] for event in batch), self._max_backoff)
+            log.warning(
+                "delivery of %s failed (%s); retry in %.1f s", events_text(len(ids)), message, delay
+            )
         next_at = time.time() + delay
         await self.store.write(lambda tx: tx.mark_retry(ids, next_at, message))
 

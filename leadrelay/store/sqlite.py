@@ -382,6 +382,11 @@ class Store:
         )
         return None if row is None or row["t"] is None else float(row["t"])
 
+    async def pending_count(self) -> int:
+        """Events still to deliver (the partial index holds only those)."""
+        row = await self.fetch_one("SELECT count(*) AS n FROM events WHERE state = 'pending'")
+        return int(row["n"]) if row else 0
+
     async def outbox_counts(self) -> Row:
         row = await self.fetch_one(
             "SELECT "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +18,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from leadrelay.config import Settings
+from leadrelay.errors import ConfigError
 from leadrelay.logs import setup_logging
 
 
@@ -31,8 +34,29 @@ async def first_start(settings: Settings) -> str | None:
         await store.close()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use is one line,
+    with no relay or writer process started only to be stopped again."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = "is in use (another leadrelay serve?)"
+        else:
+            why = f"cannot be listened on ({exc.strerror})"
+        raise ConfigError(f"port {port} on {host} {why}; choose another with --port N") from None
+    sock.set_inheritable(False)
+    return sock
+
+
 async def serve(settings: Settings) -> None:
     setup_logging(settings.log_level)
+    sock = listen(settings.host, settings.port)
     token = await first_start(settings)
     if token is not None:
         sys.stdout.write(
@@ -61,7 +85,7 @@ async def serve(settings: Settings) -> None:
         http=_HttpProtocol,
     )
     try:
-        await _Server(config).serve()
+        await _Server(config).serve(sockets=[sock])
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -127,11 +151,11 @@ class _HttpProtocol(HttpToolsProtocol):
 
 
 class _Server(uvicorn.Server):
-    """uvicorn re-raises a caught SIGTERM once it has shut down gracefully, which would end
-    the process by the signal (exit 143) before leadrelay's own cleanup: a drained SIGTERM
-    is a clean stop, exit 0."""
+    """uvicorn re-raises a caught SIGTERM or SIGINT once it has shut down gracefully, which
+    would end the process by the signal (exit 143, or a KeyboardInterrupt) before leadrelay's
+    own cleanup: a drained stop, by SIGTERM or Ctrl-C, is a clean stop, exit 0."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM and sig in self._captured_signals:
+        while sig in (signal.SIGTERM, signal.SIGINT) and sig in self._captured_signals:
             self._captured_signals.remove(sig)

@@ -1,0 +1,161 @@
+"""What a new user meets in the first hour: prompts, JSON on failure, stops, ports, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support.serve import Serve, cli, cli_json
+from support.soketi import free_port
+
+SECRET = "typed-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "first.db"
+    with Serve(path, relay="off"):  # the first start creates the database
+        pass
+    return path
+
+
+def read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_pusher_set_secret_dash_on_a_terminal_prompts_without_echo(db: Path) -> None:
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "leadrelay", "pusher", "set", "--secret", "-", "--db", str(db)]
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    try:
+        prompt = read_until(leader, b":", 15)
+        assert b"secret" in prompt.lower(), prompt
+        os.write(leader, SECRET.encode() + b"\n")
+        rest = read_until(leader, b"\x00never", 5)
+        assert process.wait(15) == 0, prompt + rest
+    finally:
+        os.close(leader)
+        process.kill()
+    assert SECRET.encode() not in prompt + rest, "the secret was echoed to the terminal"
+    stored = sqlite3.connect(db).execute("SELECT value FROM settings WHERE key = 'pusher'")
+    assert json.loads(stored.fetchone()[0])["secret"] == SECRET
+
+
+def test_pusher_set_secret_dash_reads_a_pipe_as_before(db: Path) -> None:
+    cli(db, "pusher", "set", "--secret", "-", input=SECRET + "\n")
+    stored = sqlite3.connect(db).execute("SELECT value FROM settings WHERE key = 'pusher'")
+    assert json.loads(stored.fetchone()[0])["secret"] == SECRET
+
+
+def test_test_connection_json_prints_an_object_on_failure(db: Path) -> None:
+    cli(db, "pusher", "set", "--app-id", "1", "--key", "k", "--secret", SECRET)
+    cli(db, "pusher", "set", "--host", "127.0.0.1", "--port", str(free_port()), "--scheme", "http")
+    result = cli(db, "test-connection", "--json", check=False)
+    assert result.returncode == 11, result
+    body = json.loads(result.stdout)  # one JSON document, nothing else
+    assert body["ok"] is False
+    assert body["cause"] == "refused"
+    assert body["exit_code"] == 11
+    assert "127.0.0.1" in body["message"]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_test_connection_json_not_configured_is_an_object_too(db: Path) -> None:
+    result = cli(db, "test-connection", "--json", check=False)
+    body = json.loads(result.stdout)
+    assert body == {
+        "ok": False,
+        "cause": "not_configured",
+        "message": body["message"],
+        "exit_code": result.returncode,
+    }
+    assert result.returncode == 3
+
+
+def wait_for_relay_state(db: Path, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            if conn.execute("SELECT 1 FROM settings WHERE key = 'relay_state'").fetchone():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the relay process never started")
+
+
+def test_serve_ctrl_c_exits_0(tmp_path: Path) -> None:
+    serve = Serve(tmp_path / "leadrelay.db").start()
+    try:
+        assert serve.process is not None
+        wait_for_relay_state(serve.db)  # the relay child is up too: Ctrl-C reaches it as well
+        os.killpg(serve.process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        assert serve.process.wait(20) == 0, serve.logs()
+        assert "Traceback" not in serve.logs()
+    finally:
+        serve.kill()
+
+
+def test_serve_port_in_use_says_so_in_one_line_and_starts_nothing(db: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "leadrelay", "serve", "--db", str(db), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "LEADRELAY_RELAY": "process"},
+        )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(port) in lines[0] and "--port" in lines[0] and "in use" in lines[0]
+    # the relay child writes its state when it starts; nothing started, nothing written
+    row = sqlite3.connect(db).execute("SELECT 1 FROM settings WHERE key = 'relay_state'")
+    assert row.fetchone() is None
+
+
+def test_tables_are_not_cut_when_stdout_is_not_a_terminal(db: Path) -> None:
+    email = "a.very.long.address.for.a.lead.who.came.in.from.a.crm@example-company.com"
+    cli(db, "leads", "create", "--name", "Ada Lovelace", "--email", email, "--source", "crm")
+    out = cli(db, "leads", "list").stdout
+    assert email in out, out
+    updated_at = cli_json(db, "leads", "list")[0]["updated_at"]
+    assert updated_at in out
+
+
+def test_database_errors_name_its_absolute_path(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leadrelay", "leads", "list", "--db", "missing.db"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert str(tmp_path / "missing.db") in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
