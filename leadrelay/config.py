@@ -38,6 +38,13 @@ class Settings:
     idempotency_ttl_hours: float = field(
         default=72.0, metadata=_doc("how long an Idempotency-Key / webhook-id is remembered")
     )
+    events_retention_days: float = field(
+        default=30.0,
+        metadata=_doc("delivered events older than this are pruned (days); 0 keeps all"),
+    )
+    prune_interval_seconds: float = field(
+        default=60.0, metadata=_doc("how often the daemon prunes what retention keeps no more")
+    )
     webhook_tolerance_seconds: int = field(
         default=300, metadata=_doc("allowed clock difference for webhook-timestamp")
     )
@@ -69,6 +76,9 @@ class Settings:
     cors_origins: tuple[str, ...] = field(
         default=(),
         metadata=_doc("origins whose pages may call /broadcasting/* and the provider/admin APIs"),
+    )
+    log_format: str = field(
+        default="text", metadata=_doc("'text' for people, 'json' for one JSON object a line")
     )
 
     def replace(self, **changes: Any) -> Settings:
@@ -176,5 +186,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'relay_in_flight' must be at least 1")
     if not 1 <= settings.port <= 65535:
         raise ConfigError("setting 'port' must be 1 to 65535")
+    if settings.events_retention_days < 0:
+        raise ConfigError("setting 'events_retention_days' must be 0 (keep all) or more")
+    if settings.prune_interval_seconds <= 0:
+        raise ConfigError("setting 'prune_interval_seconds' must be more than 0")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError("setting 'log_format' must be 'text' or 'json'")
     if settings.max_body_bytes < 1024:
         raise ConfigError("setting 'max_body_bytes' must be at least 1024")

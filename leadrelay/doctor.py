@@ -92,7 +92,8 @@ async def _pusher(store: Store) -> list[Check]:
 
 
 async def _ledger(store: Store) -> list[Check]:
-    counts = await store.outbox_counts()
+    counts = await store.counted_outbox()  # a scan: doctor checks what the counters say
+    kept = await store.outbox_counts()
     accounted = counts["pending"] + counts["delivered"] + counts["dead"]
     problems = await store.ledger_problems()
     if accounted != counts["total"] or problems:
@@ -108,6 +109,21 @@ async def _ledger(store: Store) -> list[Check]:
                 f"{counts['pending']} pending, {counts['dead']} dead-lettered with a reason",
             )
         ]
+    drift = [
+        f"{name} {kept[name]} (counted {counts[name]})"
+        for name in ("pending", "delivered", "dead", "retrying")
+        if kept[name] != counts[name]
+    ]
+    if drift:
+        checks.append(
+            _check(
+                "outbox counters",
+                "fail",
+                "the counters /metrics reads disagree with the events table: "
+                + ", ".join(drift)
+                + "; was the database changed by hand?",
+            )
+        )
     if counts["dead"]:
         checks.append(
             _check(

@@ -7,6 +7,7 @@
     │   ├── Forbidden           403  a valid caller asking for what is not theirs
     │   ├── NotFound            404  no such lead or provider (or not yours)
     │   ├── Conflict            409  e.g. a provider id that is taken
+    │   ├── CursorExpired       410  an events cursor older than what retention keeps
     │   ├── PayloadTooLarge     413  body over the configured limit
     │   ├── UnsupportedMedia    415  not application/json
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
@@ -64,6 +65,10 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class CursorExpired(ApiError):
+    status, code = 410, "cursor_expired"
 
 
 class PayloadTooLarge(ApiError):

@@ -13,6 +13,7 @@ import pytest
 from leadrelay import events
 from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
+from leadrelay.store.schema import MIGRATIONS
 from leadrelay.store.sqlite import Store
 from leadrelay.store.transaction import Tx
 from support.contract import LEAD_KEYS
@@ -68,7 +69,7 @@ async def test_store_creates_private_file_and_records_migrations(tmp_path: Path)
     try:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         rows = await store.fetch_all("SELECT version FROM migrations")
-        assert [row["version"] for row in rows] == [1]
+        assert [row["version"] for row in rows] == [version for version, _ in MIGRATIONS]
         mode = await store.fetch_one("PRAGMA journal_mode")
         assert mode == {"journal_mode": "wal"}
     finally:

@@ -1,8 +1,9 @@
-"""The database's own commands: `init`."""
+"""The database's own commands: `init`, `db backup`, `db prune`."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -10,12 +11,19 @@ from leadrelay.cli.support import (
     ConfigOption,
     DbOption,
     JsonOption,
+    command_group,
+    fail,
+    missing_database,
+    open_store,
     print_fields,
     print_json,
     run,
     say,
     settings_for,
+    show,
 )
+
+db_app = command_group("The database: online backups and retention.")
 
 
 def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -51,5 +59,76 @@ def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption =
     say("next: leadrelay pusher set …, leadrelay providers add NAME, leadrelay serve")
 
 
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="the file to write the copy to (must not exist)")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the database consistently, safe while 'leadrelay serve' runs (SQLite's backup API)."""
+    from leadrelay.store.backup import backup
+
+    settings = settings_for(db)
+    if not settings.db.exists():
+        fail(missing_database(settings.db), 2)
+    if path.exists():
+        fail(f"{path.absolute()} already exists; give a new file name (backups never overwrite)")
+    result = run(_backup(backup, settings.db, path))
+    show(result, as_json, _say_backup)
+
+
+async def _backup(backup: Any, source: Path, target: Path) -> dict[str, Any]:
+    import asyncio
+
+    return dict(await asyncio.to_thread(backup, source, target))
+
+
+def _say_backup(result: dict[str, Any]) -> None:
+    say(
+        f"backed up {result['source']} to {result['path']}: {result['bytes']} bytes, "
+        f"{result['leads']} leads, {result['events']} events, in {result['seconds']} s"
+    )
+
+
+@db_app.command("prune")
+def db_prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only count what would be removed")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete delivered events older than events_retention_days and expired idempotency keys."""
+    from leadrelay.store import retention
+
+    settings = settings_for(db, config)
+
+    async def prune() -> dict[str, Any]:
+        import asyncio
+
+        async with open_store(settings):  # migrated, and a missing file is refused
+            pass
+        policy = retention.Policy.of(settings)
+        pruned = await asyncio.to_thread(retention.prune, settings.db, policy, dry_run=dry_run)
+        return {**pruned.as_dict(), "dry_run": dry_run}
+
+    result = run(prune())
+    if as_json:
+        print_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    kept = (
+        "events are kept forever (events_retention_days = 0)"
+        if settings.events_retention_days == 0
+        else f"events older than {settings.events_retention_days:g} days"
+    )
+    typer.echo(
+        f"{verb} {result['events']} delivered events and {result['idempotency_keys']} expired "
+        f"idempotency keys ({kept})"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.add_typer(db_app, name="db")

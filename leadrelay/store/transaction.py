@@ -15,7 +15,7 @@ Row = dict[str, Any]
 
 LEAD_COLUMNS = (
     "id, name, email, phone, status, provider_id, source, notes, external_id, "
-    "created_at, updated_at, last_seq"
+    "created_at, updated_at, last_seq, erased_at"
 )
 EVENT_COLUMNS = (
     "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "

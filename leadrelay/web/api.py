@@ -28,6 +28,7 @@ from leadrelay.errors import (
 from leadrelay.events import provider_channel
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.http import test_connection
+from leadrelay.store import retention
 from leadrelay.store.schema import RELAY_STATE_KEY
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import (
@@ -129,6 +130,7 @@ async def _events(request: Request, provider_id: int | None) -> Response:
     after = await _cursor(st.store, after_raw) if after_raw and not after_raw.isdigit() else None
     if after is None:
         after = query_int(request, "after", 0)
+    await retention.check_cursor(st.store, after)
     limit = query_int(request, "limit", 100, low=1, high=1000)
     lead_filter = query_int(request, "lead_id", 0) or None
     rows = await st.store.events_after(
@@ -148,6 +150,7 @@ async def _cursor(store: Store, event_id: str) -> int:
         ) from None
     row_id = await store.event_row_id(event_id)
     if row_id is None:
+        await retention.check_missing_event_id(store, event_id)
         raise NotFound(f"no event {event_id}", code="event_not_found")
     return row_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from leadrelay.auth import Authenticator
 from leadrelay.config import Settings
 from leadrelay.errors import ApiError
 from leadrelay.pusher import config as pusher_config
+from leadrelay.store import retention
 from leadrelay.store.sqlite import Store
 from leadrelay.web import intake
 from leadrelay.web.api import (
@@ -125,17 +127,28 @@ ROUTES = [
 ]
 
 
-async def _housekeeping(store: Store, settings: Settings) -> None:
-    """Forget idempotency keys older than their TTL, every ten minutes."""
-    ttl = settings.idempotency_ttl_hours * 3600
-    while True:
-        try:
-            forgotten = await store.write(lambda tx: tx.forget_keys_before(tx.now - ttl))
-            if forgotten:
-                log.info("forgot %d idempotency keys older than the TTL", forgotten)
-        except ApiError as exc:
-            log.warning("housekeeping failed: %s", exc)
-        await asyncio.sleep(600)
+async def _housekeeping(settings: Settings) -> None:
+    """Retention: every `prune_interval_seconds`, delete delivered events older than
+    `events_retention_days` and idempotency keys older than their TTL, in small batches on a
+    connection and a thread of their own (store/retention.py), so intake never waits long."""
+    policy = retention.Policy.of(settings)
+    stop = threading.Event()
+    try:
+        while True:
+            await asyncio.sleep(settings.prune_interval_seconds)
+            try:
+                pruned = await asyncio.to_thread(retention.prune, settings.db, policy, stop=stop)
+            except ApiError as exc:
+                log.warning("pruning failed: %s", exc, extra={"cause": exc.code})
+                continue
+            if pruned.events or pruned.idempotency_keys:
+                log.info(
+                    "pruned %d delivered events and %d expired idempotency keys",
+                    pruned.events,
+                    pruned.idempotency_keys,
+                )
+    finally:
+        stop.set()  # a batch under way finishes; no other starts
 
 
 class LeadrelayApp(Starlette):
@@ -165,7 +178,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
         if settings.writer == "process":
             app_state.lead_writer = LeadWriter(settings.db, settings.log_level)
             await app_state.lead_writer.start()
-        housekeeping = asyncio.create_task(_housekeeping(store, settings))
+        housekeeping = asyncio.create_task(_housekeeping(settings))
         runner = None
         if start_relay and settings.relay != "off":
             from leadrelay.relay.runner import RelayRunner

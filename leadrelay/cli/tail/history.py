@@ -7,11 +7,13 @@ TailError              tail cannot go on (a LeadrelayError: one line, exit 1)
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadrelay import events
 from leadrelay.cli.tail.output import parse_time
 from leadrelay.errors import LeadrelayError
+from leadrelay.store import retention
 
 if TYPE_CHECKING:
     import httpx
@@ -62,8 +64,10 @@ class StoreHistory:
         if isinstance(after, str):
             row_id = await self.store.event_row_id(after)
             if row_id is None:
+                await _expired(retention.check_missing_event_id(self.store, after))
                 raise TailError(f"there is no event {after} in the database")
             after = row_id
+        await _expired(retention.check_cursor(self.store, after))
         rows = await self.store.events_after(
             after, provider_id=self.provider_id, lead_id=lead_id, limit=limit
         )
@@ -71,6 +75,18 @@ class StoreHistory:
 
     async def cursor_at(self, when: float) -> int:
         return await self.store.events_since_time(when)
+
+
+async def _expired(check: Coroutine[Any, Any, None]) -> None:
+    from leadrelay.errors import CursorExpired
+
+    try:
+        await check
+    except CursorExpired as exc:
+        raise TailError(f"{exc}; {EXPIRED_HINT}") from None
+
+
+EXPIRED_HINT = "start tail with a later --since, or none, to follow from what is kept"
 
 
 class ApiHistory:
@@ -130,6 +146,8 @@ async def request(client: httpx.AsyncClient, method: str, path: str, **kwargs: A
         except (ValueError, KeyError, TypeError):
             message = response.text[:200] or response.reason_phrase
         text = f"{where} refused {path} (HTTP {response.status_code}): {message}"
+        if response.status_code == 410:
+            raise DaemonError(f"{message}; {EXPIRED_HINT}", 410)
         if response.status_code >= 500:
             raise DaemonUnavailable(text)
         raise DaemonError(text, response.status_code)

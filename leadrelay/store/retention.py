@@ -1,0 +1,226 @@
+"""Retention: delivered events past `events_retention_days` and expired idempotency keys go.
+
+Pruning runs on a connection of its own, in a thread (sqlite3 lets go of the GIL while a
+statement runs), one small batch a transaction with a pause between batches, so that the
+intake's writers never wait longer than one batch for the write lock.  Rows are walked from
+the oldest id: ids grow with time, so the walk stops at the first row young enough to keep,
+and a pass costs what it deletes plus the old rows it keeps (pending or dead-lettered).
+
+The highest event id deleted is recorded in the settings row `retention`; the events API
+answers a cursor below it with 410 `cursor_expired` (`check_cursor`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from leadrelay.errors import CursorExpired
+from leadrelay.store.connection import connect, translate
+from leadrelay.store.schema import RETENTION_KEY
+
+if TYPE_CHECKING:
+    from leadrelay.config import Settings
+    from leadrelay.store.sqlite import Store
+
+BATCH = 500  # rows a transaction: a few milliseconds of holding the write lock
+PAUSE_SECONDS = 0.02  # between two batches, for the intake's writers
+
+
+@dataclass(frozen=True)
+class Policy:
+    events_max_age: float | None  # seconds; None keeps every event
+    keys_max_age: float  # seconds
+
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        days = settings.events_retention_days
+        return cls(
+            events_max_age=days * 86400 if days > 0 else None,
+            keys_max_age=settings.idempotency_ttl_hours * 3600,
+        )
+
+
+@dataclass
+class Pruned:
+    events: int = 0
+    idempotency_keys: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def prune(
+    path: Path,
+    policy: Policy,
+    *,
+    now: float | None = None,
+    dry_run: bool = False,
+    pause: float = PAUSE_SECONDS,
+    batch: int = BATCH,
+    stop: threading.Event | None = None,
+) -> Pruned:
+    """Delete (or with `dry_run` only count) what the policy no longer keeps."""
+    now = time.time() if now is None else now
+    pruned = Pruned()
+    try:
+        conn = connect(path, durable=True)
+    except sqlite3.Error as exc:
+        raise translate(exc) from None
+    try:
+        if policy.events_max_age is not None:
+            pruned.events = _walk(
+                conn,
+                _EVENTS,
+                now - policy.events_max_age,
+                dry_run=dry_run,
+                pause=pause,
+                batch=batch,
+                stop=stop,
+            )
+        pruned.idempotency_keys = _walk(
+            conn,
+            _KEYS,
+            now - policy.keys_max_age,
+            dry_run=dry_run,
+            pause=pause,
+            batch=batch,
+            stop=stop,
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc) from None
+    finally:
+        conn.close()
+    return pruned
+
+
+@dataclass(frozen=True)
+class _Table:
+    scan: str  # (key, created_at, deletable) after a key, oldest first
+    delete: str  # the rows among a JSON list of keys that are still deletable
+    records_mark: bool
+
+
+_EVENTS = _Table(
+    scan="SELECT id, created_at, state = 'delivered' FROM events WHERE id > ? ORDER BY id LIMIT ?",
+    delete="DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) "
+    "AND state = 'delivered' AND created_at < ?",
+    records_mark=True,
+)
+# keys are inserted in time order, so their rowids grow with created_at
+_KEYS = _Table(
+    scan="SELECT rowid, created_at, 1 FROM idempotency_keys WHERE rowid > ? ORDER BY rowid LIMIT ?",
+    delete="DELETE FROM idempotency_keys WHERE rowid IN (SELECT value FROM json_each(?)) "
+    "AND created_at < ?",
+    records_mark=False,
+)
+
+
+def _walk(
+    conn: sqlite3.Connection,
+    table: _Table,
+    cutoff: float,
+    *,
+    dry_run: bool,
+    pause: float,
+    batch: int,
+    stop: threading.Event | None,
+) -> int:
+    after, total = 0, 0
+    while stop is None or not stop.is_set():
+        rows = conn.execute(table.scan, (after, batch)).fetchall()
+        doomed: list[int] = []
+        young = len(rows) < batch
+        for key, created_at, deletable in rows:
+            if created_at >= cutoff:
+                young = True
+                break
+            after = key
+            if deletable:
+                doomed.append(key)
+        if doomed and not dry_run:
+            total += _delete(conn, table, doomed, cutoff)
+        elif doomed:
+            total += len(doomed)
+        if young:
+            break
+        if doomed and pause and not dry_run:
+            time.sleep(pause)
+    return total
+
+
+def _delete(conn: sqlite3.Connection, table: _Table, keys: list[int], cutoff: float) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = conn.execute(table.delete, (json.dumps(keys), cutoff)).rowcount
+        if table.records_mark and deleted:
+            _record_mark(conn, keys[-1])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(deleted)
+
+
+def _record_mark(conn: sqlite3.Connection, through: int) -> None:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (RETENTION_KEY,)).fetchone()
+    mark = json.loads(row[0]) if row else {}
+    mark["pruned_through"] = max(int(mark.get("pruned_through", 0)), through)
+    mark["pruned_at"] = time.time()
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at",
+        (RETENTION_KEY, json.dumps(mark), str(mark["pruned_at"])),
+    )
+
+
+async def pruned_through(store: Store) -> int:
+    """The highest event id pruning has deleted (0: none yet)."""
+    mark: dict[str, Any] = await store.get_setting(RETENTION_KEY) or {}
+    return int(mark.get("pruned_through", 0))
+
+
+async def check_cursor(store: Store, after: int) -> None:
+    """Raise CursorExpired when events after `after` may have been pruned.
+
+    `after=0` means "from the oldest event kept" and is never expired."""
+    through = await pruned_through(store)
+    if 0 < after < through:
+        raise CursorExpired(
+            f"events after {after} are no longer kept (delivered events are pruned after "
+            f"events_retention_days; every event after {through} is kept): reload the leads "
+            f"and continue from after={through}",
+            code="cursor_expired",
+        )
+
+
+async def check_missing_event_id(store: Store, event_id: str) -> None:
+    """An event_id cursor that is not stored: expired when it names an event older than the
+    newest one pruned (its UUIDv7 carries its time), else the caller's 404 stands."""
+    through = await pruned_through(store)
+    if not through:
+        return
+    row = await store.fetch_one("SELECT event_id FROM events WHERE id = ?", (through,))
+    newest_kept_after = await store.fetch_one(
+        "SELECT event_id FROM events WHERE id > ? ORDER BY id LIMIT 1", (through,)
+    )
+    reference = (row or newest_kept_after or {}).get("event_id")
+    if reference is None:
+        return
+    if _uuid7_ms(event_id) <= _uuid7_ms(str(reference)):
+        raise CursorExpired(
+            f"the event {event_id} is no longer kept (delivered events are pruned after "
+            f"events_retention_days): reload the leads and continue from after={through}",
+            code="cursor_expired",
+        )
+
+
+def _uuid7_ms(event_id: str) -> int:
+    return uuid.UUID(event_id).int >> 80
