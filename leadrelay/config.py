@@ -63,6 +63,13 @@ class Settings:
         default="process",
         metadata=_doc("where `serve` writes new leads: 'process' (its own core) or 'inline'"),
     )
+    write_timeout_seconds: float = field(
+        default=5.0,
+        metadata=_doc("a new lead not durable by then is a 503 writer_unavailable, not stored"),
+    )
+    write_queue_limit: int = field(
+        default=1000, metadata=_doc("new leads waiting for the writer at most (503 past it)")
+    )
     relay_poll_seconds: float = field(
         default=0.2, metadata=_doc("how often the relay looks for events written elsewhere")
     )
@@ -192,5 +199,9 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'prune_interval_seconds' must be more than 0")
     if settings.log_format not in ("text", "json"):
         raise ConfigError("setting 'log_format' must be 'text' or 'json'")
+    if settings.write_timeout_seconds <= 0:
+        raise ConfigError("setting 'write_timeout_seconds' must be more than 0")
+    if settings.write_queue_limit < 1:
+        raise ConfigError("setting 'write_queue_limit' must be at least 1")
     if settings.max_body_bytes < 1024:
         raise ConfigError("setting 'max_body_bytes' must be at least 1024")

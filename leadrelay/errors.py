@@ -13,6 +13,7 @@
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
     │   └── Unavailable         503  database locked, read-only or full
+    │       └── WriterUnavailable  503  a new lead not written in time; carries `retry_after`
     ├── ConfigError             a setting or settings file is wrong
     └── PusherError             talking to Pusher failed; `kind` names the cause class
 
@@ -93,6 +94,17 @@ class RateLimited(ApiError):
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
+
+
+class WriterUnavailable(Unavailable):
+    """The lead writer did not make the write in time, or too many wait for it: the lead is
+    not stored, and the caller may send it again after `retry_after` seconds."""
+
+    status, code = 503, "writer_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(LeadrelayError):

@@ -176,7 +176,12 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
         )
         app.state.leadrelay = app_state
         if settings.writer == "process":
-            app_state.lead_writer = LeadWriter(settings.db, settings.log_level)
+            app_state.lead_writer = LeadWriter(
+                settings.db,
+                settings.log_level,
+                timeout=settings.write_timeout_seconds,
+                queue_limit=settings.write_queue_limit,
+            )
             await app_state.lead_writer.start()
         housekeeping = asyncio.create_task(_housekeeping(settings))
         runner = None

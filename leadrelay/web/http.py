@@ -18,6 +18,7 @@ from leadrelay.errors import (
     RateLimited,
     UnsupportedMedia,
     ValidationFailed,
+    WriterUnavailable,
 )
 from leadrelay.store.schema import MAX_ID
 
@@ -38,8 +39,11 @@ INTERNAL_ERROR_BODY = {
 
 
 def error_headers(err: ApiError) -> dict[str, str]:
-    """The headers an error's answer carries besides its body: Retry-After on a 429."""
-    return {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else {}
+    """The headers an error's answer carries besides its body: Retry-After on a 429 or a
+    503 writer_unavailable."""
+    if isinstance(err, RateLimited | WriterUnavailable):
+        return {"Retry-After": str(err.retry_after)}
+    return {}
 
 
 def error_response(err: ApiError) -> Response:

@@ -8,8 +8,18 @@ commit, fsync before the answer) and sends back the HTTP status and body to answ
 once the lead is durable.
 
 Frames, each way: a 4-byte little-endian length, then
-  request  orjson `[request id, fields, status, idempotency key, socket id]`
+  request  orjson `[request id, fields, status, idempotency key, socket id, deadline]`
   answer   request id (u32), HTTP status (u16), then the JSON body to send
+An empty request is a heartbeat, answered at once with request id 0.
+
+A writer can be alive but stuck (a stalled disk, SIGSTOP).  So each lead has a deadline
+(`write_timeout_seconds`, on the monotonic clock both processes share): the daemon answers
+503 writer_unavailable when it passes, and the writer refuses, rather than writes, a lead
+whose deadline is near or gone, so that a 503 means "not stored".  (The one window left is a
+commit whose fsync itself outlasts the margin; its lead is stored and answered 503, which an
+Idempotency-Key makes safe to send again.)  At most `write_queue_limit` leads wait; past that,
+503 at once.  A writer that answers no heartbeat for twice `write_timeout_seconds` is killed
+and replaced (a slow moment gets its 503s first, and a chance to recover).
 
 The process stops when its socket closes: when the daemon closes it after its last request,
 or when the daemon dies.  A SIGTERM (the daemon's whole process group gets one) does not
@@ -34,12 +44,13 @@ from typing import Any, cast
 import orjson
 
 from leadrelay import leads
-from leadrelay.errors import ApiError, Unavailable
+from leadrelay.errors import ApiError, Unavailable, WriterUnavailable
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import INTERNAL_ERROR_BODY
 
 log = logging.getLogger("leadrelay.writer")
 
+HEARTBEAT_SECONDS = 0.5
 FIRST_RESTART_DELAY = 0.1
 MAX_RESTART_DELAY = 10.0
 HEALTHY_RUN_SECONDS = 60.0
@@ -94,9 +105,19 @@ class _Frames(asyncio.Protocol):
 class LeadWriter:
     """The daemon's handle on the writer process: `create` is `leads.create_lead`'s answer."""
 
-    def __init__(self, db: Path, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        db: Path,
+        log_level: str = "info",
+        *,
+        timeout: float = 5.0,
+        queue_limit: int = 1000,
+    ) -> None:
         self.db = db
         self.log_level = log_level
+        self.timeout = timeout
+        self.queue_limit = queue_limit
+        self._last_answer = 0.0  # monotonic time of the writer's last heartbeat answer
         self._ids: Iterator[int] = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._frames: _Frames | None = None
@@ -132,6 +153,7 @@ class LeadWriter:
         _, self._frames = await loop.create_unix_connection(
             lambda: _Frames(self._answered), sock=ours
         )
+        self._last_answer = time.monotonic()
 
     async def _supervise(self) -> None:
         """Fail what the process had when it dies, and start another (requests get a 503
@@ -140,7 +162,9 @@ class LeadWriter:
         while not self._closing:
             started = time.monotonic()
             assert self._frames is not None
+            heartbeat = asyncio.create_task(self._heartbeat(self._frames))
             await self._frames.closed
+            heartbeat.cancel()
             self._fail_waiting()
             if self._closing:
                 return
@@ -157,19 +181,34 @@ class LeadWriter:
                 except OSError as exc:  # out of processes or memory, for a while
                     log.error("could not start the lead writer process (%s); trying again", exc)
 
+    async def _heartbeat(self, frames: _Frames) -> None:
+        """Ping the writer; one that answers nothing for twice the write timeout is stuck: kill
+        it (the supervisor then starts another)."""
+        while not frames.closed.done():
+            frames.send(b"")
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, self.timeout / 4))
+            silent = time.monotonic() - self._last_answer
+            if silent > 2 * self.timeout and not self._closing:
+                log.error("the lead writer answered nothing for %.0f s; replacing it", silent)
+                if self._child is not None and self._child.poll() is None:
+                    self._child.kill()  # SIGKILL ends a stopped process too
+                if frames.transport is not None:
+                    frames.transport.abort()
+                return
+
     def _fail_waiting(self) -> None:
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
                 future.set_exception(
-                    Unavailable(
+                    WriterUnavailable(
                         "the lead writer stopped before answering; the lead may not be "
-                        "stored, so send it again (with an Idempotency-Key it is safe to)",
-                        code="database_unavailable",
+                        "stored, so send it again (with an Idempotency-Key it is safe to)"
                     )
                 )
 
     def _answered(self, frame: bytes) -> None:
+        self._last_answer = time.monotonic()  # any answer shows it is alive
         request_id, status = _ANSWER.unpack_from(frame)
         future = self._waiting.pop(request_id, None)
         if future is not None and not future.done():
@@ -191,11 +230,33 @@ class LeadWriter:
                 "the lead writer is restarting; try again in a moment",
                 code="database_unavailable",
             )
-        request_id = next(self._ids) & 0xFFFFFFFF
+        if len(self._waiting) >= self.queue_limit:
+            raise WriterUnavailable(
+                f"{len(self._waiting)} leads are already waiting to be written; "
+                "the lead is not stored, try again shortly",
+                retry_after=self._retry_after,
+            )
+        request_id = (next(self._ids) & 0xFFFFFFFF) or 1  # 0 answers a heartbeat
         future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        frames.send(orjson.dumps([request_id, fields, status, idempotency_key, socket_id]))
-        return await future
+        deadline = time.monotonic() + self.timeout
+        frames.send(
+            orjson.dumps([request_id, fields, status, idempotency_key, socket_id, deadline])
+        )
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await future
+        except TimeoutError:
+            self._waiting.pop(request_id, None)
+            raise WriterUnavailable(
+                f"the lead could not be written within {self.timeout:g} s and is not stored; "
+                "try again shortly",
+                retry_after=self._retry_after,
+            ) from None
+
+    @property
+    def _retry_after(self) -> int:
+        return max(1, round(self.timeout))
 
     async def _exit_code(self) -> int | None:
         """Wait for the process to end, off the loop (it may still be closing its store)."""
@@ -243,7 +304,19 @@ async def _serve(fd: int, db: Path) -> None:
             answer(request_id, None, exc)
 
     def on_frame(frame: bytes) -> None:
-        request_id, fields, status, key, socket_id = orjson.loads(frame)
+        if not frame:  # a heartbeat
+            frames.send(_ANSWER.pack(0, 0))
+            return
+        request_id, fields, status, key, socket_id, deadline = orjson.loads(frame)
+        write = leads.new_lead(fields, status, key, socket_id)
+        # the daemon gives up at `deadline`: keep a margin for the commit, so that what the
+        # daemon answered 503 is never written
+        cutoff = deadline - max(0.05, min(1.0, (deadline - time.monotonic()) / 4))
+
+        def in_time(tx: Any) -> leads.CreateResult:
+            if time.monotonic() > cutoff:
+                raise WriterUnavailable("the lead could not be written in time; not stored")
+            return write(tx)
 
         def done(result: leads.CreateResult | None, error: BaseException | None) -> None:
             if isinstance(error, leads.LostRace):  # another request stored the key first
@@ -254,7 +327,7 @@ async def _serve(fd: int, db: Path) -> None:
                 answer(request_id, result, error)
 
         # no task per lead: the batch's answers go out as soon as it is durable
-        store.submit(leads.new_lead(fields, status, key, socket_id), done)
+        store.submit(in_time, done)
 
     def committed(count: int) -> None:
         frames.flush()  # the batch's answers, before the next batch's statements run

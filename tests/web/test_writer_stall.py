@@ -1,0 +1,145 @@
+"""A lead writer that is alive but stuck (SIGSTOP) must not hang intake: real `serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.serve import Serve, cli_json
+
+pytestmark = [pytest.mark.slow]
+
+DEADLINE = 2.0
+QUEUE_LIMIT = 6
+ENV = {
+    "LEADRELAY_WRITE_TIMEOUT_SECONDS": str(DEADLINE),
+    "LEADRELAY_WRITE_QUEUE_LIMIT": str(QUEUE_LIMIT),
+}
+
+
+def writer_pids(serve: Serve) -> list[int]:
+    """The daemon's lead writer children, from /proc."""
+    assert serve.process is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == serve.process.pid and b"leadrelay.web.lead_writer" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def post(
+    url: str, headers: dict[str, str], name: str, out: list[tuple[httpx.Response, float]]
+) -> None:
+    started = time.monotonic()
+    response = httpx.post(f"{url}/api/leads", json={"name": name}, headers=headers, timeout=30)
+    out.append((response, time.monotonic() - started))
+
+
+def stall(serve: Serve, pid: int, names: list[str]) -> list[tuple[httpx.Response, float]]:
+    """SIGSTOP the writer, POST `names` at once, and return their answers (the writer is
+    left stopped)."""
+    os.kill(pid, signal.SIGSTOP)
+    answers: list[tuple[httpx.Response, float]] = []
+    threads = [
+        threading.Thread(target=post, args=(serve.url, serve.auth(), name, answers))
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE + 10)
+    return answers
+
+
+def assert_refused_in_time(answers: list[tuple[httpx.Response, float]], within: float) -> None:
+    for response, took in answers:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "writer_unavailable"
+        assert int(response.headers["Retry-After"]) >= 1
+        assert took < within, took
+
+
+def test_writer_stalled_answers_503_by_the_deadline_and_writes_nothing(tmp_path: Path) -> None:
+    with Serve(tmp_path / "leadrelay.db", env=ENV, relay="off") as serve:
+        assert post_ok(serve, "before")
+        (writer,) = writer_pids(serve)
+        try:
+            answers = stall(serve, writer, [f"stalled {n}" for n in range(3)])
+        finally:
+            os.kill(writer, signal.SIGCONT)  # thawed before it is replaced: it has them all
+        assert len(answers) == 3
+        assert_refused_in_time(answers, DEADLINE + 1.5)
+        assert post_ok(serve, "after")
+        assert writer_pids(serve) == [writer], "a writer that thawed in time is kept"
+        # nothing half-written: the thawed writer refused what the daemon had answered 503
+        names = [lead["name"] for lead in cli_json(serve.db, "leads", "list")]
+        assert names == ["before", "after"], names
+
+
+def test_writer_stalled_queue_is_bounded_and_the_writer_replaced(tmp_path: Path) -> None:
+    with Serve(tmp_path / "leadrelay.db", env=ENV, relay="off") as serve:
+        assert post_ok(serve, "before")
+        (stalled,) = writer_pids(serve)
+        over: list[tuple[httpx.Response, float]] = []
+
+        def one_more() -> None:
+            time.sleep(DEADLINE / 3)  # the others all wait on the stuck writer by now
+            post(serve.url, serve.auth(), "over the limit", over)
+
+        extra = threading.Thread(target=one_more)
+        extra.start()
+        try:
+            answers = stall(serve, stalled, [f"stalled {n}" for n in range(QUEUE_LIMIT)])
+            extra.join(DEADLINE + 10)
+            # past the queue's bound: refused at once, not at the deadline
+            assert_refused_in_time(over, DEADLINE / 2)
+            assert_refused_in_time(answers, DEADLINE + 1.5)
+            assert len(answers) == QUEUE_LIMIT
+
+            # the supervisor replaces the writer that stopped answering its heartbeat
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and writer_pids(serve) in ([], [stalled]):
+                time.sleep(0.1)
+            replacement = writer_pids(serve)
+            assert replacement and stalled not in replacement, replacement
+            assert _gone(stalled), "the stuck writer still lives"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stalled, signal.SIGCONT)
+        assert post_ok(serve, "after")
+        names = [lead["name"] for lead in cli_json(serve.db, "leads", "list")]
+        assert names == ["before", "after"], names
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def post_ok(serve: Serve, name: str) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = httpx.post(
+            f"{serve.url}/api/leads", json={"name": name}, headers=serve.auth(), timeout=10
+        )
+        if response.status_code == 201:
+            return True
+        time.sleep(0.2)
+    return False
