@@ -224,7 +224,9 @@ async def get_lead(store: Store, lead_id: int, *, actor: Principal) -> Row:
         raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
     view = events.lead_view(lead)
     if actor.is_admin:
-        view.update(notes=lead["notes"], external_id=lead["external_id"])
+        view.update(
+            notes=lead["notes"], external_id=lead["external_id"], erased_at=lead.get("erased_at")
+        )
     return view
 
 

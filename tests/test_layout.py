@@ -5,7 +5,7 @@
     doctor    the health checks behind `leadrelay doctor`
     relay/    outbox → Pusher
     pusher/   Pusher settings, REST client, protocol client
-    auth, leads, accounts: the use cases
+    auth, leads, accounts, erasure: the use cases
     store/    every SQL statement
     errors, events, config, logs, metrics: the base every wing uses
 
@@ -32,7 +32,7 @@ FLOORS: list[tuple[str, ...]] = [
         "leadrelay.metrics",
     ),
     ("leadrelay.store",),
-    ("leadrelay.auth", "leadrelay.leads", "leadrelay.accounts"),
+    ("leadrelay.auth", "leadrelay.leads", "leadrelay.accounts", "leadrelay.erasure"),
     ("leadrelay.pusher",),
     ("leadrelay.relay",),
     ("leadrelay.doctor",),

@@ -194,6 +194,27 @@ def leads_assign(
     _change(lead_id, {"provider_id": provider}, db, as_json)
 
 
+@leads_app.command("erase")
+def leads_erase(
+    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a lead's personal fields (name, email, phone, notes, source); no broadcast."""
+    from leadrelay import erasure
+
+    settings = settings_for(db)
+
+    async def erase() -> dict[str, Any]:
+        async with open_store(settings) as store:
+            return await erasure.erase_lead(store, lead_id)
+
+    result = run(erase())
+    show(result, as_json, print_fields)
+    if not as_json and not result["checkpointed"]:
+        say("[yellow]the WAL could not be emptied yet; the next checkpoint will finish it[/]")
+
+
 def _change(lead_id: int, body: dict[str, Any], db: Path | None, as_json: bool) -> None:
     from leadrelay import leads
     from leadrelay.auth import ADMIN

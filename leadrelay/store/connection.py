@@ -80,3 +80,21 @@ def translate(exc: sqlite3.Error) -> Unavailable:
     else:
         why = f"the database failed ({exc}); check the file and the disk"
     return Unavailable(why, code="database_unavailable")
+
+
+def checkpoint_truncate(path: Path, *, attempts: int = 20) -> bool:
+    """Copy the WAL into the database file and cut the WAL to zero bytes, so that what a
+    transaction overwrote survives in neither; True once done (readers and writers of other
+    processes can hold it off: it is tried again for a few seconds)."""
+    conn = connect(path, durable=True)
+    try:
+        for _ in range(attempts):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if busy == 0:
+                return True
+            time.sleep(0.25)
+        return False
+    except sqlite3.Error as exc:
+        raise translate(exc) from None
+    finally:
+        conn.close()

@@ -23,6 +23,9 @@ EVENT_COLUMNS = (
 )
 
 
+_BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
+
+
 class Tx:
     """One transaction on the writer thread.  Its methods are the write-side SQL."""
 
@@ -88,6 +91,37 @@ class Tx:
     def forget_keys_before(self, cutoff: float) -> int:
         cur = self.conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (cutoff,))
         return cur.rowcount
+
+    def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
+        """Blank the lead's personal `fields` in its row and in every stored event payload,
+        with SQLite overwriting the freed bytes (secure_delete) for this job; return how
+        many events were rewritten.  The lead's name becomes "" (it is NOT NULL), the other
+        fields NULL; `erased_at` keeps the first erasure's time."""
+        self.conn.execute("PRAGMA secure_delete = ON")
+        try:
+            blanks = ", ".join(f"{name} = {_BLANK.get(name, 'NULL')}" for name in fields)
+            self.conn.execute(
+                f"UPDATE leads SET {blanks}, erased_at = coalesce(erased_at, ?), updated_at = ? "
+                "WHERE id = ?",
+                (self.now_iso, self.now_iso, lead_id),
+            )
+            rows = self.conn.execute(
+                "SELECT id, payload FROM events WHERE lead_id = ?", (lead_id,)
+            ).fetchall()
+            for event_row_id, payload in rows:
+                data = orjson.loads(payload)
+                lead = data.get("lead")
+                if isinstance(lead, dict):
+                    for name in fields:
+                        if name in lead:
+                            lead[name] = "" if name == "name" else None
+                self.conn.execute(
+                    "UPDATE events SET payload = ? WHERE id = ?",
+                    (orjson.dumps(data).decode(), event_row_id),
+                )
+            return len(rows)
+        finally:
+            self.conn.execute("PRAGMA secure_delete = OFF")
 
     # events ------------------------------------------------------------------
     def insert_event(self, event: Row) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from leadrelay import events, leads, metrics
+from leadrelay import erasure, events, leads, metrics
 from leadrelay.auth import (
     ADMIN,
     Principal,
@@ -81,6 +81,12 @@ async def _list_leads(request: Request, actor: Principal) -> Response:
 async def admin_get_lead(request: Request) -> Response:
     require_admin(await principal(request))
     return JSON(await leads.get_lead(state(request).store, path_id(request), actor=ADMIN))
+
+
+async def admin_erase_lead(request: Request) -> Response:
+    """DELETE /api/admin/leads/{id}: erase the lead's personal fields (see erasure.py)."""
+    require_admin(await principal(request))
+    return JSON(await erasure.erase_lead(state(request).store, path_id(request)))
 
 
 async def provider_get_lead(request: Request) -> Response:

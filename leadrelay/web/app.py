@@ -26,6 +26,7 @@ from leadrelay.store.sqlite import Store
 from leadrelay.web import intake
 from leadrelay.web.api import (
     admin_change_lead,
+    admin_erase_lead,
     admin_events,
     admin_get_lead,
     admin_list_leads,
@@ -101,8 +102,8 @@ ROUTES = [
     Route("/api/admin/leads", admin_list_leads, methods=["GET"]),
     Route(
         "/api/admin/leads/{lead_id}",
-        by_method(GET=admin_get_lead, PATCH=admin_change_lead),
-        methods=["GET", "PATCH"],
+        by_method(GET=admin_get_lead, PATCH=admin_change_lead, DELETE=admin_erase_lead),
+        methods=["GET", "PATCH", "DELETE"],
     ),
     Route("/api/admin/events", admin_events, methods=["GET"]),
     Route("/api/provider/leads", provider_list_leads, methods=["GET"]),

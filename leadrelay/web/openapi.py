@@ -125,6 +125,11 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "external_id": {**text, **_desc("admins only")},
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
+                "erased_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    **_desc("admins only: when the personal fields were erased (name is then '')"),
+                },
             },
         },
         "NewLead": {
@@ -279,6 +284,11 @@ def _paths(settings: Settings) -> Schema:
                 "parameters": [_id_param(), socket_id],
                 "requestBody": {"required": True, **_json(_ref("AdminChange"))},
                 "responses": _ok(200, _ref("Lead"), *body_errors),
+            },
+            "delete": {
+                "summary": "Erase a lead's personal fields (the row, status and events stay)",
+                "parameters": [_id_param()],
+                "responses": _ok(200, _ref("Lead"), 403, 404, 422, 503),
             },
         },
         "/api/admin/events": {

@@ -1,0 +1,48 @@
+"""Erasure: a lead's personal fields leave its row, its stored events and the database file.
+
+The row, its status, its seq and its events stay (counts, `doctor` and the ledger remain
+true); no event is written, so nothing is broadcast.  The lead then shows `name` "" and
+`email`, `phone`, `source`, `notes` null, and (to admins) `erased_at`.  SQLite zeroes the
+overwritten bytes (secure_delete) and a TRUNCATE checkpoint then empties the WAL, so the old
+values are in neither the database file nor its -wal, nor in any backup made afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from leadrelay import events
+from leadrelay.errors import NotFound
+from leadrelay.store.connection import checkpoint_truncate
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Row, Tx
+
+PERSONAL_FIELDS = ("name", "email", "phone", "notes", "source")
+
+log = logging.getLogger("leadrelay.erasure")
+
+
+async def erase_lead(store: Store, lead_id: int) -> Row:
+    """Erase the lead's personal fields; return the lead as an admin sees it, with
+    `events_rewritten` and `checkpointed` (False: the WAL could not be emptied yet)."""
+
+    def erase(tx: Tx) -> tuple[Row, int]:
+        if tx.get_lead(lead_id) is None:
+            raise NotFound(f"there is no lead {lead_id}", code="lead_not_found")
+        rewritten = tx.erase_lead(lead_id, PERSONAL_FIELDS)
+        lead = tx.get_lead(lead_id)
+        assert lead is not None
+        return lead, rewritten
+
+    lead, rewritten = await store.write(erase)
+    checkpointed = await asyncio.to_thread(checkpoint_truncate, store.path)
+    if not checkpointed:
+        log.warning(
+            "lead %d erased, but the WAL could not be emptied yet: the next checkpoint will",
+            lead_id,
+            extra={"lead_id": lead_id},
+        )
+    view = events.lead_view(lead)
+    view.update(notes=lead["notes"], external_id=lead["external_id"], erased_at=lead["erased_at"])
+    return {**view, "events_rewritten": rewritten, "checkpointed": checkpointed}
