@@ -84,6 +84,10 @@ class Settings:
         default=(),
         metadata=_doc("origins whose pages may call /broadcasting/* and the provider/admin APIs"),
     )
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1",
+        metadata=_doc("proxies trusted for X-Forwarded-For/-Proto (comma list, or '*')"),
+    )
     log_format: str = field(
         default="text", metadata=_doc("'text' for people, 'json' for one JSON object a line")
     )

@@ -293,7 +293,13 @@ class Relay:
                 await self._send(client, [event])
             return
         if exc.kind == "too_large" or (isinstance(exc, PusherStatusError) and exc.status == 400):
-            log.error("%s dead-lettered (ids %s): %s", events_text(len(ids)), ids, message)
+            log.error(
+                "%s dead-lettered (ids %s): %s",
+                events_text(len(ids)),
+                ids,
+                message,
+                extra={"cause": exc.kind, "event_id": ",".join(e["event_id"] for e in batch)},
+            )
             metrics.EVENTS_DEAD.inc(len(batch))
             await self.store.write(lambda tx: tx.mark_dead(ids, message))
             return
@@ -310,7 +316,11 @@ class Relay:
             else:
                 delay = backoff(max(event["attempts"] for event in batch), self._max_backoff)
             log.warning(
-                "delivery of %s failed (%s); retry in %.1f s", events_text(len(ids)), message, delay
+                "delivery of %s failed (%s); retry in %.1f s",
+                events_text(len(ids)),
+                message,
+                delay,
+                extra={"cause": exc.kind, "event_id": ",".join(e["event_id"] for e in batch)},
             )
         next_at = time.time() + delay
         await self.store.write(lambda tx: tx.mark_retry(ids, next_at, message))

@@ -55,7 +55,9 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 async def serve(settings: Settings) -> None:
-    setup_logging(settings.log_level)
+    # the writer and relay processes read the format from here (logs.setup_logging)
+    os.environ["LEADRELAY_LOG_FORMAT"] = settings.log_format
+    setup_logging(settings.log_level, settings.log_format)
     sock = listen(settings.host, settings.port)
     token = await first_start(settings)
     if token is not None:
@@ -79,6 +81,8 @@ async def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers keep the handler setup_logging gave them
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
