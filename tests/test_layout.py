@@ -4,6 +4,7 @@
     web/      the daemon's HTTP side: intake, API, app
     doctor    the health checks behind `leadrelay doctor`
     relay/    outbox → Pusher
+    outbox    the outbox as an operator sees it (CLI and admin API)
     pusher/   Pusher settings, REST client, protocol client
     auth, leads, accounts, erasure: the use cases
     store/    every SQL statement
@@ -34,6 +35,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("leadrelay.store",),
     ("leadrelay.auth", "leadrelay.leads", "leadrelay.accounts", "leadrelay.erasure"),
     ("leadrelay.pusher",),
+    ("leadrelay.outbox",),
     ("leadrelay.relay",),
     ("leadrelay.doctor",),
     ("leadrelay.web",),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -153,23 +152,13 @@ def test_connection(
 @outbox_app.command("status")
 def outbox_status(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Backlog, oldest pending event, failures, and whether the relay is paused."""
-    from leadrelay.pusher import config as pusher_config
-    from leadrelay.store.schema import RELAY_STATE_KEY
+    from leadrelay import outbox
 
     settings = settings_for(db)
 
     async def fetch() -> dict[str, Any]:
         async with open_store(settings) as store:
-            counts = await store.outbox_counts()
-            relay = await store.get_setting(RELAY_STATE_KEY) or {}
-            config = await pusher_config.load(store)
-        oldest = counts.pop("oldest_pending")
-        return {
-            **counts,
-            "oldest_pending_age_seconds": round(time.time() - oldest, 1) if oldest else None,
-            "pusher_enabled": config.enabled,
-            "relay_paused_reason": relay.get("paused_reason"),
-        }
+            return await outbox.status(store)
 
     show(run(fetch()), as_json, print_fields)
 
@@ -196,14 +185,13 @@ def outbox_failed(
     as_json: JsonOption = False,
 ) -> None:
     """Dead-lettered events with their reason, and events being retried."""
+    from leadrelay import outbox
+
     settings = settings_for(db)
 
     async def fetch() -> dict[str, list[dict[str, Any]]]:
         async with open_store(settings) as store:
-            return {
-                "dead": await store.dead_events(limit),
-                "retrying": await store.recent_errors(limit),
-            }
+            return await outbox.failed(store, limit)
 
     found = run(fetch())
     if as_json:
@@ -223,17 +211,19 @@ def outbox_retry(
     db: DbOption = None,
 ) -> None:
     """Send dead-lettered events again."""
+    from leadrelay import outbox
+
     if (event_id is None) == (not all_):
         fail("give an event id or --all")
     settings = settings_for(db)
 
     async def retry() -> int:
         async with open_store(settings) as store:
-            return await store.write(lambda tx: tx.retry_dead(event_id))
+            return await outbox.retry(store, event_id)
 
     count = run(retry())
     if count == 0:
-        fail("nothing to retry: no such dead-lettered event")
+        fail("nothing to retry: no event is dead-lettered")
     say(f"{count} event(s) are pending again")
 
 

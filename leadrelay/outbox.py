@@ -1,0 +1,66 @@
+"""The outbox as an operator sees it: backlog, dead letters, retries (CLI and admin API alike)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from leadrelay.errors import NotFound
+from leadrelay.events import iso_time
+from leadrelay.pusher import config as pusher_config
+from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.sqlite import Store
+from leadrelay.store.transaction import Row
+
+# what an operator needs to know of an event; the payload (personal data) stays out
+EVENT_FIELDS = ("id", "event_id", "type", "lead_id", "seq", "provider_id", "state", "attempts")
+
+
+async def status(store: Store) -> dict[str, Any]:
+    """The backlog, its oldest event's age, failures, and what the relay last said of itself."""
+    counts = await store.outbox_counts()
+    relay = await store.get_setting(RELAY_STATE_KEY) or {}
+    config = await pusher_config.load(store)
+    oldest = counts.pop("oldest_pending")
+    at = relay.get("at")
+    return {
+        **counts,
+        "oldest_pending_age_seconds": round(time.time() - oldest, 1) if oldest else None,
+        "pusher_enabled": config.enabled,
+        "relay_paused_reason": relay.get("paused_reason"),
+        # the relay writes its state when it starts and when it pauses or resumes; who holds
+        # it is named only once the relay records a holder
+        "relay_holder": relay.get("holder"),
+        "relay_reported_at": iso_time(at) if isinstance(at, int | float) else None,
+    }
+
+
+def event_view(row: Row) -> dict[str, Any]:
+    """An outbox row as `outbox failed` and the console show it."""
+    view = {name: row.get(name) for name in EVENT_FIELDS}
+    view["channels"] = json.loads(row["channels"]) if row.get("channels") else []
+    view["last_error"] = row.get("last_error")
+    view["created_at"] = iso_time(row["created_at"]) if row.get("created_at") else None
+    next_at = row.get("next_attempt_at")
+    pending = row.get("state") == "pending"
+    view["next_attempt_at"] = iso_time(next_at) if next_at and pending else None
+    return view
+
+
+async def failed(store: Store, limit: int = 100) -> dict[str, list[dict[str, Any]]]:
+    """Dead-lettered events with their reason, and pending events that have failed before."""
+    return {
+        "dead": [event_view(row) for row in await store.dead_events(limit)],
+        "retrying": [event_view(row) for row in await store.recent_errors(limit)],
+    }
+
+
+async def retry(store: Store, event_id: int | None) -> int:
+    """Make one dead-lettered event (or, with None, every one) pending again; how many.
+
+    Retrying one that is not dead-lettered is a NotFound, so a caller can say so."""
+    count = await store.write(lambda tx: tx.retry_dead(event_id))
+    if count == 0 and event_id is not None:
+        raise NotFound(f"event {event_id} is not dead-lettered", code="event_not_dead")
+    return count
