@@ -91,6 +91,10 @@ class Settings:
     log_format: str = field(
         default="text", metadata=_doc("'text' for people, 'json' for one JSON object a line")
     )
+    console_pusher_js: str = field(
+        default="",
+        metadata=_doc("a local pusher-js file the console loads instead of Pusher's CDN"),
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

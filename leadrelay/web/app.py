@@ -23,7 +23,7 @@ from leadrelay.errors import ApiError
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import retention
 from leadrelay.store.sqlite import Store
-from leadrelay.web import intake
+from leadrelay.web import console, intake, ops_api
 from leadrelay.web.api import (
     admin_change_lead,
     admin_erase_lead,
@@ -121,6 +121,13 @@ ROUTES = [
         methods=["GET", "PUT"],
     ),
     Route("/api/admin/settings/pusher/test", test_pusher_settings, methods=["POST"]),
+    Route("/api/me", ops_api.me, methods=["GET"]),
+    Route("/api/admin/providers", ops_api.admin_providers, methods=["GET"]),
+    Route("/api/admin/outbox", ops_api.outbox_status, methods=["GET"]),
+    Route("/api/admin/outbox/failed", ops_api.outbox_failed, methods=["GET"]),
+    Route("/api/admin/outbox/retry", ops_api.outbox_retry, methods=["POST"]),
+    Route("/", console.index, methods=["GET"]),
+    Route("/console/{name}", console.asset, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),

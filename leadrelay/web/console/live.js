@@ -1,0 +1,132 @@
+// The live feed: pusher-js on the token's channel, plus the events API for what it missed.
+//
+// On every (re)subscription the feed fetches the events after its cursor; a live event whose
+// seq skips one makes it fetch that lead's events first; event_id drops what came twice.
+// Everything is applied through one queue, so events are applied one at a time, in order.
+
+import { Feed, unseen } from "./feed.js";
+
+export const EVENT_NAMES = ["lead.assigned", "lead.status.updated"];
+// pusher-js waits out a 15 s timeout when its first retry after a drop is refused; the
+// console tries again itself this often while it is not connected
+const KICK_SECONDS = 3;
+const PAGE = 500;
+
+export class LiveFeed {
+  /**
+   * api: Api; me: GET /api/me; config: GET /broadcasting/config;
+   * onEvent(data): apply one new event; onState(state, detail): the connection as words.
+   */
+  constructor({ api, me, config, onEvent, onState }) {
+    this.api = api;
+    this.me = me;
+    this.config = config;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.feed = new Feed({ cursor: me.events_after || 0 });
+    this.queue = Promise.resolve();
+    this.pusher = null;
+    this.kicker = null;
+    this.eventsPath = me.role === "admin" ? "/api/admin/events" : "/api/provider/events";
+  }
+
+  start() {
+    if (typeof window.Pusher !== "function") {
+      this.onState("failed", "pusher-js did not load, so live updates are off");
+      return;
+    }
+    const { config } = this;
+    this.pusher = new window.Pusher(config.key, {
+      cluster: config.cluster,
+      wsHost: config.ws_host,
+      wsPort: config.ws_port,
+      wssPort: config.ws_port,
+      forceTLS: Boolean(config.tls),
+      enabledTransports: ["ws", "wss"],
+      disableStats: true,
+      channelAuthorization: {
+        endpoint: "/broadcasting/auth",
+        transport: "ajax",
+        headers: { Authorization: `Bearer ${this.api.token}` },
+      },
+    });
+    const connection = this.pusher.connection;
+    connection.bind("state_change", ({ current }) => this.stateChanged(current));
+    const channel = this.pusher.subscribe(this.me.channel);
+    channel.bind("pusher:subscription_succeeded", () => this.catchUp());
+    channel.bind("pusher:subscription_error", (error) => {
+      const status = error && error.status ? ` (HTTP ${error.status})` : "";
+      this.onState("failed", `the server refused this feed${status}`);
+    });
+    for (const name of EVENT_NAMES) channel.bind(name, (data) => this.live(data));
+  }
+
+  stop() {
+    clearInterval(this.kicker);
+    this.kicker = null;
+    if (this.pusher) this.pusher.disconnect();
+    this.pusher = null;
+  }
+
+  stateChanged(current) {
+    if (current === "connected") {
+      console.log("Pusher connected");
+      clearInterval(this.kicker);
+      this.kicker = null;
+      this.onState("connected");
+      return;
+    }
+    if (current === "failed") {
+      this.onState("failed", "this browser cannot open a websocket");
+      return;
+    }
+    if (current === "disconnected" && !this.pusher) return;
+    this.onState("reconnecting");
+    if (!this.kicker) {
+      this.kicker = setInterval(() => this.kick(), KICK_SECONDS * 1000);
+    }
+  }
+
+  /** Start a fresh connection attempt now rather than after pusher-js's own timeout. */
+  kick() {
+    if (!this.pusher || this.pusher.connection.state === "connected") return;
+    this.pusher.disconnect();
+    this.pusher.connect();
+  }
+
+  enqueue(job) {
+    this.queue = this.queue.then(job).catch((failure) => {
+      this.onState("error", `could not fetch missed events: ${failure.message}`);
+    });
+    return this.queue;
+  }
+
+  apply(data) {
+    if (this.feed.accept(data)) this.onEvent(data);
+  }
+
+  live(data) {
+    return this.enqueue(async () => {
+      if (this.feed.isDuplicate(data)) return;
+      if (this.feed.hasGap(data)) await this.fetchLead(data.lead.id);
+      this.apply(data);
+    });
+  }
+
+  async fetchLead(leadId) {
+    const page = await this.api.get(this.eventsPath, { lead_id: leadId, after: 0, limit: 1000 });
+    for (const data of unseen(this.feed, page.events)) this.apply(data);
+  }
+
+  /** Everything after the cursor, page by page: what happened while the socket was away. */
+  catchUp() {
+    return this.enqueue(async () => {
+      for (;;) {
+        const page = await this.api.get(this.eventsPath, { after: this.feed.cursor, limit: PAGE });
+        for (const data of unseen(this.feed, page.events)) this.apply(data);
+        this.feed.advance(page.next_after);
+        if (page.events.length < PAGE) return;
+      }
+    });
+  }
+}

@@ -1,0 +1,96 @@
+"""The console's own API: who am I, the providers, and the outbox (status, dead letters, retry)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from leadrelay import outbox
+from leadrelay.auth import require_admin
+from leadrelay.errors import NotFound, ValidationFailed
+from leadrelay.events import ADMIN_CHANNEL, provider_channel
+from leadrelay.store.sqlite import Store
+from leadrelay.web.http import JSON, query_int, read_json
+from leadrelay.web.state import principal, state
+
+
+async def me(request: Request) -> Response:
+    """The bearer token's role, its provider and that provider's name; `channel` is the feed
+    the console listens on for this token."""
+    caller = await principal(request)
+    name = None
+    if caller.provider_id is not None:
+        providers = await state(request).store.list_providers()
+        name = next((p["name"] for p in providers if p["id"] == caller.provider_id), None)
+    st = state(request)
+    channel = ADMIN_CHANNEL if caller.is_admin else provider_channel(caller.provider_id or 0)
+    return JSON(
+        {
+            "role": caller.role,
+            "provider_id": caller.provider_id,
+            "name": name,
+            # what the console needs to follow the feed from now on: its channel, the
+            # events API cursor of this moment, and the statuses a lead may take
+            "channel": channel,
+            "events_after": await st.store.events_since_time(time.time() + 86400),
+            "statuses": list(st.settings.statuses),
+        }
+    )
+
+
+async def admin_providers(request: Request) -> Response:
+    require_admin(await principal(request))
+    rows = await state(request).store.list_providers()
+    providers = [{"id": r["id"], "name": r["name"], "leads": r["leads"]} for r in rows]
+    return JSON({"providers": providers})
+
+
+async def outbox_status(request: Request) -> Response:
+    require_admin(await principal(request))
+    return JSON(await outbox.status(state(request).store))
+
+
+async def outbox_failed(request: Request) -> Response:
+    require_admin(await principal(request))
+    limit = query_int(request, "limit", 100, low=1, high=1000)
+    return JSON(await outbox.failed(state(request).store, limit))
+
+
+async def outbox_retry(request: Request) -> Response:
+    """`{"event_id": ID}` (the outbox id, or the event's UUID) or `{"all": true}`."""
+    require_admin(await principal(request))
+    st = state(request)
+    data = await read_json(request, st.settings.max_body_bytes)
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", code="invalid_body")
+    every = data.get("all")
+    target = data.get("event_id")
+    if (every is True) == (target is not None) or every not in (None, True, False):
+        raise ValidationFailed(
+            'send {"event_id": ID} or {"all": true}, one of the two', code="invalid_body"
+        )
+    event_id = None if every is True else await _outbox_id(st.store, target)
+    return JSON({"retried": await outbox.retry(st.store, event_id)})
+
+
+async def _outbox_id(store: Store, target: Any) -> int:
+    if isinstance(target, int) and not isinstance(target, bool) and target > 0:
+        return target
+    if isinstance(target, str):
+        try:
+            uuid.UUID(target)
+        except ValueError:
+            pass
+        else:
+            row_id: int | None = await store.event_row_id(target)
+            if row_id is None:
+                raise NotFound(f"no event {target}", code="event_not_found")
+            return row_id
+    raise ValidationFailed(
+        "'event_id' must be the event's id number (from the failed list) or its event_id",
+        code="invalid_field",
+    )

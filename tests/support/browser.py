@@ -1,0 +1,140 @@
+"""Debian's Chromium driven by Playwright, with pusher-js served from npm in the CDN's place.
+
+Nothing a page asks for leaves the machine: the CDN's pusher-js is answered from
+tests/js/node_modules (the same version the console pins), and any other request to a host
+that is not loopback is aborted and recorded, so a test can assert there was none.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from leadrelay.web.console import PUSHER_JS_CDN
+
+REPO = Path(__file__).resolve().parents[2]
+PUSHER_JS = REPO / "tests" / "js" / "node_modules" / "pusher-js" / "dist" / "web" / "pusher.min.js"
+CHROMIUM = Path("/usr/bin/chromium")
+# what headless Chromium needs on these machines: without the background-networking flags it
+# keeps dialling hosts it cannot reach
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None (scripts/test installs both)."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: scripts/test installs Debian's chromium when run as root"
+    if not PUSHER_JS.exists():
+        return f"{PUSHER_JS} is missing: scripts/test installs tests/js (npm ci)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: pip install -e '.[test]'"
+    return None
+
+
+@dataclass
+class Browser:
+    context: Any
+    outside: list[str] = field(default_factory=list)  # requests aborted: not loopback
+    console: list[str] = field(default_factory=list)  # every page's console lines
+    dialogs: list[str] = field(default_factory=list)  # alert/confirm/prompt that opened
+    pages: list[Any] = field(default_factory=list)
+
+    def new_page(self, width: int = 1280, height: int = 800) -> Any:
+        page = self.context.new_page()
+        page.set_viewport_size({"width": width, "height": height})
+        page.on("console", lambda message: self.console.append(message.text))
+        page.on("dialog", self._dialog)
+        self.pages.append(page)
+        return page
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url == PUSHER_JS_CDN:
+            route.fulfill(
+                path=str(PUSHER_JS),
+                content_type="text/javascript",
+                headers={"Access-Control-Allow-Origin": "*"},
+            )
+        elif urlsplit(url).hostname in LOOPBACK or url.startswith("data:"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+
+@contextmanager
+def chromium(tmp_path: Path, artifacts: Path, test_name: str) -> Iterator[Browser]:
+    """A fresh Chromium profile; on a failing test, every open page is kept as a screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path / "chromium-profile"
+    with sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            timeout=30_000,
+        )
+        context.set_default_timeout(10_000)
+        browser = Browser(context)
+        context.route("**/*", browser._route)
+        try:
+            yield browser
+        except BaseException:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            for n, page in enumerate(browser.pages):
+                try:
+                    page.screenshot(path=str(artifacts / f"{test_name}-{n}.png"), full_page=True)
+                except Exception as exc:  # a crashed page: say so, keep the test's own error
+                    (artifacts / f"{test_name}-{n}.txt").write_text(f"no screenshot: {exc}\n")
+            (artifacts / f"{test_name}-console.txt").write_text("\n".join(browser.console))
+            raise
+        finally:
+            context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    page.goto(url)
+    page.fill("#token", token)
+    page.press("#token", "Enter")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout:g} s")
+
+
+def skip_without_browser() -> pytest.MarkDecorator:
+    reason = browser_missing()
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
