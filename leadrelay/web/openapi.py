@@ -13,6 +13,7 @@ from leadrelay import __version__
 from leadrelay.config import Settings
 from leadrelay.leads import NEW_LEAD_FIELDS
 from leadrelay.store.schema import MAX_ID
+from leadrelay.web import openapi_console
 
 Schema = dict[str, Any]
 
@@ -438,9 +439,9 @@ def _paths(settings: Settings) -> Schema:
 
 
 def document(settings: Settings) -> Schema:
-    paths = _paths(settings)
+    paths = {**_paths(settings), **openapi_console.paths()}
     for path, operations in paths.items():
-        if path in PUBLIC:
+        if path in PUBLIC or path in openapi_console.PUBLIC_PATHS:
             continue
         for operation in operations.values():
             operation["security"] = [{"bearer": []}]

@@ -13,6 +13,7 @@ from leadrelay import outbox
 from leadrelay.auth import require_admin
 from leadrelay.errors import NotFound, ValidationFailed
 from leadrelay.events import ADMIN_CHANNEL, provider_channel
+from leadrelay.store.schema import MAX_ID
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import JSON, query_int, read_json
 from leadrelay.web.state import principal, state
@@ -67,18 +68,16 @@ async def outbox_retry(request: Request) -> Response:
     data = await read_json(request, st.settings.max_body_bytes)
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", code="invalid_body")
-    every = data.get("all")
-    target = data.get("event_id")
-    if (every is True) == (target is not None) or every not in (None, True, False):
+    if not (set(data) == {"event_id"} or data == {"all": True}):
         raise ValidationFailed(
-            'send {"event_id": ID} or {"all": true}, one of the two', code="invalid_body"
+            'send {"event_id": ID} or {"all": true}, and nothing else', code="invalid_body"
         )
-    event_id = None if every is True else await _outbox_id(st.store, target)
+    event_id = None if "all" in data else await _outbox_id(st.store, data["event_id"])
     return JSON({"retried": await outbox.retry(st.store, event_id)})
 
 
 async def _outbox_id(store: Store, target: Any) -> int:
-    if isinstance(target, int) and not isinstance(target, bool) and target > 0:
+    if isinstance(target, int) and not isinstance(target, bool) and 1 <= target <= MAX_ID:
         return target
     if isinstance(target, str):
         try:

@@ -43,7 +43,7 @@ def browser_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} is missing: scripts/test installs Debian's chromium when run as root"
     if not PUSHER_JS.exists():
-        return f"{PUSHER_JS} is missing: scripts/test installs tests/js (npm ci)"
+        return f"{PUSHER_JS} is missing: scripts/install-js-clients installs it"
     try:
         import playwright  # noqa: F401
     except ImportError:
@@ -87,8 +87,8 @@ class Browser:
 
 
 @contextmanager
-def chromium(tmp_path: Path, artifacts: Path, test_name: str) -> Iterator[Browser]:
-    """A fresh Chromium profile; on a failing test, every open page is kept as a screenshot."""
+def chromium(tmp_path: Path) -> Iterator[Browser]:
+    """A fresh Chromium profile, closed afterwards."""
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path / "chromium-profile"
@@ -105,18 +105,26 @@ def chromium(tmp_path: Path, artifacts: Path, test_name: str) -> Iterator[Browse
         context.route("**/*", browser._route)
         try:
             yield browser
-        except BaseException:
-            artifacts.mkdir(parents=True, exist_ok=True)
-            for n, page in enumerate(browser.pages):
-                try:
-                    page.screenshot(path=str(artifacts / f"{test_name}-{n}.png"), full_page=True)
-                except Exception as exc:  # a crashed page: say so, keep the test's own error
-                    (artifacts / f"{test_name}-{n}.txt").write_text(f"no screenshot: {exc}\n")
-            (artifacts / f"{test_name}-console.txt").write_text("\n".join(browser.console))
-            raise
         finally:
             context.close()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def keep_artifacts(browser: Browser, artifacts: Path, test_name: str) -> list[Path]:
+    """A screenshot of every open page and the pages' console lines, for a failed test."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for n, page in enumerate(browser.pages):
+        path = artifacts / f"{test_name}-{n}.png"
+        try:
+            page.screenshot(path=str(path), full_page=True, timeout=5000)
+        except Exception as exc:  # a crashed page: say so, the test's own error stays
+            path = path.with_suffix(".txt")
+            path.write_text(f"no screenshot: {exc}\n")
+        kept.append(path)
+    console = artifacts / f"{test_name}-console.txt"
+    console.write_text("\n".join(browser.console) + "\n")
+    return [*kept, console]
 
 
 def sign_in(page: Any, url: str, token: str) -> None:

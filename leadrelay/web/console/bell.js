@@ -3,9 +3,9 @@
 
 export const MAX_NOTES = 50;
 
-function leadLabel(lead) {
-  const name = typeof lead.name === "string" ? lead.name.trim() : "";
-  return name ? name : `lead ${lead.id}`;
+function leadName(lead) {
+  // an erased lead keeps its row with an empty name
+  return typeof lead.name === "string" && lead.name.trim() ? lead.name : null;
 }
 
 function providerLabel(providerId, providerName) {
@@ -25,8 +25,9 @@ export function describe(data, providerName = () => null) {
   const lead = data.lead;
   if (data.type === "lead.assigned") {
     const to = providerLabel(lead.provider_id, providerName);
-    if (data.seq === 1) return `New lead ${leadLabel(lead)} → ${to}`;
-    return `Lead ${lead.id} (${leadLabel(lead)}) assigned to ${to}`;
+    const name = leadName(lead);
+    if (data.seq === 1) return `New lead ${name === null ? `#${lead.id}` : name} → ${to}`;
+    return `Lead ${lead.id}${name === null ? "" : ` (${name})`} assigned to ${to}`;
   }
   if (data.type === "lead.status.updated") {
     return `Lead ${lead.id}: ${data.old_status} → ${data.new_status}${changedBy(data.changed_by)}`;

@@ -1,0 +1,255 @@
+"""The web console in real Chromium with the real pusher-js, on a real `leadrelay serve` and soketi.
+
+pusher-js is npm's copy of the pinned version, served in place of Pusher's CDN by Playwright's
+request routing; any other request that would leave the machine is aborted and fails the test.
+A failing test keeps a screenshot of every page and the pages' console under
+<pytest's base temp>/browser-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.browser import (
+    Browser,
+    browser_missing,
+    chromium,
+    keep_artifacts,
+    sign_in,
+    wait_for,
+)
+from support.serve import Serve, cli_json, point_at_soketi
+from support.soketi import Soketi
+
+pytestmark = [pytest.mark.soketi, pytest.mark.timeout(90)]
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+if browser_missing() and not os.environ.get("CI"):
+    pytestmark.append(pytest.mark.skip(reason=browser_missing() or ""))
+
+
+class Daemon:
+    """A real daemon on a real soketi, with an admin client and two providers."""
+
+    def __init__(self, serve: Serve, soketi: Soketi) -> None:
+        self.serve = serve
+        self.soketi = soketi
+        self.admin = httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=10)
+        self.acme = cli_json(serve.db, "providers", "add", "Acme Plumbing")
+        self.bolt = cli_json(serve.db, "providers", "add", "Bolt Electric")
+
+    def post_lead(self, name: str, provider: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if provider is not None:
+            body["provider_id"] = provider["id"]
+        response = self.admin.post("/api/leads", json=body)
+        assert response.status_code == 201, response.text
+        lead: dict[str, Any] = response.json()
+        return lead
+
+
+@contextmanager
+def start_daemon(tmp: Path, soketi: Soketi) -> Iterator[Daemon]:
+    db = tmp / "leadrelay.db"
+    with Serve(db) as serve:
+        point_at_soketi(db, soketi)
+        daemon = Daemon(serve, soketi)
+        try:
+            yield daemon
+        finally:
+            daemon.admin.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, soketi: Soketi) -> Iterator[Daemon]:
+    with start_daemon(tmp_path_factory.mktemp("console"), soketi) as started:
+        yield started
+
+
+@pytest.fixture
+def browser(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    failed_before = request.session.testsfailed
+    with chromium(tmp_path) as opened:
+        yield opened
+        # the call's report is logged before teardown: a failed test has been counted by now
+        if request.session.testsfailed > failed_before:
+            artifacts = tmp_path_factory.getbasetemp() / "browser-artifacts"
+            kept = keep_artifacts(opened, artifacts, request.node.name)
+            print(f"kept for the failed test: {', '.join(map(str, kept))}")
+    assert opened.outside == [], f"the page tried to leave the machine: {opened.outside}"
+
+
+def signed_in(browser: Browser, daemon: Daemon, token: str, width: int = 1280) -> Any:
+    page = browser.new_page(width=width)
+    sign_in(page, daemon.serve.url, token)
+    page.wait_for_selector("#connection[data-connection=connected]")
+    return page
+
+
+def bell_count(page: Any) -> int:
+    count = page.locator("[data-testid=bell-count]")
+    return 0 if count.is_hidden() else int(count.inner_text())
+
+
+def notes(page: Any) -> list[str]:
+    return page.locator(".bell-list li .note-text").all_inner_texts()
+
+
+def row(page: Any, lead_id: int) -> Any:
+    return page.locator(f"[data-testid=lead-{lead_id}]")
+
+
+def test_console_admin_sees_a_new_lead_and_the_bell_within_a_second(
+    daemon: Daemon, browser: Browser
+) -> None:
+    page = signed_in(browser, daemon, daemon.serve.admin_token or "")
+    assert "Pusher connected" in browser.console
+    before = bell_count(page)
+    posted = time.monotonic()
+    lead = daemon.post_lead("Jane Doe", daemon.acme)
+    row(page, lead["id"]).wait_for(timeout=1000)
+    wait_for(lambda: bell_count(page) == before + 1, 1.0 - (time.monotonic() - posted), "bell")
+    assert time.monotonic() - posted < 1.0
+    assert row(page, lead["id"]).locator("[data-field=name]").inner_text() == "Jane Doe"
+    assert "fresh" in (row(page, lead["id"]).get_attribute("class") or "")
+    page.click(".bell-button")
+    assert notes(page)[0] == "New lead Jane Doe → Acme Plumbing"
+    page.click("text=Mark all read")
+    assert bell_count(page) == 0
+    # a change from the row goes through PATCH and comes back as an event, in words
+    row(page, lead["id"]).locator("select[data-field=status]").select_option("contacted")
+    wait_for(lambda: bell_count(page) == 1, 2, "the status change in the bell")
+    assert notes(page)[0] == f"Lead {lead['id']}: new → contacted, by an admin"
+    stored = daemon.admin.get(f"/api/admin/leads/{lead['id']}").json()
+    assert stored["status"] == "contacted"
+
+
+def test_console_provider_sees_only_its_own_leads_and_its_changes_reach_the_admin(
+    daemon: Daemon, browser: Browser
+) -> None:
+    admin = signed_in(browser, daemon, daemon.serve.admin_token or "")
+    provider = signed_in(browser, daemon, daemon.acme["token"])
+    assert provider.locator("#who").inner_text().startswith("Acme Plumbing")
+    assert provider.locator("#outbox").is_hidden()
+    theirs = daemon.post_lead("Bolt's lead", daemon.bolt)
+    mine = daemon.post_lead("Acme's lead", daemon.acme)
+    row(provider, mine["id"]).wait_for(timeout=2000)
+    row(admin, theirs["id"]).wait_for(timeout=2000)
+    wait_for(lambda: bell_count(provider) == 1, 2, "the provider's bell")
+    assert row(provider, theirs["id"]).count() == 0
+    provider.click(".bell-button")
+    assert notes(provider) == ["New lead Acme's lead → Acme Plumbing"]
+    assert "Bolt" not in provider.locator("body").inner_text()
+    # the provider changes its lead's status from the row; the admin view follows
+    row(provider, mine["id"]).locator("select[data-field=status]").select_option("qualified")
+    admin_status = row(admin, mine["id"]).locator("select[data-field=status]")
+    wait_for(lambda: admin_status.input_value() == "qualified", 2, "the admin's row")
+    admin.click(".bell-button")
+    wait_for(
+        lambda: (
+            f"Lead {mine['id']}: new → qualified, by provider {daemon.acme['id']}" in notes(admin)
+        ),
+        2,
+        "the admin's bell",
+    )
+    time.sleep(0.3)  # anything of Bolt's that was going to reach the provider has by now
+    assert row(provider, theirs["id"]).count() == 0 and bell_count(provider) <= 2
+
+
+def test_console_shows_what_was_posted_while_soketi_was_down_exactly_once(
+    tmp_path: Path, browser: Browser
+) -> None:
+    with Soketi() as own:
+        with start_daemon(tmp_path, own) as daemon:
+            page = signed_in(browser, daemon, daemon.serve.admin_token or "")
+            own.stop()
+            page.wait_for_selector("#connection[data-connection=reconnecting]", timeout=5000)
+            leads = [daemon.post_lead(f"Offline {n}", daemon.acme) for n in range(3)]
+            own.start()
+            started = time.monotonic()
+            for lead in leads:
+                row(page, lead["id"]).wait_for(timeout=15000)
+            back = time.monotonic() - started
+            page.wait_for_selector("#connection[data-connection=connected]")
+            wait_for(lambda: bell_count(page) == 3, 3, "three notifications")
+            time.sleep(1.0)  # the relay delivers the three once soketi is back: none may repeat
+            assert bell_count(page) == 3
+            page.click(".bell-button")
+            assert sorted(notes(page)) == sorted(
+                f"New lead Offline {n} → Acme Plumbing" for n in range(3)
+            )
+            for lead in leads:
+                assert row(page, lead["id"]).count() == 1
+            assert browser.console.count("Pusher connected") >= 2
+            assert back < 10, f"the console took {back:.1f} s to come back"
+
+
+def test_console_renders_a_hostile_name_as_text(daemon: Daemon, browser: Browser) -> None:
+    page = signed_in(browser, daemon, daemon.serve.admin_token or "")
+    lead = daemon.post_lead(HOSTILE, daemon.acme)
+    name = row(page, lead["id"]).locator("[data-field=name]")
+    name.wait_for(timeout=2000)
+    assert name.inner_text() == HOSTILE
+    page.click(".bell-button")
+    wait_for(lambda: f"New lead {HOSTILE} → Acme Plumbing" in notes(page), 2, "the note")
+    assert page.locator("img").count() == 0
+    page.reload()  # the list API's copy too
+    row(page, lead["id"]).wait_for()
+    assert row(page, lead["id"]).locator("[data-field=name]").inner_text() == HOSTILE
+    time.sleep(0.3)
+    assert browser.dialogs == [] and page.locator("img").count() == 0
+
+
+def test_console_wrong_token_is_refused_and_sign_out_forgets(
+    daemon: Daemon, browser: Browser
+) -> None:
+    page = browser.new_page()
+    sign_in(page, daemon.serve.url, "lr_not-a-real-token")
+    message = page.locator("#signin-message")
+    wait_for(lambda: "wrong or has been revoked" in message.inner_text(), 5, "the message")
+    assert page.evaluate("sessionStorage.length") == 0
+    assert "lr_not-a-real-token" not in page.url
+    page.fill("#token", daemon.serve.admin_token or "")
+    page.press("#token", "Enter")
+    page.wait_for_selector("#connection[data-connection=connected]")
+    assert page.evaluate("document.cookie") == ""
+    page.reload()  # the token lives in this tab's sessionStorage: still signed in
+    page.wait_for_selector("#connection[data-connection=connected]")
+    page.click("#sign-out")
+    assert page.locator("#signin").is_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    page.reload()
+    assert page.locator("#signin").is_visible()
+
+
+def test_console_works_at_375_px_and_by_keyboard(daemon: Daemon, browser: Browser) -> None:
+    page = browser.new_page(width=375, height=740)
+    page.goto(daemon.serve.url)
+    # the token field has the focus: sign in with the keyboard alone
+    wait_for(lambda: page.evaluate("document.activeElement.id") == "token", 5, "focus")
+    page.keyboard.type(daemon.acme["token"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#connection[data-connection=connected]")
+    lead = daemon.post_lead("Narrow Screen", daemon.acme)
+    row(page, lead["id"]).wait_for(timeout=2000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    for _ in range(10):  # Tab reaches the bell
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.className") == "bell-button":
+            break
+    assert page.evaluate("document.activeElement.className") == "bell-button"
+    page.keyboard.press("Enter")
+    assert page.locator("#bell-panel").is_visible()
+    page.keyboard.press("Escape")
+    assert page.locator("#bell-panel").is_hidden()
+    assert page.evaluate("document.activeElement.className") == "bell-button"
