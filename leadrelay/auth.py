@@ -98,3 +98,9 @@ def channel_signature(key: str, secret: str, socket_id: str, channel: str) -> st
     """Pusher's private-channel auth string, `KEY:HMAC-SHA256(socket_id:channel)`."""
     digest = hmac.new(secret.encode(), f"{socket_id}:{channel}".encode(), hashlib.sha256)
     return f"{key}:{digest.hexdigest()}"
+
+
+def shared_secret(channel: str, master_key: bytes) -> bytes:
+    """An encrypted channel's secretbox key, as Pusher's libraries derive it: SHA-256(channel
+    + master key). Handed (in base64) to a subscriber the daemon authorised, never logged."""
+    return hashlib.sha256(channel.encode() + master_key).digest()

@@ -80,6 +80,17 @@ class Settings:
         default=60.0, metadata=_doc("longest wait between two tries of one event")
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    admin_channel: str = field(
+        default="admin",
+        metadata=_doc("the admin feed: 'admin' (public) or 'private-admin' (admin tokens only)"),
+    )
+    encrypted_channels: bool = field(
+        default=False,
+        metadata=_doc("end-to-end encrypted feeds: private-encrypted-admin and -provider.{id}"),
+    )
+    broadcast_personal_data: bool = field(
+        default=True, metadata=_doc("false: broadcasts leave out the lead's name, email, phone")
+    )
     cors_origins: tuple[str, ...] = field(
         default=(),
         metadata=_doc("origins whose pages may call /broadcasting/* and the provider/admin APIs"),
@@ -211,5 +222,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'write_timeout_seconds' must be more than 0")
     if settings.write_queue_limit < 1:
         raise ConfigError("setting 'write_queue_limit' must be at least 1")
+    if settings.admin_channel not in ("admin", "private-admin"):
+        raise ConfigError("setting 'admin_channel' must be 'admin' or 'private-admin'")
     if settings.max_body_bytes < 1024:
         raise ConfigError("setting 'max_body_bytes' must be at least 1024")

@@ -9,6 +9,7 @@ from typing import Any
 
 from leadrelay.config import Settings
 from leadrelay.errors import LeadrelayError, PusherError
+from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store.schema import RELAY_STATE_KEY
 from leadrelay.store.sqlite import Store
@@ -44,6 +45,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     try:
         checks.append(await _database(store))
         checks.extend(await _pusher(store))
+        checks.append(await _privacy(store, settings))
         checks.extend(await _ledger(store))
     finally:
         await store.close()
@@ -89,6 +91,28 @@ async def _pusher(store: Store) -> list[Check]:
     if relay.get("paused_reason"):
         checks.append(_check("relay", "fail", f"paused: {relay['paused_reason']}"))
     return checks
+
+
+async def _privacy(store: Store, settings: Settings) -> Check:
+    mode = Broadcast.of(settings)
+    warning = mode.warning()
+    if warning is not None:
+        return _check("lead privacy", "warn", warning)
+    if mode.encrypted and (await pusher_config.load(store)).master_key is None:
+        return _check(
+            "lead privacy",
+            "fail",
+            "encrypted_channels is on but no encryption master key is set, so nothing is "
+            "relayed: run 'openssl rand -base64 32 | leadrelay pusher set "
+            "--encryption-master-key -'",
+        )
+    if mode.encrypted:
+        what = "end-to-end encrypted"
+    else:
+        what = "public" if mode.admin == "admin" else "private"
+    data = "with" if mode.personal_data else "without"
+    detail = f"the admin feed is {what} ({mode.admin}), {data} name, email and phone"
+    return _check("lead privacy", "ok", detail)
 
 
 async def _ledger(store: Store) -> list[Check]:

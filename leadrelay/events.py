@@ -7,16 +7,24 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from leadrelay.config import Settings
 
 LEAD_ASSIGNED = "lead.assigned"
 LEAD_STATUS_UPDATED = "lead.status.updated"
 EVENT_TYPES = (LEAD_ASSIGNED, LEAD_STATUS_UPDATED)
 ADMIN_CHANNEL = "admin"
+PROVIDER_PREFIX = "private-provider."
+ENCRYPTED_PREFIX = "private-encrypted-"
+PERSONAL_FIELDS = ("name", "email", "phone")
 # Pusher refuses event data over 10 KB; stay a little under so nothing is ever stuck.
 MAX_DATA_BYTES = 10_000
+# encrypted, the data grows: 16 bytes of MAC, then base64 (4/3) and the nonce's JSON around it
+MAX_ENCRYPTED_DATA_BYTES = 7_400
 LEAD_FIELDS = (
     "id",
     "name",
@@ -42,14 +50,95 @@ def iso_time(seconds: float) -> str:
 
 
 def provider_channel(provider_id: int) -> str:
-    return f"private-provider.{provider_id}"
+    return f"{PROVIDER_PREFIX}{provider_id}"
 
 
 def channels_for(provider_id: int | None) -> list[str]:
-    """`admin` always; the provider's private channel when the lead has a provider."""
+    """`admin` always; the provider's private channel when the lead has a provider.
+
+    These are the seed's names, and what the outbox stores; `Broadcast` maps them to the
+    channels of the mode the operator chose when the event goes out or is shown."""
     return (
         [ADMIN_CHANNEL] if provider_id is None else [ADMIN_CHANNEL, provider_channel(provider_id)]
     )
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Where the events go out and what they carry: the seed's public `admin` and
+    `private-provider.{id}` by default, or a private or end-to-end encrypted admin feed,
+    with or without the lead's personal data.
+
+    Decided when an event is sent (and when it is shown), not when it is written: a mode
+    switched on applies to what waits in the outbox too, so nothing written before
+    encryption was turned on still goes out in clear."""
+
+    admin_channel: str = ADMIN_CHANNEL  # "admin" or "private-admin"
+    encrypted: bool = False
+    personal_data: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings) -> Broadcast:
+        return cls(
+            settings.admin_channel, settings.encrypted_channels, settings.broadcast_personal_data
+        )
+
+    @property
+    def admin(self) -> str:
+        return "private-encrypted-admin" if self.encrypted else self.admin_channel
+
+    def provider(self, provider_id: int) -> str:
+        prefix = "private-encrypted-provider." if self.encrypted else PROVIDER_PREFIX
+        return f"{prefix}{provider_id}"
+
+    @property
+    def provider_template(self) -> str:
+        return self.provider(0)[:-1] + "{id}"
+
+    def channel(self, stored: str) -> str:
+        """A stored (seed) channel name as this mode names it."""
+        if stored == ADMIN_CHANNEL:
+            return self.admin
+        if stored.startswith(PROVIDER_PREFIX) and self.encrypted:
+            return ENCRYPTED_PREFIX + stored.removeprefix("private-")
+        return stored
+
+    def channels(self, stored: list[str]) -> list[str]:
+        return [self.channel(name) for name in stored]
+
+    @property
+    def personal_data_public(self) -> bool:
+        """Every lead's name, email and phone on a channel anyone with the app key can read."""
+        return self.personal_data and self.admin == ADMIN_CHANNEL
+
+    @property
+    def default(self) -> bool:
+        return self == Broadcast()
+
+    def data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An event's data as this mode broadcasts it."""
+        if self.personal_data or not isinstance(data.get("lead"), dict):
+            return data
+        lead = {k: v for k, v in data["lead"].items() if k not in PERSONAL_FIELDS}
+        return {**data, "lead": lead}
+
+    def payload(self, payload: str) -> str:
+        """A stored payload as this mode sends it (the same string in the default mode)."""
+        if self.personal_data and not self.encrypted:
+            return payload
+        data = self.data(json.loads(payload))
+        limit = MAX_ENCRYPTED_DATA_BYTES if self.encrypted else MAX_DATA_BYTES
+        return fit_to_limit(data, limit)[1]
+
+    def warning(self) -> str | None:
+        """One line for the log and `doctor` when personal data goes out in public."""
+        if not self.personal_data_public:
+            return None
+        return (
+            "every lead's name, email and phone is broadcast on the public 'admin' channel, "
+            'readable by anyone with the app key: set admin_channel = "private-admin", '
+            "encrypted_channels = true or broadcast_personal_data = false"
+        )
 
 
 def lead_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -81,11 +170,16 @@ class Event:
         }
 
 
-def event_item(row: dict[str, Any], provider_id: int | None) -> dict[str, Any]:
-    """A stored event as the events API and `tail` show it (a provider sees only its channel)."""
-    channels = json.loads(row["channels"])
+def event_item(
+    row: dict[str, Any], provider_id: int | None, mode: Broadcast | None = None
+) -> dict[str, Any]:
+    """A stored event as the events API and `tail` show it: on the channels and with the data
+    it is broadcast with in `mode` (a provider sees only its own channel)."""
+    mode = mode or Broadcast()
+    channels = mode.channels(json.loads(row["channels"]))
     if provider_id is not None:
-        channels = [provider_channel(provider_id)]
+        channels = [mode.provider(provider_id)]
+    data = json.loads(row["payload"])
     return {
         "id": row["id"],
         "event_id": row["event_id"],
@@ -93,7 +187,7 @@ def event_item(row: dict[str, Any], provider_id: int | None) -> dict[str, Any]:
         "channels": channels,
         "lead_id": row["lead_id"],
         "seq": row["seq"],
-        "data": json.loads(row["payload"]),
+        "data": mode.data(data),
     }
 
 

@@ -68,12 +68,23 @@ def pusher_set(
     ] = None,
     port: Annotated[int | None, typer.Option(help="its port", min=1, max=65535)] = None,
     scheme: Annotated[str | None, typer.Option(help="http or https")] = None,
+    encryption_master_key: Annotated[
+        str | None,
+        typer.Option(
+            help="the key of the encrypted channels (encrypted_channels): 32 bytes in "
+            "base64; '-' reads it from stdin (the line after the secret's when both are "
+            "'-'); '' removes it",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Store Pusher settings; a running daemon follows within a second."""
     if secret == "-":
         secret = _read_secret()
+    if encryption_master_key == "-":
+        encryption_master_key = _read_secret("encryption master key")
     data = {
         "app_id": app_id,
         "key": key,
@@ -82,18 +93,22 @@ def pusher_set(
         "host": host,
         "port": port,
         "scheme": scheme,
+        "encryption_master_key": encryption_master_key,
     }
     if all(value is None for value in data.values()):
-        fail("give at least one of --app-id --key --secret --cluster --host --port --scheme")
+        fail(
+            "give at least one of --app-id --key --secret --cluster --host --port --scheme "
+            "--encryption-master-key"
+        )
     _update_pusher(db, data, as_json)
 
 
-def _read_secret() -> str:
+def _read_secret(what: str = "secret") -> str:
     """'-': typed at a prompt that does not echo it, or read from a pipe as is."""
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass("Pusher secret (not shown): ").strip()
+        return getpass.getpass(f"Pusher {what} (not shown): ").strip()
     return sys.stdin.readline().strip()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +29,8 @@ class PusherConfig:
     port: int | None = None
     scheme: str = "https"
     enabled: bool = False
+    # base64 of 32 bytes: the key of Pusher's end-to-end encrypted channels (encrypted_channels)
+    encryption_master_key: str = ""
 
     @property
     def complete(self) -> bool:
@@ -56,7 +60,13 @@ class PusherConfig:
         """What may be shown: the secret reduced to a hint of its last characters."""
         shown = asdict(self)
         shown["secret"] = mask(self.secret)
+        shown["encryption_master_key"] = mask(self.encryption_master_key)
         return shown
+
+    @property
+    def master_key(self) -> bytes | None:
+        """The encryption master key's 32 bytes, or None when none is set."""
+        return base64.b64decode(self.encryption_master_key) if self.encryption_master_key else None
 
     def __repr__(self) -> str:  # never let the secret reach a log or a traceback
         return f"PusherConfig({self.masked()!r})"
@@ -99,6 +109,8 @@ def check(config: PusherConfig) -> PusherConfig:
         value = getattr(config, name)
         if len(value) > 200 or any(ch.isspace() for ch in value):
             raise ValidationFailed(f"the Pusher {name} looks wrong", code=f"invalid_{name}")
+    if config.encryption_master_key:
+        check_master_key(config.encryption_master_key)
     if config.enabled and not config.complete:
         raise ValidationFailed(
             "set the app id, key and secret before enabling Pusher", code="pusher_incomplete"
@@ -106,7 +118,31 @@ def check(config: PusherConfig) -> PusherConfig:
     return config
 
 
-FIELDS = ("app_id", "key", "secret", "cluster", "host", "port", "scheme", "enabled")
+def check_master_key(text: str) -> str:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise ValidationFailed(
+            "the encryption master key must be 32 random bytes in base64 "
+            "(make one with: openssl rand -base64 32)",
+            code="invalid_encryption_master_key",
+        )
+    return text
+
+
+FIELDS = (
+    "app_id",
+    "key",
+    "secret",
+    "cluster",
+    "host",
+    "port",
+    "scheme",
+    "enabled",
+    "encryption_master_key",
+)
 
 
 def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> PusherConfig:
@@ -130,7 +166,9 @@ def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> P
                 raise ValidationFailed("'port' must be a number", code="invalid_field")
         elif not isinstance(value, str):
             raise ValidationFailed(f"'{name}' must be a string", code="invalid_field")
-        elif name == "secret" and kept_secret(value, base.secret):
+        elif name in ("secret", "encryption_master_key") and kept_secret(
+            value, getattr(base, name)
+        ):
             continue
         changes[name] = value
     # an empty host means "back to Pusher's cluster host"

@@ -16,10 +16,12 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
+import pusher.crypto as pusher_crypto
 import pusher.http
 from pusher.pusher_client import PusherClient as _PusherClient
 
 from leadrelay.errors import PusherError
+from leadrelay.events import ENCRYPTED_PREFIX
 from leadrelay.pusher.config import PusherConfig
 
 
@@ -279,10 +281,29 @@ class PusherClient:
         self._backend = cast(PooledBackend, self._pusher.http)
 
     async def trigger_batch(self, items: list[dict[str, Any]]) -> None:
-        """Send up to 10 `{channel, name, data(str), socket_id?}` items in one request."""
+        """Send up to 10 `{channel, name, data(str), socket_id?}` items in one request.
+
+        Items on `private-encrypted-` channels are sealed with the master key first (one
+        channel an item: Pusher refuses one event to several channels when one is encrypted).
+        """
+        if any(item["channel"].startswith(ENCRYPTED_PREFIX) for item in items):
+            items = [self._sealed(item) for item in items]
         # already_encoded: our data is a JSON string measured in UTF-8 bytes, which the
         # package's own check (sys.getsizeof) gets wrong for non-ASCII text
         await cast(Awaitable[Any], self._pusher.trigger_batch(items, already_encoded=True))
+
+    def _sealed(self, item: dict[str, Any]) -> dict[str, Any]:
+        if not item["channel"].startswith(ENCRYPTED_PREFIX):
+            return item
+        key = self.config.master_key
+        if key is None:
+            raise PusherError(
+                "encrypted_channels is on but no encryption master key is set: run "
+                "'openssl rand -base64 32 | leadrelay pusher set --encryption-master-key -'",
+                kind="not_configured",
+            )
+        sealed = pusher_crypto.encrypt(item["channel"], item["data"], key)
+        return {**item, "data": json.dumps(sealed, separators=(",", ":"))}
 
     async def channels(self) -> dict[str, Any]:
         return cast(dict[str, Any], await cast(Awaitable[Any], self._pusher.channels_info()))
@@ -310,20 +331,37 @@ async def test_connection(config: PusherConfig, *, roundtrip: bool = False) -> d
 
 
 async def _roundtrip(client: PusherClient, config: PusherConfig) -> float:
-    """Subscribe to a fresh public channel, trigger an event on it, time its arrival."""
+    """Subscribe to a fresh channel, trigger an event on it, time its arrival.
+
+    With an encryption master key stored, the channel is an encrypted one and the event must
+    come back opened with the key: the whole encrypted path, not only the server, is tried.
+    """
     import asyncio
 
-    from leadrelay.pusher.protocol import PusherSocketError, ws_url
+    from leadrelay.auth import shared_secret
+    from leadrelay.pusher.protocol import (
+        DecryptError,
+        PusherSocketError,
+        decrypt_data,
+        private_channel_auth,
+        ws_url,
+    )
     from leadrelay.pusher.socket import PusherSocket
 
+    key = config.master_key
     channel = f"leadrelay-test-{uuid.uuid4().hex[:12]}"
+    if key is not None:
+        channel = ENCRYPTED_PREFIX + channel
     url = ws_url(config.key, host=config.ws_host, port=config.server_port, tls=config.tls)
     try:
         socket = await PusherSocket.connect(url)
     except PusherSocketError as exc:
         raise PusherError(f"the websocket connection failed: {exc}", kind="websocket") from None
     try:
-        await socket.subscribe(channel)
+        auth = None
+        if key is not None:
+            auth = private_channel_auth(config.key, config.secret, socket.socket_id, channel)
+        await socket.subscribe(channel, auth=auth)
         # a server may confirm a subscription a moment before it routes events to it, so
         # an event that does not come back within a second is sent again
         for attempt in range(5):
@@ -336,13 +374,21 @@ async def _roundtrip(client: PusherClient, config: PusherConfig) -> float:
                 async with asyncio.timeout(1.0):
                     # a fresh iterator per try: a timed-out one is closed
                     async for message in socket.events():
-                        if message.channel == channel:
-                            return round((time.perf_counter() - started) * 1000, 1)
+                        if message.channel != channel:
+                            continue
+                        elapsed = round((time.perf_counter() - started) * 1000, 1)
+                        if key is not None:
+                            opened = decrypt_data(message.data, shared_secret(channel, key))
+                            if opened != {"test": True, "attempt": attempt}:
+                                raise DecryptError("the test event came back changed")
+                        return elapsed
             except TimeoutError:
                 continue
         raise PusherError(
             "the test event did not arrive over the websocket within 5 s", kind="websocket"
         )
+    except DecryptError as exc:
+        raise PusherError(f"the encrypted round trip failed: {exc}", kind="protocol") from None
     except PusherSocketError as exc:
         raise PusherError(f"the websocket round trip failed: {exc}", kind="websocket") from None
     finally:

@@ -171,6 +171,32 @@ def parse_frame(raw: str | bytes) -> PusherMessage | None:
     return PusherMessage(channel if isinstance(channel, str) else None, frame["event"], data)
 
 
+class DecryptError(PusherSocketError):
+    """An event on an encrypted channel that the shared secret does not open."""
+
+
+def decrypt_data(data: Any, secret: bytes) -> Any:
+    """Open the `{"nonce", "ciphertext"}` of a `private-encrypted-` event (NaCl secretbox,
+    what pusher-js does), JSON-decoding the plaintext when it is JSON."""
+    import base64
+
+    import nacl.exceptions
+    import nacl.secret
+
+    if not isinstance(data, dict) or not {"nonce", "ciphertext"} <= set(data):
+        raise DecryptError("the event on an encrypted channel is not encrypted")
+    try:
+        nonce = base64.b64decode(str(data["nonce"]), validate=True)
+        ciphertext = base64.b64decode(str(data["ciphertext"]), validate=True)
+        plain = nacl.secret.SecretBox(secret).decrypt(ciphertext, nonce).decode()
+    except (ValueError, nacl.exceptions.CryptoError) as exc:
+        raise DecryptError(f"cannot decrypt an event (wrong master key?): {exc}") from None
+    try:
+        return json.loads(plain)
+    except ValueError:
+        return plain
+
+
 def closed_error(exc: WsConnectionClosed, last_error: dict[str, Any] | None) -> ConnectionClosed:
     code = exc.rcvd.code if exc.rcvd is not None else None
     reason = exc.rcvd.reason if exc.rcvd is not None else ""

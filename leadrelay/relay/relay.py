@@ -18,6 +18,7 @@ from typing import Any
 from leadrelay import metrics
 from leadrelay.config import Settings
 from leadrelay.errors import PusherError
+from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
@@ -31,6 +32,7 @@ MAX_ITEMS = 10  # Pusher's batch limit counts channels, not events
 PAUSING = {"auth", "unknown_app", "forbidden", "not_configured"}
 PAUSED_PROBE_SECONDS = 10.0
 BASE_BACKOFF = 0.5
+DEFAULT_MODE = Broadcast()
 
 
 def backoff(attempts: int, ceiling: float) -> float:
@@ -60,11 +62,14 @@ def events_text(count: int) -> str:
     return f"{count} event" if count == 1 else f"{count} events"
 
 
-def batch_items(events: list[Row]) -> list[dict[str, Any]]:
+def batch_items(events: list[Row], mode: Broadcast = DEFAULT_MODE) -> list[dict[str, Any]]:
+    """One item per channel, each event's in order, on the channels of `mode` and with the
+    data it sends (so one lead's events still go in one batch, in order, encrypted or not)."""
     items = []
     for event in events:
-        for channel in json.loads(event["channels"]):
-            item = {"channel": channel, "name": event["type"], "data": event["payload"]}
+        data = mode.payload(event["payload"])
+        for channel in mode.channels(json.loads(event["channels"])):
+            item = {"channel": channel, "name": event["type"], "data": data}
             if event["socket_id"]:
                 item["socket_id"] = event["socket_id"]
             items.append(item)
@@ -77,6 +82,7 @@ class Relay:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.mode = Broadcast.of(settings)
         self.config = PusherConfig()
         self.client: PusherClient | None = None
         self.paused_reason: str | None = None
@@ -242,7 +248,7 @@ class Relay:
     async def _send(self, client: PusherClient, batch: list[Row]) -> None:
         ids = [event["id"] for event in batch]
         try:
-            await client.trigger_batch(batch_items(batch))
+            await client.trigger_batch(batch_items(batch, self.mode))
         except PusherError as exc:
             await self._failed(client, batch, exc)
         except Exception as exc:  # an unexpected failure is retried, never lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
@@ -17,6 +18,7 @@ from leadrelay.auth import (
     channel_signature,
     require_admin,
     require_provider,
+    shared_secret,
 )
 from leadrelay.errors import (
     ApiError,
@@ -142,7 +144,8 @@ async def _events(request: Request, provider_id: int | None) -> Response:
     rows = await st.store.events_after(
         after, provider_id=provider_id, lead_id=lead_filter, limit=limit
     )
-    items = [events.event_item(row, provider_id) for row in rows]
+    mode = events.Broadcast.of(st.settings)
+    items = [events.event_item(row, provider_id, mode) for row in rows]
     next_after = rows[-1]["id"] if rows else after
     return JSON({"events": items, "next_after": next_after})
 
@@ -168,7 +171,8 @@ async def broadcasting_config(request: Request) -> Response:
     """What a frontend (or `leadrelay tail`) needs to open the socket: nothing secret, the
     same values pusher-js is configured with in a page."""
     await principal(request)
-    config = await pusher_config.load(state(request).store)
+    st = state(request)
+    config = await pusher_config.load(st.store)
     if not config.key:
         raise ApiError(
             "Pusher is not configured; set it with 'leadrelay pusher set'",
@@ -181,8 +185,16 @@ async def broadcasting_config(request: Request) -> Response:
             "ws_host": config.ws_host,
             "ws_port": config.server_port,
             "tls": config.tls,
+            # where this daemon broadcasts (CONTRACT §4's modes), so a client needs no guess
+            "channels": _channels(events.Broadcast.of(st.settings)),
+            "encrypted": st.settings.encrypted_channels,
+            "personal_data": st.settings.broadcast_personal_data,
         }
     )
+
+
+def _channels(mode: events.Broadcast) -> dict[str, str]:
+    return {"admin": mode.admin, "provider": mode.provider_template}
 
 
 async def broadcasting_auth(request: Request) -> Response:
@@ -196,8 +208,7 @@ async def broadcasting_auth(request: Request) -> Response:
         raise ApiError("socket_id must look like '1234.5678'", code="invalid_socket_id")
     if not channel.startswith("private-"):
         raise ApiError("only private channels need auth; 'admin' is public", code="invalid_channel")
-    allowed = caller.is_admin or channel == provider_channel(caller.provider_id or 0)
-    if not allowed:
+    if not may_subscribe(caller, channel):
         raise Forbidden(f"you may not subscribe to {channel}", code="channel_forbidden")
     config = await pusher_config.load(st.store)
     if not config.complete:
@@ -205,7 +216,26 @@ async def broadcasting_auth(request: Request) -> Response:
             "Pusher is not configured; set it with 'leadrelay pusher set'",
             code="pusher_not_configured",
         )
-    return JSON({"auth": channel_signature(config.key, config.secret, socket_id, channel)})
+    answer = {"auth": channel_signature(config.key, config.secret, socket_id, channel)}
+    if channel.startswith(events.ENCRYPTED_PREFIX):
+        key = config.master_key
+        if key is None:
+            raise ApiError(
+                "encrypted channels need an encryption master key; set it with "
+                "'leadrelay pusher set --encryption-master-key -'",
+                code="encryption_not_configured",
+            )
+        answer["shared_secret"] = base64.b64encode(shared_secret(channel, key)).decode()
+    return JSON(answer)
+
+
+def may_subscribe(caller: Principal, channel: str) -> bool:
+    """Admins: any private channel (private-admin among them); a provider: its own channel,
+    encrypted or not."""
+    if caller.is_admin:
+        return True
+    own = provider_channel(caller.provider_id or 0)
+    return channel in (own, events.ENCRYPTED_PREFIX + own.removeprefix("private-"))
 
 
 async def get_pusher_settings(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from leadrelay.config import Settings
 from leadrelay.errors import ConfigError
+from leadrelay.events import Broadcast
 from leadrelay.logs import setup_logging
 
 
@@ -59,6 +61,10 @@ async def serve(settings: Settings) -> None:
     os.environ["LEADRELAY_LOG_FORMAT"] = settings.log_format
     setup_logging(settings.log_level, settings.log_format)
     sock = listen(settings.host, settings.port)
+    # the first line of the log (once the port is ours), so an operator cannot miss it
+    warning = Broadcast.of(settings).warning()
+    if warning is not None:
+        logging.getLogger("leadrelay.serve").warning(warning)
     token = await first_start(settings)
     if token is not None:
         sys.stdout.write(

@@ -3,9 +3,11 @@ runner against a real `leadrelay serve` and soketi: what dashboards run, proven 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from support.serve import Serve, cli_json, point_at_soketi
+from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi
+from support.wire import Wire
 
 pytestmark = pytest.mark.soketi
 
@@ -43,9 +46,18 @@ def run_node(files: list[str], context: dict[str, Any], timeout: float = 90) -> 
     assert int(summary["tests"]) >= len(files) and summary["pass"] == summary["tests"], summary
 
 
-def start_daemon(db: Path, soketi: Soketi, env: dict[str, str] | None = None) -> Serve:
+# what must never cross the wire in clear in the private modes
+PERSON = {"name": "Wire Ada Secret", "email": "wire.ada@example.com", "phone": "+44 7700 900123"}
+
+
+def start_daemon(
+    db: Path, soketi: Soketi, env: dict[str, str] | None = None, master_key: str | None = None
+) -> Serve:
     serve = Serve(db, env=env).start()
-    point_at_soketi(db, soketi)
+    point_at_soketi(db, soketi, enable=False)
+    if master_key is not None:
+        cli(db, "pusher", "set", "--encryption-master-key", "-", input=master_key + "\n")
+    cli(db, "pusher", "enable")
     return serve
 
 
@@ -71,3 +83,65 @@ def default_daemon(tmp_path: Path, soketi: Soketi) -> Iterator[Serve]:
 def test_js_clients_echo_and_pusher_js_on_the_default_channels(default_daemon: Serve) -> None:
     context = context_for(default_daemon, admin_channel="admin")
     run_node(["echo.test.mjs", "echo-bearer.test.mjs"], context)
+
+
+def application_frames(wire: Wire, channel: str) -> list[dict[str, Any]]:
+    return [f for f in wire.events() if f.get("channel") == channel]
+
+
+def test_js_clients_decrypt_what_leadrelay_sent_on_encrypted_channels(
+    tmp_path: Path, soketi: Soketi
+) -> None:
+    master_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {"LEADRELAY_ENCRYPTED_CHANNELS": "true"}
+    serve = start_daemon(tmp_path / "enc.db", soketi, env, master_key)
+    try:
+        context = context_for(serve, person=PERSON)
+        channels = ["private-encrypted-admin", "private-encrypted-provider.7"]
+        # soketi's side of the wire: a subscriber with the app secret but not the master key
+        with Wire(soketi, channels) as wire:
+            run_node(["encrypted.test.mjs"], context)
+        for channel in channels:
+            frames = application_frames(wire, channel)
+            assert frames, f"nothing arrived on {channel}"
+            for frame in frames:
+                assert set(json.loads(frame["data"])) == {"nonce", "ciphertext"}
+        seen = "\n".join(wire.frames)
+        for value in [*PERSON.values(), '\\"lead\\"', "lead.id", '\\"email\\"']:
+            assert value not in seen
+        assert master_key not in serve.logs()
+    finally:
+        serve.kill()
+
+
+def test_js_clients_private_admin_feed_only_for_admin_tokens(
+    tmp_path: Path, soketi: Soketi
+) -> None:
+    serve = start_daemon(tmp_path / "priv.db", soketi, {"LEADRELAY_ADMIN_CHANNEL": "private-admin"})
+    try:
+        with Wire(soketi, ["admin", "private-admin"]) as wire:
+            run_node(["private-admin.test.mjs"], context_for(serve))
+        assert application_frames(wire, "private-admin")
+        assert application_frames(wire, "admin") == []
+    finally:
+        serve.kill()
+
+
+def test_js_clients_no_personal_data_in_any_frame(tmp_path: Path, soketi: Soketi) -> None:
+    env = {"LEADRELAY_BROADCAST_PERSONAL_DATA": "false"}
+    serve = start_daemon(tmp_path / "nopd.db", soketi, env)
+    try:
+        channels = ["admin", "private-provider.7"]
+        with Wire(soketi, channels) as wire:
+            run_node(["no-personal-data.test.mjs"], context_for(serve, person=PERSON))
+        for channel in channels:
+            frames = application_frames(wire, channel)
+            assert frames, f"nothing arrived on {channel}"
+            for frame in frames:
+                lead = json.loads(frame["data"])["lead"]
+                assert not {"name", "email", "phone"} & set(lead), lead
+        seen = "\n".join(wire.frames)
+        for value in PERSON.values():
+            assert value not in seen
+    finally:
+        serve.kill()

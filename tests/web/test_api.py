@@ -328,6 +328,9 @@ async def test_broadcasting_config_gives_the_public_socket_settings(settings: Se
             "ws_host": "ws.example.com",
             "ws_port": 6001,
             "tls": False,
+            "channels": {"admin": "admin", "provider": "private-provider.{id}"},
+            "encrypted": False,
+            "personal_data": True,
         }
         assert secret not in response.text and "7" not in response.json().values()
         assert_error(await lr.client.get("/broadcasting/config"), 401)

@@ -41,18 +41,21 @@ from leadrelay.cli.tail.options import (
 from leadrelay.cli.tail.output import Origin, Output, Shown, make_output
 from leadrelay.cli.tail.plan import Auth, Plan, local_plan, remote_plan
 from leadrelay.errors import LeadrelayError, PusherError
+from leadrelay.events import ENCRYPTED_PREFIX, Broadcast
 from leadrelay.pusher.protocol import (
     DEFAULT_PONG_TIMEOUT,
     ConnectError,
     ConnectionClosed,
     ConnectRefused,
     ConnectTimeout,
+    DecryptError,
     HandshakeRejected,
     HostNotFound,
     PusherMessage,
     Reconnect,
     SubscriptionError,
     TLSError,
+    decrypt_data,
 )
 from leadrelay.pusher.socket import PusherSocket
 
@@ -105,7 +108,9 @@ class Tail:
         output: Output,
         filters: Filters,
         activity_timeout: float | None = None,
+        secrets: dict[str, bytes] | None = None,
     ) -> None:
+        self.secrets = secrets if secrets is not None else {}
         self.target = target
         self.channels = channels
         self.auth = auth
@@ -216,6 +221,12 @@ class Tail:
         if message.channel not in self.channels:
             return
         data = message.data
+        if message.channel.startswith(ENCRYPTED_PREFIX):
+            try:
+                data = decrypt_data(data, self.secrets[message.channel])
+            except (KeyError, DecryptError) as exc:
+                self.output.note(f"an event on {message.channel} was not shown: {exc}", "warn")
+                return
         lead_id, seq = lead_id_of(data), _seq(data)
         if lead_id is not None and seq is not None and _event_id(data) not in self.seen:
             last = self.leads.get(lead_id)
@@ -308,18 +319,18 @@ async def follow(options: TailOptions, plan: Plan, output: Output) -> None:
             await plan.history.page(start, lead_id=None, limit=1)
     tail = Tail(
         target=plan.target,
-        channels=options.channels,
+        channels=plan.channels,
         auth=plan.auth,
         history=plan.history,
         output=output,
         filters=options.filters,
         activity_timeout=options.activity_timeout,
+        secrets=plan.secrets,
     )
     await tail.run(start, since)
 
 
 async def _tail(options: TailOptions, settings: Settings | None) -> None:
-    output = make_output(options.as_json, options.channels)
     if options.server:
         import httpx
 
@@ -327,13 +338,16 @@ async def _tail(options: TailOptions, settings: Settings | None) -> None:
         async with httpx.AsyncClient(
             base_url=options.server, headers=headers, timeout=10.0
         ) as client:
-            await follow(options, await remote_plan(options, client), output)
+            plan = await remote_plan(options, client)
+            await follow(options, plan, make_output(options.as_json, plan.channels))
         return
     from leadrelay.cli.support import open_store
 
     assert settings is not None
+    mode = Broadcast.of(settings)
+    output = make_output(options.as_json, options.channels_in(mode))
     async with open_store(settings) as store:
-        await follow(options, await local_plan(options, store, output), output)
+        await follow(options, await local_plan(options, store, output, mode), output)
 
 
 async def run_tail(options: TailOptions, settings: Settings | None) -> None:

@@ -54,9 +54,12 @@ class StoreHistory:
 
     name = "the database"
 
-    def __init__(self, store: Store, provider_id: int | None) -> None:
+    def __init__(
+        self, store: Store, provider_id: int | None, mode: events.Broadcast | None = None
+    ) -> None:
         self.store = store
         self.provider_id = provider_id
+        self.mode = mode or events.Broadcast()
 
     async def page(
         self, after: Cursor, *, lead_id: int | None, limit: int
@@ -71,7 +74,8 @@ class StoreHistory:
         rows = await self.store.events_after(
             after, provider_id=self.provider_id, lead_id=lead_id, limit=limit
         )
-        return [events.event_item(row, None) for row in rows], (rows[-1]["id"] if rows else after)
+        items = [events.event_item(row, None, self.mode) for row in rows]
+        return items, (rows[-1]["id"] if rows else after)
 
     async def cursor_at(self, when: float) -> int:
         return await self.store.events_since_time(when)

@@ -97,9 +97,13 @@ class TailOptions:
 
     @property
     def channels(self) -> list[str]:
+        return self.channels_in(events.Broadcast())
+
+    def channels_in(self, mode: events.Broadcast) -> list[str]:
+        """The channels to follow, as the daemon's broadcast mode names them."""
         if not self.providers:
-            return [events.ADMIN_CHANNEL]
-        return [events.provider_channel(p) for p in dict.fromkeys(self.providers)]
+            return [mode.admin]
+        return [mode.provider(p) for p in dict.fromkeys(self.providers)]
 
 
 def lead_id_of(data: Any) -> int | None:
