@@ -90,6 +90,7 @@ async def _pusher(store: Store) -> list[Check]:
     relay = await store.get_setting(RELAY_STATE_KEY) or {}
     if relay.get("paused_reason"):
         checks.append(_check("relay", "fail", f"paused: {relay['paused_reason']}"))
+    checks.append(await _lease(store))
     return checks
 
 
@@ -113,6 +114,24 @@ async def _privacy(store: Store, settings: Settings) -> Check:
     data = "with" if mode.personal_data else "without"
     detail = f"the admin feed is {what} ({mode.admin}), {data} name, email and phone"
     return _check("lead privacy", "ok", detail)
+
+
+async def _lease(store: Store) -> Check:
+    from leadrelay.outbox import relay_lease
+
+    lease = await relay_lease(store)
+    if not lease["held"]:
+        return _check(
+            "relay lease",
+            "warn",
+            "no relay holds it: events wait until a 'leadrelay serve' runs on this database",
+        )
+    return _check(
+        "relay lease",
+        "ok",
+        f"{lease['holder']} relays (renewed {lease['renewed_seconds_ago']:g} s ago); "
+        "any other serve on this database stands by",
+    )
 
 
 async def _ledger(store: Store) -> list[Check]:

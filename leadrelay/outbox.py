@@ -13,6 +13,9 @@ from leadrelay.store.schema import RELAY_STATE_KEY
 from leadrelay.store.sqlite import Store
 from leadrelay.store.transaction import Row
 
+# the lease the relay that sends holds (relay/lease.py)
+RELAY_LEASE = "relay"
+
 # what an operator needs to know of an event; the payload (personal data) stays out
 EVENT_FIELDS = ("id", "event_id", "type", "lead_id", "seq", "provider_id", "state", "attempts")
 
@@ -22,6 +25,7 @@ async def status(store: Store) -> dict[str, Any]:
     counts = await store.outbox_counts()
     relay = await store.get_setting(RELAY_STATE_KEY) or {}
     config = await pusher_config.load(store)
+    lease = await relay_lease(store)
     oldest = counts.pop("oldest_pending")
     at = relay.get("at")
     return {
@@ -29,9 +33,9 @@ async def status(store: Store) -> dict[str, Any]:
         "oldest_pending_age_seconds": round(time.time() - oldest, 1) if oldest else None,
         "pusher_enabled": config.enabled,
         "relay_paused_reason": relay.get("paused_reason"),
-        # the relay writes its state when it starts and when it pauses or resumes; who holds
-        # it is named only once the relay records a holder
-        "relay_holder": relay.get("holder"),
+        # the daemon whose relay holds the lease: the one relaying this database
+        "relay_holder": lease["holder"] if lease["held"] else None,
+        "relay_lease": lease,
         "relay_reported_at": iso_time(at) if isinstance(at, int | float) else None,
     }
 
@@ -64,3 +68,27 @@ async def retry(store: Store, event_id: int | None) -> int:
     if count == 0 and event_id is not None:
         raise NotFound(f"event {event_id} is not dead-lettered", code="event_not_dead")
     return count
+
+
+def describe_lease(row: dict[str, Any] | None, now: float | None = None) -> dict[str, Any]:
+    """The lease as `outbox status`, `doctor` and /readyz show it."""
+    now = time.time() if now is None else now
+    if row is None:
+        return {"holder": None, "held": False, "host": None, "serve_pid": None}
+    info = row["info"]
+    held = row["expires_at"] > now
+    return {
+        "holder": f"serve pid {info.get('serve_pid')} on {info.get('host')}",
+        "held": held,
+        "host": info.get("host"),
+        "serve_pid": info.get("serve_pid"),
+        "relay_pid": info.get("relay_pid"),
+        "since": row["acquired_at"],
+        "renewed_seconds_ago": round(now - row["renewed_at"], 1),
+        "expires_in_seconds": round(row["expires_at"] - now, 1),
+    }
+
+
+async def relay_lease(store: Store) -> dict[str, Any]:
+    """Who holds the relay lease (relay/lease.py): the one daemon relaying this database."""
+    return describe_lease(await store.lease(RELAY_LEASE))

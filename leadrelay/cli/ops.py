@@ -166,7 +166,7 @@ def test_connection(
 
 @outbox_app.command("status")
 def outbox_status(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Backlog, oldest pending event, failures, and whether the relay is paused."""
+    """Backlog, oldest pending event, failures, whether the relay is paused, who relays."""
     from leadrelay import outbox
 
     settings = settings_for(db)

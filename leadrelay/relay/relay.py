@@ -4,6 +4,7 @@ Order per lead holds because an event is only due when no earlier event of its l
 still pending, and a lead with an event in flight gets no other until that one settles.
 Claims live in memory: an event sent but not yet marked delivered when the process dies is
 simply pending again after restart (at least once; `event_id` lets clients drop the copy).
+Only the holder of the relay lease sends (lease.py): a second daemon on the database stands by.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
+from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
 from leadrelay.store.schema import RELAY_STATE_KEY
 from leadrelay.store.sqlite import Store
 from leadrelay.store.transaction import Row
@@ -79,10 +81,11 @@ def batch_items(events: list[Row], mode: Broadcast = DEFAULT_MODE) -> list[dict[
 class Relay:
     """One relay loop over one store."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, lease: RelayLease | None = None) -> None:
         self.store = store
         self.settings = settings
         self.mode = Broadcast.of(settings)
+        self.lease = lease
         self.config = PusherConfig()
         self.client: PusherClient | None = None
         self.paused_reason: str | None = None
@@ -148,20 +151,49 @@ class Relay:
             log.error("relaying paused: %s (events wait in the outbox)", reason)
         elif was_paused:
             log.info("relaying running again")
+        if not self._active:
+            return  # the relay that holds the lease owns the state
         # the state is kept in the database so /readyz, `outbox status` and `doctor`
         # can show it whichever process the relay runs in
         state = {"paused_reason": reason, "at": time.time()}
         await self.store.write(lambda tx: tx.put_setting(RELAY_STATE_KEY, state, ""))
 
     # the loop -----------------------------------------------------------------
+    @property
+    def _active(self) -> bool:
+        return self.lease is None or self.lease.held
+
     async def run(self) -> None:
-        # a relay that died paused left its reason behind: this one starts afresh
+        keeper = asyncio.create_task(self.lease.keep()) if self.lease is not None else None
+        try:
+            await self._run()
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _stand_by(self) -> None:
+        """Wait while another relay holds the lease; then start from a fresh state (a relay
+        that died paused left its reason behind)."""
+        assert self.lease is not None
+        while not self._stopping and not self.lease.held:
+            try:
+                await asyncio.wait_for(self.lease.gained.wait(), timeout=RENEW_SECONDS)
+            except TimeoutError:
+                pass
+        self._config_version = "unread"  # settings may have changed while standing by
+        await self._set_paused(None, record=True)
+
+    async def _run(self) -> None:
         await self._set_paused(None, record=True)
         while not self._stopping:
             # cleared before looking, never after: a wake-up that comes while we look
             # means another look, not a lost event waiting for the next poll
             self._wake.clear()
             try:
+                if not self._active:
+                    await self._stand_by()
+                    continue
                 await self.refresh_config()
                 if await self._can_send():
                     if await self._dispatch_due():
@@ -174,7 +206,7 @@ class Relay:
                 await asyncio.sleep(0.5)
 
     async def _can_send(self) -> bool:
-        if self.client is None:
+        if self.client is None or not self._active:
             return False
         if self.paused_reason is None:
             return True
@@ -206,7 +238,8 @@ class Relay:
         batches = pack_batches(due, self.settings.relay_batch_size)
         for batch in batches[:1] if paused else batches:
             await self._slots.acquire()
-            if self.client is None:  # settings changed while we waited for a slot
+            # settings changed, or the lease ran out, while we waited for a slot
+            if self.client is None or not self._active:
                 self._slots.release()
                 return True
             for event in batch:
@@ -343,3 +376,5 @@ class Relay:
         while self._tasks and time.monotonic() < deadline:  # sends, then their marks
             await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
         await self._close_client()
+        if self.lease is not None:
+            await self.lease.release()

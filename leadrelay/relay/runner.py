@@ -30,13 +30,23 @@ MAX_RESTART_DELAY = 10.0
 HEALTHY_RUN_SECONDS = 60.0
 
 
-async def run_relay(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+async def run_relay(
+    settings: Settings, store: Store, stop: asyncio.Event, serve_pid: int | None = None
+) -> None:
+    from leadrelay.relay.lease import RENEW_SECONDS, RelayLease, owner_info
     from leadrelay.relay.relay import Relay
 
-    relay = Relay(store, settings)
+    relay = Relay(store, settings, RelayLease(store, owner_info(serve_pid)))
     sock = listen_for_wakes(settings.db, relay.wake)
     task = asyncio.create_task(relay.run())
     try:
+        while sock is None and not stop.is_set():
+            # a standby's wake socket is taken by the relay that holds the lease; when that
+            # one goes, this one takes the socket too
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=RENEW_SECONDS)
+            except TimeoutError:
+                sock = listen_for_wakes(settings.db, relay.wake, quiet=True)
         await stop.wait()
     finally:
         await relay.stop()
@@ -136,7 +146,7 @@ async def _child_main(settings: Settings) -> None:
     watcher = asyncio.create_task(watch_parent())
     store = await Store.open(settings.db, durable=False, on_loop=True)
     try:
-        await run_relay(settings, store, stop)
+        await run_relay(settings, store, stop, serve_pid=parent)
     finally:
         watcher.cancel()
         await store.close()

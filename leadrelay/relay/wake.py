@@ -40,14 +40,16 @@ class Waker:
         self._sock.close()
 
 
-def listen_for_wakes(db: Path, on_wake: Any) -> socket.socket | None:
-    """Bind the relay's wake socket and call `on_wake` on each datagram."""
+def listen_for_wakes(db: Path, on_wake: Any, *, quiet: bool = False) -> socket.socket | None:
+    """Bind the relay's wake socket and call `on_wake` on each datagram (None when another
+    relay has it)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
         sock.bind(wake_address(db))
     except OSError:
-        log.warning("another relay already serves %s; relying on polling", db)
+        if not quiet:
+            log.info("another relay has the wake socket of %s; polling until it goes", db)
         sock.close()
         return None
 

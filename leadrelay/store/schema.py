@@ -132,4 +132,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE leads ADD COLUMN erased_at TEXT;
         """,
     ),
+    (
+        3,
+        """
+        -- Leases: one holder at a time, for as long as it renews (Tx.take_lease).  The relay
+        -- holds 'relay', so that two daemons on one database never both relay.
+        CREATE TABLE leases (
+            name         TEXT PRIMARY KEY,
+            owner        TEXT NOT NULL,             -- host:pid of the holding daemon
+            info         TEXT NOT NULL,             -- JSON: host, serve_pid, relay_pid
+            acquired_at  REAL NOT NULL,             -- unix times
+            renewed_at   REAL NOT NULL,
+            expires_at   REAL NOT NULL
+        );
+        """,
+    ),
 )

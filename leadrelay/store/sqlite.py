@@ -383,9 +383,19 @@ class Store:
         return None if row is None or row["t"] is None else float(row["t"])
 
     async def pending_count(self) -> int:
-        """Events still to deliver (the partial index holds only those)."""
-        row = await self.fetch_one("SELECT count(*) AS n FROM events WHERE state = 'pending'")
+        """Events still to deliver (from the counter the triggers keep)."""
+        row = await self.fetch_one("SELECT n FROM outbox_counts WHERE name = 'pending'")
         return int(row["n"]) if row else 0
+
+    async def lease(self, name: str) -> Row | None:
+        """Who holds the lease `name` (see Tx.take_lease), expired or not."""
+        row = await self.fetch_one(
+            "SELECT owner, info, acquired_at, renewed_at, expires_at FROM leases WHERE name = ?",
+            (name,),
+        )
+        if row is not None:
+            row["info"] = json.loads(row["info"])
+        return row
 
     async def outbox_counts(self) -> Row:
         """The outbox's counts from the counters the triggers keep (migration 2), and the

@@ -208,6 +208,34 @@ class Tx:
         )
         return int(row["n"]) if row else 0
 
+    def take_lease(self, name: str, owner: str, info: Row, ttl: float) -> bool:
+        """Take or renew the lease `name` for `owner` until now + `ttl`: granted when nobody
+        holds it, when `owner` already does, or when the holder's lease has expired (it died
+        or stalled).  The row's lock is the write transaction's; a backend with row locks
+        does the same with SELECT … FOR UPDATE."""
+        row = self._one("SELECT owner, expires_at FROM leases WHERE name = ?", (name,))
+        if row is not None and row["owner"] != owner and row["expires_at"] > self.now:
+            return False
+        if row is not None and row["owner"] == owner:
+            self.conn.execute(
+                "UPDATE leases SET info = ?, renewed_at = ?, expires_at = ? WHERE name = ?",
+                (json.dumps(info), self.now, self.now + ttl, name),
+            )
+            return True
+        self.conn.execute(
+            "INSERT INTO leases (name, owner, info, acquired_at, renewed_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "info = excluded.info, acquired_at = excluded.acquired_at, "
+            "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
+            (name, owner, json.dumps(info), self.now, self.now, self.now + ttl),
+        )
+        return True
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease up at once (a clean stop), if `owner` still holds it."""
+        cursor = self.conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        return cursor.rowcount > 0
+
     def get_setting(self, key: str) -> Any:
         row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
         return None if row is None else json.loads(row["value"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -28,6 +29,7 @@ from leadrelay.errors import (
     ValidationFailed,
 )
 from leadrelay.events import provider_channel
+from leadrelay.outbox import relay_lease
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.http import test_connection
 from leadrelay.store import retention
@@ -284,6 +286,9 @@ async def readyz(request: Request) -> Response:
         if relay.get("paused_reason"):
             problems.append(f"relay paused: {relay['paused_reason']}")
         body["relay"] = relay
+        lease = await relay_lease(st.store)
+        # a standby daemon is ready: it takes leads, and its relay takes over if need be
+        body["relay_lease"] = {**lease, "this_daemon": lease["serve_pid"] == os.getpid()}
     if problems:
         body["status"] = "not_ready"
     return JSON(body, status_code=200 if not problems else 503)
