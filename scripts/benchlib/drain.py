@@ -1,14 +1,19 @@
-"""Relay drain: a backlog of pending events into soketi, beside the blocking pusher trigger."""
+"""Relay drain: a backlog of pending events into soketi, beside the blocking pusher trigger
+and beside soketi's own ingest limit (the fair ceiling: what a lean client gets in)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pusher
+import uvloop
 
+from benchlib.leanhttp import LeanPusherBackend
 from benchlib.plan import Plan
 from benchlib.procs import BenchError
 from benchlib.pusherkit import Received, Subscriber, lead_event
@@ -103,6 +108,71 @@ def blocking_trigger_drain(plan: Plan, soketi: Soketi, work: Path) -> dict[str, 
     return raw
 
 
+async def _trigger_batches(soketi: Soketi, events: int, in_flight: int) -> float:
+    """Send `events` to `admin` as trigger_batch calls of 10, `in_flight` at once, over the
+    lean keep-alive client; the seconds it took."""
+    client = pusher.Pusher(
+        app_id=soketi.app_id,
+        key=soketi.key,
+        secret=soketi.secret,
+        host="127.0.0.1",
+        port=soketi.port,
+        ssl=False,
+        backend=LeanPusherBackend,
+    )
+    batches = [
+        [
+            {
+                "channel": "admin",
+                "name": "lead.assigned",
+                "data": json.dumps(lead_event(f"ingest-{n}", n)),
+            }
+            for n in range(start, min(start + 10, events))
+        ]
+        for start in range(0, events, 10)
+    ]
+    queue = iter(batches)
+
+    async def worker() -> None:
+        for batch in queue:
+            await client.trigger_batch(batch)  # a bad status raises
+
+    start = time.monotonic()
+    try:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    finally:
+        LeanPusherBackend.close()
+    return time.monotonic() - start
+
+
+def soketi_ingest_limit(plan: Plan, soketi: Soketi, work: Path) -> dict[str, Any]:
+    """The same number of events as leadrelay's drain, straight into soketi: batches of 10
+    at each in-flight level of the plan; the best level is the ceiling."""
+    levels: dict[str, Any] = {}
+    for in_flight in plan.ingest_in_flight:
+        subscriber = Subscriber(soketi, work / f"drain-ingest-{in_flight}.json")
+        try:
+            subscriber.expect(plan.drain_events)
+            try:
+                sent_s = uvloop.run(_trigger_batches(soketi, plan.drain_events, in_flight))
+            except Exception as exc:
+                raise BenchError(f"trigger_batch failed at {in_flight} in flight: {exc}") from exc
+            received = subscriber.finish(timeout=max(60.0, plan.drain_events / 2_000))
+        finally:
+            subscriber.kill()
+        level = delivery_rate(received)
+        level["send_s"] = round(sent_s, 3)
+        level["missing"] = plan.drain_events - received.distinct_event_ids
+        levels[str(in_flight)] = level
+    best = max(levels, key=lambda k: levels[k]["events_per_s"] or 0)
+    return {
+        "events": plan.drain_events,
+        "levels": levels,
+        "best_in_flight": int(best),
+        **levels[best],
+    }
+
+
 def measure_drain(
     plan: Plan,
     soketi: Soketi,
@@ -116,6 +186,11 @@ def measure_drain(
         raw["blocking_trigger"] = blocking_trigger_drain(plan, soketi, work)
     except BenchError as exc:
         notes.append(f"peer: {exc}")
+    ingest_notes: list[str] = []
+    try:
+        raw["soketi_ingest"] = soketi_ingest_limit(plan, soketi, work)
+    except BenchError as exc:
+        ingest_notes.append(f"soketi's ingest limit: {exc}")
     try:
         why_not = leadrelay_ready()
         if why_not:
@@ -129,7 +204,7 @@ def measure_drain(
             )
     except BenchError as exc:
         notes.append(f"leadrelay: {exc}")
-    results.problems += [f"relay drain, {n}" for n in notes]
+    results.problems += [f"relay drain, {n}" for n in notes + ingest_notes]
     results.raw["relay_drain"] = raw
 
     lr, peer = raw.get("leadrelay", {}), raw.get("blocking_trigger", {})
@@ -156,3 +231,29 @@ def measure_drain(
             notes=notes,
         )
     )
+    ingest = raw.get("soketi_ingest", {})
+    ceiling = ingest.get("events_per_s")
+    tried = ", ".join(
+        f"{k} in flight {v['events_per_s'] or 0:,.0f}/s"
+        for k, v in ingest.get("levels", {}).items()
+    )
+    results.rows.append(
+        Row(
+            measure="Relay drain, against soketi's own ingest limit (the fair ceiling)",
+            target="none: how much of what soketi can take in the relay delivers",
+            leadrelay=value,
+            leadrelay_text="not run" if value is None else f"{value:,.0f} events/s",
+            peer_name="lean client, trigger_batch of 10, the best of "
+            f"{len(plan.ingest_in_flight)} in-flight levels",
+            peer=ceiling,
+            peer_text="not run"
+            if ceiling is None
+            else f"{ceiling:,.0f} events/s ({ingest['best_in_flight']} in flight; {tried}; "
+            f"{ingest['missing']} missing)",
+            ratio_text=fmt_ratio(ratio(value, ceiling), " ceiling"),
+            met=None,
+            notes=notes + ingest_notes,
+        )
+    )
+    if ingest and ingest.get("missing"):
+        results.failures.append(f"soketi ingest limit: {ingest['missing']} events never arrived")

@@ -18,6 +18,7 @@ class Plan:
     e2e_s: float
     drain_events: int  # leadrelay's backlog for the relay drain row
     peer_drain_events: int  # blocking triggers for its peer (one HTTP call each)
+    ingest_in_flight: tuple[int, ...]  # soketi's ingest limit: the batches in flight tried
     backlog_events: int  # events waiting in the outbox for the memory row
     backlog_load_s: int  # wrk load while they wait, once paused and once relaying
     cli_runs: int  # `leadrelay --help` and `python -c pass`, each this many times
@@ -39,6 +40,7 @@ FULL = Plan(
     e2e_s=20,
     drain_events=100_000,
     peer_drain_events=3_000,
+    ingest_in_flight=(8, 16, 32, 64),
     backlog_events=1_000_000,
     backlog_load_s=10,
     cli_runs=10,
@@ -57,6 +59,7 @@ SMOKE = Plan(
     e2e_s=1.5,
     drain_events=2_000,
     peer_drain_events=200,
+    ingest_in_flight=(16,),
     backlog_events=20_000,
     backlog_load_s=1,
     cli_runs=3,

@@ -118,7 +118,8 @@ def method_section(plan: Plan) -> list[str]:
         "## How each figure is taken",
         "",
         "- Every server is a subprocess on a free 127.0.0.1 port; the peers run on uvicorn with "
-        "uvloop and httptools, one worker. One soketi serves the whole run.",
+        "uvloop and httptools, one worker (the fair ceiling: two). One soketi serves the whole "
+        "run.",
         f"- Intake: wrk, {plan.connections} connections, 2 threads, "
         f"{plan.warmup_s} s warm-up (discarded) then {plan.intake_s} s measured; every POST "
         "carries a unique lead name. A wrk Lua hook counts every status ≥ 300; socket errors "
@@ -127,7 +128,10 @@ def method_section(plan: Plan) -> list[str]:
         f"The bare endpoint, paused and relaying run {plan.intake_rounds} time(s), interleaved; "
         "each leadrelay run is set beside the bare run of its own round, and the row shows the "
         "round with the median ratio (every round's ratio is in the notes, every run in the raw "
-        "numbers). The naive port runs once.",
+        "numbers). The naive port runs once. The fair ceiling is the same bare endpoint under "
+        "`uvicorn --workers 2`, run in each round too: leadrelay's three processes (HTTP, lead "
+        "writer, relay) share the two cores, so one bare process alone is not what the machine "
+        "can carry.",
         "- The naive port (`scripts/benchlib/peers/naive_app.py`) commits each lead and its outbox "
         "row in a transaction of its own (WAL, synchronous=FULL), then awaits the pusher "
         "package's stock `AsyncIOBackend` trigger before answering.",
@@ -143,7 +147,11 @@ def method_section(plan: Plan) -> list[str]:
         f"- Relay drain: {plan.drain_events:,} leads are posted with relaying paused, then "
         "`leadrelay pusher enable`; the rate is the distinct events received by the subscriber "
         "between its first and last arrival. The peer calls the pusher package's blocking "
-        f"`trigger` {plan.peer_drain_events:,} times, one event per call, measured the same way.",
+        f"`trigger` {plan.peer_drain_events:,} times, one event per call, measured the same way. "
+        f"soketi's own ingest limit (the fair ceiling): the same {plan.drain_events:,} events "
+        "sent straight to soketi as `trigger_batch` calls of 10 on the lean keep-alive client, "
+        f"at {', '.join(map(str, plan.ingest_in_flight))} batches in flight, each level "
+        "measured the same way; the best level is the ceiling.",
         "- Memory: RSS summed over the `leadrelay serve` process and its children, read from "
         "/proc every 0.1 s during the intake runs. For the backlog, one lead is posted through "
         "the API, then its lead and event rows are cloned in SQLite into "
