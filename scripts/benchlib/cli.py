@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from benchlib.clistart import measure_cli_start
+from benchlib.console import measure_console
 from benchlib.drain import measure_drain
 from benchlib.e2e import measure_e2e
 from benchlib.intake import measure_intake
@@ -24,7 +25,7 @@ from benchlib.results import RunResults, one_line
 from benchlib.soketi import start_soketi
 from benchlib.subject import why_not_ready
 
-SECTIONS = ("intake", "e2e", "drain", "memory", "cli")
+SECTIONS = ("intake", "e2e", "console", "drain", "memory", "cli")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         if "e2e" in only:
             step("end to end")
             measure_e2e(plan, soketi, work, results, leadrelay_ready)
+        if "console" in only:
+            step("console")
+            measure_console(plan, soketi, work, results, leadrelay_ready)
         if "drain" in only:
             step("relay drain")
             measure_drain(plan, soketi, work, results, leadrelay_ready)

@@ -22,6 +22,9 @@ class Plan:
     backlog_events: int  # events waiting in the outbox for the memory row
     backlog_load_s: int  # wrk load while they wait, once paused and once relaying
     cli_runs: int  # `leadrelay --help` and `python -c pass`, each this many times
+    console_rate: int = 100  # leads per second to the console's page, steady
+    console_warmup_s: float = 2  # sent first, left out of the percentiles
+    console_s: float = 10
 
     @property
     def name(self) -> str:
@@ -63,4 +66,6 @@ SMOKE = Plan(
     backlog_events=20_000,
     backlog_load_s=1,
     cli_runs=3,
+    console_warmup_s=0.5,
+    console_s=1,
 )

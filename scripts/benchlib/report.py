@@ -144,6 +144,14 @@ def method_section(plan: Plan) -> list[str]:
         "(`scripts/benchlib/leanhttp.py`) so that the load costs the shared cores little. The "
         "subscriber is a separate process on soketi's `admin` channel. The peer triggers the "
         "same kind of event on soketi directly (pusher package, on the same lean client).",
+        f"- Console: {plan.console_rate} leads/s, open loop, {plan.console_warmup_s:g} s of "
+        f"warm-up then {plan.console_s:g} s measured, to a leadrelay relaying to soketi, watched "
+        "by the web console signed in as admin in headless Chromium (Debian's, driven by "
+        "Playwright in a process of its own, pusher-js from npm in the CDN's place) and by a "
+        "plain websocket subscriber on `admin`. The page's time is when its bell's DOM first "
+        "held the lead's notification (a MutationObserver, `performance.timeOrigin + now()`, "
+        "mapped to CLOCK_MONOTONIC by the tightest of 7 round trips; the mapping's error bound "
+        "is in the raw numbers); the peer is the same events' arrival at the subscriber.",
         f"- Relay drain: {plan.drain_events:,} leads are posted with relaying paused, then "
         "`leadrelay pusher enable`; the rate is the distinct events received by the subscriber "
         "between its first and last arrival. The peer calls the pusher package's blocking "

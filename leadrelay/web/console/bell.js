@@ -112,20 +112,43 @@ export function mountBell(root, state) {
   panel.append(head, list);
   root.append(button, panel);
 
+  const items = new Map(); // event_id → its <li>, so a redraw only adds what is new
+  const empty = el("li", "empty", "Nothing yet.");
+
+  function item(note) {
+    const node = el("li");
+    node.append(el("span", "note-text", note.text));
+    const time = el("time", "note-time", shortTime(note.at));
+    time.dateTime = note.at || "";
+    node.append(time);
+    return node;
+  }
+
   function redraw() {
     const unread = state.unread;
     count.textContent = String(unread);
     count.hidden = unread === 0;
     button.setAttribute("aria-label", `Notifications, ${unread} unread`);
-    list.replaceChildren();
-    if (state.notes.length === 0) list.append(el("li", "empty", "Nothing yet."));
+    const kept = new Set(state.notes.map((note) => note.event_id));
+    for (const [eventId, node] of items) {
+      if (!kept.has(eventId)) {
+        node.remove();
+        items.delete(eventId);
+      }
+    }
+    if (state.notes.length === 0) list.replaceChildren(empty);
+    else empty.remove();
+    let next = list.firstChild;
     for (const note of state.notes) {
-      const item = el("li", note.unread ? "unread" : "");
-      item.append(el("span", "note-text", note.text));
-      const time = el("time", "note-time", shortTime(note.at));
-      time.dateTime = note.at || "";
-      item.append(time);
-      list.append(item);
+      let node = items.get(note.event_id);
+      if (!node) {
+        node = item(note);
+        items.set(note.event_id, node);
+      }
+      if (node !== next) list.insertBefore(node, next);
+      const look = note.unread ? "unread" : "";
+      if (node.className !== look) node.className = look;
+      next = node.nextSibling;
     }
   }
 
