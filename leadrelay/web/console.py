@@ -25,6 +25,9 @@ PUSHER_JS_VERSION = "8.6.0"
 PUSHER_JS_CDN = f"https://js.pusher.com/{PUSHER_JS_VERSION}/pusher.min.js"
 # sha384 of npm's pusher-js@8.6.0 dist/web/pusher.min.js (the CDN serves that build)
 PUSHER_JS_SRI = "sha384-yz6oLe92Sren05O3WPhu8DK05E9PEkh7kTQJ819acmwKwcCMwJXGu9Kta5wYhfaJ"
+# the build that opens private-encrypted- channels (encrypted_channels = true)
+PUSHER_JS_ENCRYPTED_CDN = f"https://js.pusher.com/{PUSHER_JS_VERSION}/pusher-with-encryption.min.js"
+PUSHER_JS_ENCRYPTED_SRI = "sha384-pYFayNmFTq10y7XqhtGrFp6x1ZevpYi0O8M/yGdtx7tm2ubLgj0zTXzp5yMXIIgo"
 LOCAL_PUSHER_PATH = "/console/pusher.min.js"
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -58,11 +61,16 @@ def security_headers(csp: str) -> dict[str, str]:
     }
 
 
-def _pusher_script(local: bool) -> str:
+def _pusher_script(local: bool, encrypted: bool) -> str:
     if local:
         return f'<script src="{LOCAL_PUSHER_PATH}"></script>'
+    url, sri = (
+        (PUSHER_JS_ENCRYPTED_CDN, PUSHER_JS_ENCRYPTED_SRI)
+        if encrypted
+        else (PUSHER_JS_CDN, PUSHER_JS_SRI)
+    )
     return (
-        f'<script src="{html.escape(PUSHER_JS_CDN)}" integrity="{PUSHER_JS_SRI}" '
+        f'<script src="{html.escape(url)}" integrity="{sri}" '
         'crossorigin="anonymous" referrerpolicy="no-referrer"></script>'
     )
 
@@ -77,9 +85,10 @@ async def _ws_origins(request: Request) -> list[str]:
 
 
 async def index(request: Request) -> Response:
-    local = bool(state(request).settings.console_pusher_js)
+    settings = state(request).settings
+    local = bool(settings.console_pusher_js)
     page = (ASSETS / "index.html").read_text()
-    page = page.replace("<!--pusher-js-->", _pusher_script(local))
+    page = page.replace("<!--pusher-js-->", _pusher_script(local, settings.encrypted_channels))
     csp = content_security_policy(
         await _ws_origins(request), None if local else "https://js.pusher.com"
     )

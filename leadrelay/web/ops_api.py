@@ -12,7 +12,7 @@ from starlette.responses import Response
 from leadrelay import outbox
 from leadrelay.auth import require_admin
 from leadrelay.errors import NotFound, ValidationFailed
-from leadrelay.events import ADMIN_CHANNEL, provider_channel
+from leadrelay.events import Broadcast
 from leadrelay.store.schema import MAX_ID
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import JSON, query_int, read_json
@@ -28,7 +28,8 @@ async def me(request: Request) -> Response:
         providers = await state(request).store.list_providers()
         name = next((p["name"] for p in providers if p["id"] == caller.provider_id), None)
     st = state(request)
-    channel = ADMIN_CHANNEL if caller.is_admin else provider_channel(caller.provider_id or 0)
+    mode = Broadcast.of(st.settings)
+    channel = mode.admin if caller.is_admin else mode.provider(caller.provider_id or 0)
     return JSON(
         {
             "role": caller.role,

@@ -18,10 +18,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from leadrelay.web.console import PUSHER_JS_CDN
+from leadrelay.web.console import PUSHER_JS_CDN, PUSHER_JS_ENCRYPTED_CDN
 
 REPO = Path(__file__).resolve().parents[2]
-PUSHER_JS = REPO / "tests" / "js" / "node_modules" / "pusher-js" / "dist" / "web" / "pusher.min.js"
+NPM_BUILDS = REPO / "tests" / "js" / "node_modules" / "pusher-js" / "dist" / "web"
+PUSHER_JS = NPM_BUILDS / "pusher.min.js"
+# the CDN's files, answered from npm's package of the same version
+CDN_FILES = {
+    PUSHER_JS_CDN: PUSHER_JS,
+    PUSHER_JS_ENCRYPTED_CDN: NPM_BUILDS / "pusher-with-encryption.min.js",
+}
 CHROMIUM = Path("/usr/bin/chromium")
 # what headless Chromium needs on these machines: without the background-networking flags it
 # keeps dialling hosts it cannot reach
@@ -73,9 +79,9 @@ class Browser:
 
     def _route(self, route: Any) -> None:
         url = route.request.url
-        if url == PUSHER_JS_CDN:
+        if url in CDN_FILES:
             route.fulfill(
-                path=str(PUSHER_JS),
+                path=str(CDN_FILES[url]),
                 content_type="text/javascript",
                 headers={"Access-Control-Allow-Origin": "*"},
             )

@@ -68,10 +68,26 @@ def test_console_sri_is_the_npm_builds_hash() -> None:
     (the build Pusher's CDN serves; the CDN itself cannot be reached from here)."""
     if not PUSHER_JS.exists():
         pytest.fail(f"{PUSHER_JS} is missing: run scripts/install-js-clients")
-    digest = hashlib.sha384(PUSHER_JS.read_bytes()).digest()
-    assert console.PUSHER_JS_SRI == "sha384-" + base64.b64encode(digest).decode()
+    builds = {
+        console.PUSHER_JS_SRI: PUSHER_JS,
+        console.PUSHER_JS_ENCRYPTED_SRI: PUSHER_JS.parent / "pusher-with-encryption.min.js",
+    }
+    for sri, build in builds.items():
+        digest = hashlib.sha384(build.read_bytes()).digest()
+        assert sri == "sha384-" + base64.b64encode(digest).decode(), build.name
     package = PUSHER_JS.parents[2] / "package.json"
     assert f'"version": "{console.PUSHER_JS_VERSION}"' in package.read_text()
+
+
+async def test_console_loads_the_encryption_build_for_encrypted_channels(
+    settings: Settings,
+) -> None:
+    async with running_app(settings.replace(encrypted_channels=True)) as lr:
+        page = await lr.client.get("/")
+        assert console.PUSHER_JS_ENCRYPTED_CDN in page.text
+        assert f'integrity="{console.PUSHER_JS_ENCRYPTED_SRI}"' in page.text
+        mode = (await lr.client.get("/api/me", headers=lr.auth())).json()
+        assert mode["channel"] == "private-encrypted-admin"
 
 
 async def test_console_files_are_only_the_shipped_ones(settings: Settings) -> None:

@@ -8,7 +8,9 @@ A failing test keeps a screenshot of every page and the pages' console under
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from support.browser import (
     sign_in,
     wait_for,
 )
-from support.serve import Serve, cli_json, point_at_soketi
+from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi
 
 pytestmark = [pytest.mark.soketi, pytest.mark.timeout(90)]
@@ -57,10 +59,15 @@ class Daemon:
 
 
 @contextmanager
-def start_daemon(tmp: Path, soketi: Soketi) -> Iterator[Daemon]:
+def start_daemon(
+    tmp: Path, soketi: Soketi, env: dict[str, str] | None = None, master_key: str | None = None
+) -> Iterator[Daemon]:
     db = tmp / "leadrelay.db"
-    with Serve(db) as serve:
-        point_at_soketi(db, soketi)
+    with Serve(db, env=env) as serve:
+        point_at_soketi(db, soketi, enable=False)
+        if master_key is not None:
+            cli(db, "pusher", "set", "--encryption-master-key", "-", input=master_key + "\n")
+        cli(db, "pusher", "enable")
         daemon = Daemon(serve, soketi)
         try:
             yield daemon
@@ -253,3 +260,30 @@ def test_console_works_at_375_px_and_by_keyboard(daemon: Daemon, browser: Browse
     page.keyboard.press("Escape")
     assert page.locator("#bell-panel").is_hidden()
     assert page.evaluate("document.activeElement.className") == "bell-button"
+
+
+def test_console_follows_encrypted_channels_without_personal_data(
+    tmp_path: Path, soketi: Soketi, browser: Browser
+) -> None:
+    """encrypted_channels and broadcast_personal_data = false: the page loads pusher-js's
+    encryption build, listens on private-encrypted-*, and reads the names the events leave out
+    from the API."""
+    env = {"LEADRELAY_ENCRYPTED_CHANNELS": "true", "LEADRELAY_BROADCAST_PERSONAL_DATA": "false"}
+    master_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    with start_daemon(tmp_path, soketi, env, master_key) as daemon:
+        page = browser.new_page()
+        sign_in(page, daemon.serve.url, daemon.serve.admin_token or "")
+        page.wait_for_selector("#connection[data-connection=connected]")
+        assert "pusher-with-encryption.min.js" in page.content()
+        provider = signed_in(browser, daemon, daemon.acme["token"])
+        lead = daemon.post_lead("Quiet Customer", daemon.acme)
+        for view in (page, provider):
+            name = row(view, lead["id"]).locator("[data-field=name]")
+            name.wait_for(timeout=3000)
+            assert name.inner_text() == "Quiet Customer"
+        row(provider, lead["id"]).locator("select[data-field=status]").select_option("lost")
+        status = row(page, lead["id"]).locator("select[data-field=status]")
+        wait_for(lambda: status.input_value() == "lost", 3, "the admin's row")
+        assert row(page, lead["id"]).locator("[data-field=name]").inner_text() == "Quiet Customer"
+        page.click(".bell-button")
+        assert "New lead Quiet Customer → Acme Plumbing" in notes(page)

@@ -79,9 +79,30 @@ async function loadLeads() {
   say("list-note", complete ? "" : `Showing the first ${rows.length} leads of this filter.`);
 }
 
-function applyEvent(data) {
-  const { me, table, bell } = session;
-  const lead = data.lead;
+/**
+ * The lead as the table should hold it. With broadcast_personal_data = false the events leave
+ * out name, email and phone: the row keeps what it has, and a lead new to the table is read
+ * from the API.
+ */
+async function fullLead(lead, row) {
+  if ("name" in lead) return lead;
+  if (row) return { ...row, ...lead };
+  const base = session.me.role === "admin" ? "/api/admin/leads" : "/api/provider/leads";
+  try {
+    return await session.api.get(`${base}/${lead.id}`);
+  } catch {
+    return { name: "", email: null, phone: null, ...lead };
+  }
+}
+
+async function applyEvent(event) {
+  if (!session) return;
+  const { me, table } = session;
+  const known = table.leads.find((item) => item.id === event.lead.id);
+  const lead = await fullLead(event.lead, known);
+  if (!session) return;
+  const data = lead === event.lead ? event : { ...event, lead };
+  const { bell } = session;
   const ours = me.role === "admin" || lead.provider_id === me.provider_id;
   const row = table.leads.find((item) => item.id === lead.id);
   if (ours && isNewer(lead, row)) table.upsert(lead);

@@ -12,6 +12,14 @@ export const EVENT_NAMES = ["lead.assigned", "lead.status.updated"];
 const KICK_SECONDS = 3;
 const PAGE = 500;
 
+/** The channel of this token's feed, as the daemon's broadcast mode names it. */
+export function feedChannel(me, config) {
+  const names = config && config.channels;
+  if (!names) return me.channel;
+  if (me.role === "admin") return names.admin;
+  return names.provider.replace("{id}", String(me.provider_id));
+}
+
 export class LiveFeed {
   /**
    * api: Api; me: GET /api/me; config: GET /broadcasting/config;
@@ -52,7 +60,7 @@ export class LiveFeed {
     });
     const connection = this.pusher.connection;
     connection.bind("state_change", ({ current }) => this.stateChanged(current));
-    const channel = this.pusher.subscribe(this.me.channel);
+    const channel = this.pusher.subscribe(feedChannel(this.me, config));
     channel.bind("pusher:subscription_succeeded", () => this.catchUp());
     channel.bind("pusher:subscription_error", (error) => {
       const status = error && error.status ? ` (HTTP ${error.status})` : "";
@@ -101,21 +109,21 @@ export class LiveFeed {
     return this.queue;
   }
 
-  apply(data) {
-    if (this.feed.accept(data)) this.onEvent(data);
+  async apply(data) {
+    if (this.feed.accept(data)) await this.onEvent(data);
   }
 
   live(data) {
     return this.enqueue(async () => {
       if (this.feed.isDuplicate(data)) return;
       if (this.feed.hasGap(data)) await this.fetchLead(data.lead.id);
-      this.apply(data);
+      await this.apply(data);
     });
   }
 
   async fetchLead(leadId) {
     const page = await this.api.get(this.eventsPath, { lead_id: leadId, after: 0, limit: 1000 });
-    for (const data of unseen(this.feed, page.events)) this.apply(data);
+    for (const data of unseen(this.feed, page.events)) await this.apply(data);
   }
 
   /** Everything after the cursor, page by page: what happened while the socket was away. */
@@ -123,7 +131,7 @@ export class LiveFeed {
     return this.enqueue(async () => {
       for (;;) {
         const page = await this.api.get(this.eventsPath, { after: this.feed.cursor, limit: PAGE });
-        for (const data of unseen(this.feed, page.events)) this.apply(data);
+        for (const data of unseen(this.feed, page.events)) await this.apply(data);
         this.feed.advance(page.next_after);
         if (page.events.length < PAGE) return;
       }
