@@ -44,6 +44,7 @@ async def run_checks(settings: Settings) -> list[Check]:
         return [*checks, _check("database", "fail", str(exc))]
     try:
         checks.append(await _database(store))
+        checks.append(await _external_ids(store))
         checks.extend(await _pusher(store))
         checks.append(await _privacy(store, settings))
         checks.extend(await _ledger(store))
@@ -61,6 +62,21 @@ async def _database(store: Store) -> Check:
     except LeadrelayError as exc:
         return _check("database", "fail", str(exc))
     return _check("database", "ok", "intact and writable")
+
+
+async def _external_ids(store: Store) -> Check:
+    """Leads that shared an external_id before it was unique: kept, not merged, and named."""
+    found = await store.external_id_duplicates(10)
+    if not found:
+        return _check("external ids", "ok", "unique among leads")
+    listed = ", ".join(f"lead {row['first_id']} and {row['leads'] - 1} more" for row in found)
+    return _check(
+        "external ids",
+        "warn",
+        f"leads stored before external_id was unique share one: {listed}"
+        f"{', …' if len(found) == 10 else ''}. Nothing was merged; status webhooks and creates "
+        "by external_id find the first of each; 'GET /api/admin/leads?external_id=…' lists all",
+    )
 
 
 async def _pusher(store: Store) -> list[Check]:

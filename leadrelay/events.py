@@ -244,12 +244,12 @@ def lead_status_updated(
     *,
     old_status: str,
     changed_by_provider: int | None,
+    crm: bool = False,
 ) -> Event:
-    """The status changed; `changed_by_provider` is None when an admin changed it."""
-    changed_by = {
-        "role": "admin" if changed_by_provider is None else "provider",
-        "provider_id": changed_by_provider,
-    }
+    """The status changed; `changed_by_provider` is None when an admin changed it, or a CRM
+    (`crm`, by its status webhook)."""
+    role = "crm" if crm else "admin" if changed_by_provider is None else "provider"
+    changed_by = {"role": role, "provider_id": changed_by_provider}
     extra = {"old_status": old_status, "new_status": lead["status"], "changed_by": changed_by}
     return _build(LEAD_STATUS_UPDATED, lead, seq, occurred_at, extra)
 

@@ -29,7 +29,7 @@ NEW_LEAD_FIELDS: dict[str, tuple[int, bool]] = {
 @dataclass(frozen=True)
 class CreateResult:
     lead: Row
-    created: bool  # False when an idempotency key returned an earlier lead
+    created: bool  # False when an idempotency key or the external_id found an earlier lead
 
 
 def _text(name: str, value: Any, max_len: int) -> str:
@@ -69,6 +69,8 @@ def parse_new_lead(data: Any) -> Row:
             lead[name] = None
             continue
         lead[name] = _text(name, value, max_len)
+    if lead["external_id"] == "":
+        lead["external_id"] = None  # no CRM key, rather than one every keyless lead shares
     if not lead["name"].strip():
         raise ValidationFailed("'name' must not be blank", code="invalid_field")
     if lead["email"] is not None and not EMAIL.fullmatch(lead["email"]):
@@ -107,7 +109,7 @@ def parse_change(data: Any, statuses: tuple[str, ...], *, admin: bool) -> Row:
     return change
 
 
-def _check_provider(tx: Tx, provider_id: int | None) -> None:
+def check_provider(tx: Tx, provider_id: int | None) -> None:
     if provider_id is not None and not tx.provider_exists(provider_id):
         raise ValidationFailed(
             f"provider {provider_id} does not exist; see 'leadrelay providers list'",
@@ -141,7 +143,14 @@ def new_lead(
             earlier = tx.lead_for_key(idempotency_key)
             if earlier is not None:
                 return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
-        _check_provider(tx, fields["provider_id"])
+        if fields["external_id"] is not None:
+            # the CRM's key: its create, sent again without an idempotency key, is safe too
+            known = tx.lead_by_external_id(fields["external_id"])
+            if known is not None:
+                if idempotency_key is not None:
+                    tx.claim_idempotency_key(idempotency_key, known["id"])
+                return CreateResult(events.lead_view(known), False)
+        check_provider(tx, fields["provider_id"])
         now = tx.now_iso
         lead = {**fields, "status": status, "created_at": now, "updated_at": now}
         # the lead's first event has seq 1, so the lead is stored with last_seq = 1
@@ -191,31 +200,50 @@ async def change_lead(
         before = tx.get_lead(lead_id)
         if before is None or (not actor.is_admin and before["provider_id"] != actor.provider_id):
             raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
-        if "provider_id" in change:
-            _check_provider(tx, change["provider_id"])
-        after = {**before, **change}
-        fired = events.change_events(before, after)
-        if not fired:
-            return events.lead_view(before)
-        now = tx.now_iso
-        after["updated_at"] = now
-        tx.update_lead(lead_id, {**change, "updated_at": now})
-        for event_type in fired:
-            seq = tx.next_seq(lead_id)
-            if event_type == events.LEAD_ASSIGNED:
-                event = events.lead_assigned(after, seq, now)
-            else:
-                event = events.lead_status_updated(
-                    after,
-                    seq,
-                    now,
-                    old_status=before["status"],
-                    changed_by_provider=actor.provider_id,
-                )
-            tx.insert_event(event.row(socket_id))
+        after, _ = apply_change(tx, before, change, actor.provider_id, socket_id=socket_id)
         return events.lead_view(after)
 
     return await store.write(apply)
+
+
+def apply_change(
+    tx: Tx,
+    before: Row,
+    change: Row,
+    changed_by_provider: int | None,
+    *,
+    socket_id: str | None,
+    crm: bool = False,
+    extra: Row | None = None,
+) -> tuple[Row, bool]:
+    """Write `change` (and `extra`, columns no event is about) to the lead `before`, with
+    the events it fires; return the lead after it and whether any event fired."""
+    if "provider_id" in change:
+        check_provider(tx, change["provider_id"])
+    after = {**before, **change}
+    fired = events.change_events(before, after)
+    if not fired:
+        if extra:
+            tx.update_lead(before["id"], extra)
+        return {**after, **(extra or {})}, False
+    now = tx.now_iso
+    after.update(extra or {}, updated_at=now)
+    tx.update_lead(before["id"], {**change, **(extra or {}), "updated_at": now})
+    for event_type in fired:
+        seq = tx.next_seq(before["id"])
+        if event_type == events.LEAD_ASSIGNED:
+            event = events.lead_assigned(after, seq, now)
+        else:
+            event = events.lead_status_updated(
+                after,
+                seq,
+                now,
+                old_status=before["status"],
+                changed_by_provider=changed_by_provider,
+                crm=crm,
+            )
+        tx.insert_event(event.row(socket_id))
+    return after, True
 
 
 async def get_lead(store: Store, lead_id: int, *, actor: Principal) -> Row:
@@ -230,6 +258,13 @@ async def get_lead(store: Store, lead_id: int, *, actor: Principal) -> Row:
     return view
 
 
+async def lead_id_by_external_id(store: Store, external_id: str) -> int:
+    lead = await store.lead_by_external_id(external_id)
+    if lead is None:
+        raise NotFound(f"there is no lead with external_id {external_id!r}", code="lead_not_found")
+    return int(lead["id"])
+
+
 async def list_leads(
     store: Store,
     *,
@@ -238,8 +273,11 @@ async def list_leads(
     provider_id: int | None = None,
     after: int = 0,
     limit: int = 50,
+    external_id: str | None = None,
 ) -> list[Row]:
     if not actor.is_admin:
         provider_id = actor.provider_id
-    rows = await store.list_leads(status=status, provider_id=provider_id, after=after, limit=limit)
+    rows = await store.list_leads(
+        status=status, provider_id=provider_id, after=after, limit=limit, external_id=external_id
+    )
     return [events.lead_view(row) for row in rows]

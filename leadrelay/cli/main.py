@@ -31,6 +31,11 @@ leads_app = command_group("Create, list and change leads.")
 providers_app = command_group("Providers and their tokens.")
 tokens_app = command_group("API tokens (stored hashed).")
 
+ExternalIdOption = Annotated[
+    str | None,
+    typer.Option("--external-id", help="name the lead by the CRM's id for it", show_default=False),
+]
+
 
 def _print_version(value: bool) -> None:
     if value:
@@ -98,6 +103,10 @@ def leads_create(
     provider: Annotated[int | None, typer.Option(help="assign to this provider id")] = None,
     source: Annotated[str | None, typer.Option(help="where the lead came from")] = None,
     notes: Annotated[str | None, typer.Option(help="free text, never broadcast")] = None,
+    external_id: Annotated[
+        str | None,
+        typer.Option("--external-id", help="the CRM's id for it; a known one shows that lead"),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -112,6 +121,7 @@ def leads_create(
         "provider_id": provider,
         "source": source,
         "notes": notes,
+        "external_id": external_id,
     }
 
     async def create() -> dict[str, Any]:
@@ -153,32 +163,52 @@ def leads_list(
 
 @leads_app.command("show")
 def leads_show(
-    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
+    lead_id: Annotated[
+        int | None, typer.Argument(help="the lead's id (or name it by --external-id)")
+    ] = None,
+    external_id: ExternalIdOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one lead."""
+    """Show one lead, by its id or by the CRM's id for it."""
     from leadrelay import leads
     from leadrelay.auth import ADMIN
 
+    if (lead_id is None) == (external_id is None):
+        fail("give the lead's id or --external-id, one of them")
     settings = settings_for(db)
 
     async def fetch() -> dict[str, Any]:
         async with open_store(settings) as store:
-            return await leads.get_lead(store, lead_id, actor=ADMIN)
+            found = lead_id or await leads.lead_id_by_external_id(store, external_id or "")
+            return await leads.get_lead(store, found, actor=ADMIN)
 
     show(run(fetch()), as_json, print_fields)
 
 
 @leads_app.command("status")
 def leads_status(
-    lead_id: Annotated[int, typer.Argument(help="the lead's id")],
-    status: Annotated[str, typer.Argument(help="the new status")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[ID] STATUS",
+            help="the lead's id (unless --external-id names it) and the new status",
+            show_default=False,
+        ),
+    ],
+    external_id: ExternalIdOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a lead's status as an admin (fires lead.status.updated when it changes)."""
-    _change(lead_id, {"status": status}, db, as_json)
+    if external_id is not None:
+        if len(args) != 1:
+            fail("with --external-id, give only the new status")
+        _change(external_id, {"status": args[0]}, db, as_json)
+        return
+    if len(args) != 2 or not args[0].isdigit():
+        fail("give the lead's id and the new status: leads status ID STATUS")
+    _change(int(args[0]), {"status": args[1]}, db, as_json)
 
 
 @leads_app.command("assign")
@@ -215,7 +245,8 @@ def leads_erase(
         say("[yellow]the WAL could not be emptied yet; the next checkpoint will finish it[/]")
 
 
-def _change(lead_id: int, body: dict[str, Any], db: Path | None, as_json: bool) -> None:
+def _change(lead: int | str, body: dict[str, Any], db: Path | None, as_json: bool) -> None:
+    """Change the lead with id `lead`, or with external_id `lead` when it is text."""
     from leadrelay import leads
     from leadrelay.auth import ADMIN
 
@@ -224,6 +255,10 @@ def _change(lead_id: int, body: dict[str, Any], db: Path | None, as_json: bool) 
     async def change() -> dict[str, Any]:
         parsed = leads.parse_change(body, settings.statuses, admin=True)
         async with open_store(settings) as store:
+            if isinstance(lead, str):
+                lead_id = await leads.lead_id_by_external_id(store, lead)
+            else:
+                lead_id = lead
             return await leads.change_lead(store, lead_id, parsed, actor=ADMIN)
 
     show(run(change()), as_json, print_fields)

@@ -253,7 +253,10 @@ def webhooks_secret(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print the secret CRMs sign POST /api/leads with (made on first use)."""
+    """Print the secret CRMs sign their webhooks with (made on first use).
+
+    One secret for both: POST /api/leads and POST /api/leads/status.
+    """
     from leadrelay.web import webhook_secrets
 
     settings = settings_for(db)
@@ -276,7 +279,10 @@ def webhooks_sign(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print the webhook-* headers for a body, to test with curl."""
+    """Print the webhook-* headers for a body, to test with curl.
+
+    Any body: a lead for POST /api/leads, a status change for POST /api/leads/status.
+    """
     from leadrelay.web import webhook_secrets, webhooks
 
     data = sys.stdin.buffer.read() if str(body) == "-" else _read(body)

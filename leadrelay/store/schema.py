@@ -147,4 +147,31 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        # The status webhook (a CRM's own id for a lead, and when it changed it there).
+        # external_id becomes unique among leads; a database that already holds duplicates
+        # keeps them (nothing is merged: doctor reports them): the first lead of each keeps
+        # its external_id as the CRM's key (external_id_dup = 0), each later one has its own
+        # id in external_id_dup, so the unique index holds over both columns.
+        """
+        ALTER TABLE leads ADD COLUMN external_id_dup INTEGER NOT NULL DEFAULT 0;
+        -- changed_at of the newest change applied from the CRM, in microseconds since the
+        -- Unix epoch (UTC)
+        ALTER TABLE leads ADD COLUMN crm_changed_at INTEGER;
+        UPDATE leads SET external_id_dup = id WHERE id IN (
+            SELECT id FROM (
+                SELECT id, row_number() OVER (PARTITION BY external_id ORDER BY id) AS n
+                FROM leads WHERE external_id IS NOT NULL
+            ) WHERE n > 1
+        );
+        CREATE UNIQUE INDEX leads_by_external_id ON leads (external_id, external_id_dup)
+            WHERE external_id IS NOT NULL;
+        -- doctor's list of them, without a scan (empty unless there were duplicates)
+        CREATE INDEX leads_external_id_dups ON leads (external_id) WHERE external_id_dup != 0;
+        -- what a status webhook answered, {"applied", "reason"}, for its replay (JSON; NULL
+        -- for a lead's key, whose replay is the lead)
+        ALTER TABLE idempotency_keys ADD COLUMN outcome TEXT;
+        """,
+    ),
 )

@@ -25,7 +25,14 @@ import aiosqlite
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.connection import connect, create_private, migrate, translate
-from leadrelay.store.transaction import EVENT_COLUMNS, LEAD_COLUMNS, Row, Tx
+from leadrelay.store.transaction import (
+    BY_EXTERNAL_ID,
+    EVENT_COLUMNS,
+    LEAD_COLUMNS,
+    Row,
+    Tx,
+    key_row,
+)
 
 T = TypeVar("T")
 
@@ -290,6 +297,9 @@ class Store:
     async def get_lead(self, lead_id: int) -> Row | None:
         return await self.fetch_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
 
+    async def lead_by_external_id(self, external_id: str) -> Row | None:
+        return await self.fetch_one(BY_EXTERNAL_ID, (external_id,))
+
     async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
         """Rows after an id cursor, oldest first, where each given column equals its value
         (None means no filter on that column)."""
@@ -302,12 +312,17 @@ class Store:
         return await self.fetch_all(f"{sql} ORDER BY id LIMIT ?", [*params, limit])
 
     async def list_leads(
-        self, *, status: str | None, provider_id: int | None, after: int, limit: int
+        self,
+        *,
+        status: str | None,
+        provider_id: int | None,
+        after: int,
+        limit: int,
+        external_id: str | None = None,
     ) -> list[Row]:
         select = f"SELECT {LEAD_COLUMNS} FROM leads"
-        return await self._page(
-            select, after, limit, {"status": status, "provider_id": provider_id}
-        )
+        equal = {"status": status, "provider_id": provider_id, "external_id": external_id}
+        return await self._page(select, after, limit, equal)
 
     async def list_providers(self) -> list[Row]:
         return await self.fetch_all(
@@ -331,6 +346,22 @@ class Store:
     async def lead_for_key(self, key: str) -> int | None:
         row = await self.fetch_one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
         return None if row is None else int(row["lead_id"])
+
+    async def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
+        """The lead a key names, and the outcome stored with it."""
+        row = await self.fetch_one(
+            "SELECT lead_id, outcome FROM idempotency_keys WHERE key = ?", (key,)
+        )
+        return None if row is None else key_row(row)
+
+    async def external_id_duplicates(self, limit: int) -> list[Row]:
+        """Leads that share an external_id from before it was unique (see schema.py)."""
+        return await self.fetch_all(
+            "SELECT external_id, min(id) AS first_id, count(*) AS leads FROM leads "
+            "WHERE external_id IN (SELECT external_id FROM leads WHERE external_id_dup != 0) "
+            "GROUP BY external_id ORDER BY first_id LIMIT ?",
+            (limit,),
+        )
 
     async def get_setting(self, key: str) -> Any:
         row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))

@@ -15,8 +15,11 @@ Row = dict[str, Any]
 
 LEAD_COLUMNS = (
     "id, name, email, phone, status, provider_id, source, notes, external_id, "
-    "created_at, updated_at, last_seq, erased_at"
+    "created_at, updated_at, last_seq, erased_at, crm_changed_at"
 )
+# the lead that owns an external_id: its duplicates from before it was unique have
+# external_id_dup set (see schema.py)
+BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = ? AND external_id_dup = 0"
 EVENT_COLUMNS = (
     "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "
     "attempts, next_attempt_at, last_error, created_at, delivered_at"
@@ -24,6 +27,11 @@ EVENT_COLUMNS = (
 
 
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
+
+
+def key_row(row: Row) -> tuple[int, Row | None]:
+    outcome = row["outcome"]
+    return int(row["lead_id"]), None if outcome is None else json.loads(outcome)
 
 
 class Tx:
@@ -64,6 +72,9 @@ class Tx:
     def get_lead(self, lead_id: int) -> Row | None:
         return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
 
+    def lead_by_external_id(self, external_id: str) -> Row | None:
+        return self._one(BY_EXTERNAL_ID, (external_id,))
+
     def update_lead(self, lead_id: int, changes: Row) -> None:
         columns = ", ".join(f"{name} = ?" for name in changes)
         self.conn.execute(f"UPDATE leads SET {columns} WHERE id = ?", (*changes.values(), lead_id))
@@ -75,18 +86,24 @@ class Tx:
         assert row is not None
         return int(row["last_seq"])
 
-    def claim_idempotency_key(self, key: str, lead_id: int) -> bool:
-        """Record key → lead; False when the key was there first (the unique key decides)."""
+    def claim_idempotency_key(self, key: str, lead_id: int, outcome: Row | None = None) -> bool:
+        """Record key → lead (and what a status change answered); False when the key was
+        there first (the unique key decides)."""
         cur = self.conn.execute(
-            "INSERT INTO idempotency_keys (key, lead_id, created_at) VALUES (?, ?, ?) "
+            "INSERT INTO idempotency_keys (key, lead_id, created_at, outcome) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
-            (key, lead_id, self.now),
+            (key, lead_id, self.now, None if outcome is None else json.dumps(outcome)),
         )
         return cur.rowcount == 1
 
     def lead_for_key(self, key: str) -> int | None:
         row = self._one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
         return None if row is None else int(row["lead_id"])
+
+    def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
+        """The lead a key names, and the outcome stored with it."""
+        row = self._one("SELECT lead_id, outcome FROM idempotency_keys WHERE key = ?", (key,))
+        return None if row is None else key_row(row)
 
     def forget_keys_before(self, cutoff: float) -> int:
         cur = self.conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (cutoff,))

@@ -69,6 +69,8 @@ async def _list_leads(request: Request, actor: Principal) -> Response:
     if status is not None:
         leads.parse_status(status, st.settings.statuses)
     provider_filter = query_int(request, "provider_id", 0) or None
+    # the CRM's id for a lead is the admin's to search by (providers never see it)
+    external_id = query_text(request, "external_id") if actor.is_admin else None
     limit = query_int(request, "limit", 50, low=1, high=500)
     rows = await leads.list_leads(
         st.store,
@@ -77,6 +79,7 @@ async def _list_leads(request: Request, actor: Principal) -> Response:
         provider_id=provider_filter,
         after=query_int(request, "after", 0),
         limit=limit,
+        external_id=external_id,
     )
     next_after = rows[-1]["id"] if len(rows) == limit else None
     return JSON({"leads": rows, "next_after": next_after})

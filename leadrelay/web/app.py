@@ -23,7 +23,7 @@ from leadrelay.errors import ApiError
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import retention
 from leadrelay.store.sqlite import Store
-from leadrelay.web import console, intake, ops_api
+from leadrelay.web import console, intake, ops_api, status_intake
 from leadrelay.web.api import (
     admin_change_lead,
     admin_erase_lead,
@@ -95,10 +95,18 @@ class IntakeEndpoint:
         await intake.create_lead(scope["app"].state.leadrelay, scope, receive, send)
 
 
+class StatusEndpoint:
+    """POST /api/leads/status, likewise."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await status_intake.change_status(scope["app"].state.leadrelay, scope, receive, send)
+
+
 ROUTES = [
     # LeadrelayApp sends POST /api/leads to intake.py before Starlette sees it; the route
     # stays so that other methods get the same 405 as elsewhere
     Route("/api/leads", IntakeEndpoint(), methods=["POST"]),
+    Route(status_intake.PATH, StatusEndpoint(), methods=["POST"]),
     Route("/api/admin/leads", admin_list_leads, methods=["GET"]),
     Route(
         "/api/admin/leads/{lead_id}",
@@ -160,13 +168,17 @@ async def _housekeeping(settings: Settings) -> None:
 
 
 class LeadrelayApp(Starlette):
-    """Starlette, but POST /api/leads, the hot path, goes straight to intake.py."""
+    """Starlette, but the CRMs' writes, the hot paths, go straight to their handlers:
+    POST /api/leads to intake.py, POST /api/leads/status to status_intake.py."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/api/leads":
-            await intake.create_lead(self.state.leadrelay, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            st = self.state.leadrelay
+            if scope["path"] == "/api/leads":
+                return await intake.create_lead(st, scope, receive, send)
+            if scope["path"] == status_intake.PATH:
+                return await status_intake.change_status(st, scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:

@@ -1,14 +1,17 @@
-"""New leads written in a process of their own, so the daemon's loop only speaks HTTP.
+"""New leads (and CRMs' status changes) written in a process of their own, so the daemon's
+loop only speaks HTTP.
 
 On two cores, one interpreter that both served HTTP and ran each new lead's SQL was the
 intake's limit: the write took ~30 µs of its one core per lead (docs/performance.md).  So
 `serve` hands each new lead to this process over a socket pair.  It runs the same write as
 `leads.create_lead` (`leads.new_lead`, through `Store.submit`) on its own `Store` (group
 commit, fsync before the answer) and sends back the HTTP status and body to answer with,
-once the lead is durable.
+once the lead is durable.  A status webhook's change (`crm_status.change_status`) goes the
+same way, so it is group-committed with the leads, under the same deadline.
 
 Frames, each way: a 4-byte little-endian length, then
-  request  orjson `[request id, fields, status, idempotency key, socket id, deadline]`
+  request  orjson `[request id, deadline, "lead", fields, status, idempotency key, socket id]`
+           or `[request id, deadline, "status", change, idempotency key, socket id]`
   answer   request id (u32), HTTP status (u16), then the JSON body to send
 An empty request is a heartbeat, answered at once with request id 0.
 
@@ -43,7 +46,7 @@ from typing import Any, cast
 
 import orjson
 
-from leadrelay import leads
+from leadrelay import crm_status, leads
 from leadrelay.errors import ApiError, Unavailable, WriterUnavailable
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import INTERNAL_ERROR_BODY
@@ -224,6 +227,20 @@ class LeadWriter:
     ) -> tuple[int, bytes]:
         """(201, the lead) when stored; (200, the earlier lead) for a known key; or an error's
         status and body."""
+        return await self._request(["lead", fields, status, idempotency_key, socket_id])
+
+    async def change_status(
+        self,
+        change: crm_status.StatusChange,
+        *,
+        idempotency_key: str | None,
+        socket_id: str | None,
+    ) -> tuple[int, bytes]:
+        """(200, `{"lead", "applied", "reason"}`) once durable, or an error's status and body."""
+        request = [change.lead_id, change.external_id, change.change, change.changed_at]
+        return await self._request(["status", request, idempotency_key, socket_id])
+
+    async def _request(self, request: list[Any]) -> tuple[int, bytes]:
         frames = self._frames
         if frames is None or frames.closed.done():
             raise Unavailable(
@@ -240,9 +257,7 @@ class LeadWriter:
         future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         deadline = time.monotonic() + self.timeout
-        frames.send(
-            orjson.dumps([request_id, fields, status, idempotency_key, socket_id, deadline])
-        )
+        frames.send(orjson.dumps([request_id, deadline, *request]))
         try:
             async with asyncio.timeout(self.timeout):
                 return await future
@@ -285,42 +300,55 @@ async def _serve(fd: int, db: Path) -> None:
     waker = Waker(db)
     tasks: set[asyncio.Task[None]] = set()
 
-    def answer(
-        request_id: int, result: leads.CreateResult | None, error: BaseException | None
-    ) -> None:
+    Result = leads.CreateResult | crm_status.StatusResult
+
+    def answer(request_id: int, result: Result | None, error: BaseException | None) -> None:
         if isinstance(error, ApiError):
             status, body = error.status, orjson.dumps(error.body())
         elif error is not None or result is None:
             log.error("unexpected error writing a lead: %r", error)
             status, body = 500, orjson.dumps(INTERNAL_ERROR_BODY)
+        elif isinstance(result, crm_status.StatusResult):
+            status, body = 200, orjson.dumps(result.answer())
         else:
             status, body = (201 if result.created else 200), orjson.dumps(result.lead)
         frames.send(_ANSWER.pack(request_id, status), body)
 
-    async def replay(request_id: int, key: str) -> None:
+    async def replay(request_id: int, key: str, status_change: bool) -> None:
         try:
-            answer(request_id, await leads.lead_of_key(store, key), None)
+            if status_change:
+                answer(request_id, await crm_status.replay(store, key), None)
+            else:
+                answer(request_id, await leads.lead_of_key(store, key), None)
         except Exception as exc:
             answer(request_id, None, exc)
+
+    def write_of(kind: str, request: list[Any]) -> Callable[[Any], Result]:
+        if kind == "lead":
+            fields, status, key, socket_id = request
+            return leads.new_lead(fields, status, key, socket_id)
+        (lead_id, external_id, change, changed_at), key, socket_id = request
+        parsed = crm_status.StatusChange(lead_id, external_id, change, changed_at)
+        return crm_status.change_status(parsed, key, socket_id)
 
     def on_frame(frame: bytes) -> None:
         if not frame:  # a heartbeat
             frames.send(_ANSWER.pack(0, 0))
             return
-        request_id, fields, status, key, socket_id, deadline = orjson.loads(frame)
-        write = leads.new_lead(fields, status, key, socket_id)
+        request_id, deadline, kind, *request = orjson.loads(frame)
+        write = write_of(kind, request)
         # the daemon gives up at `deadline`: keep a margin for the commit, so that what the
         # daemon answered 503 is never written
         cutoff = deadline - max(0.05, min(1.0, (deadline - time.monotonic()) / 4))
 
-        def in_time(tx: Any) -> leads.CreateResult:
+        def in_time(tx: Any) -> Result:
             if time.monotonic() > cutoff:
                 raise WriterUnavailable("the lead could not be written in time; not stored")
             return write(tx)
 
-        def done(result: leads.CreateResult | None, error: BaseException | None) -> None:
+        def done(result: Result | None, error: BaseException | None) -> None:
             if isinstance(error, leads.LostRace):  # another request stored the key first
-                task = asyncio.create_task(replay(request_id, error.key))
+                task = asyncio.create_task(replay(request_id, error.key, kind == "status"))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from leadrelay import __version__
 from leadrelay.config import Settings
+from leadrelay.crm_status import RFC3339
 from leadrelay.leads import NEW_LEAD_FIELDS
 from leadrelay.store.schema import MAX_ID
 from leadrelay.web import openapi_console
@@ -137,7 +138,25 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             "type": "object",
             "required": ["name"],
             "properties": new_lead,
-            "description": "Unknown fields are ignored: CRMs send extra fields.",
+            "description": "Unknown fields are ignored: CRMs send extra fields. A known "
+            "external_id returns that lead (200) and creates nothing; an empty one is none.",
+        },
+        "StatusChange": _status_change(status, new_lead["provider_id"]),
+        "StatusResult": {
+            "type": "object",
+            "required": ["lead", "applied", "reason"],
+            "properties": {
+                "lead": _ref("Lead"),
+                "applied": {"type": "boolean", **_desc("true exactly when an event fired")},
+                "reason": {
+                    "type": ["string", "null"],
+                    "enum": ["stale", "unchanged", None],
+                    **_desc(
+                        "stale: changed_at is older than the lead's last change from the CRM; "
+                        "unchanged: the lead already had that status and provider"
+                    ),
+                },
+            },
         },
         "AdminChange": {
             "type": "object",
@@ -205,6 +224,37 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
     }
 
 
+def _status_change(status: Schema, provider_id: Schema) -> Schema:
+    max_len = NEW_LEAD_FIELDS["external_id"][0]
+    external_id = {"type": "string", "minLength": 1, "maxLength": max_len}
+    lead_id = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "external_id": {**_nullable(external_id), **_desc("the CRM's id for the lead")},
+            "id": {**_nullable(lead_id), **_desc("leadrelay's id for the lead")},
+            "status": status,
+            "provider_id": {**provider_id, **_desc("reassign in the same change; null: none")},
+            "changed_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "pattern": RFC3339,
+                **_desc("when the change happened in the CRM (RFC 3339, with an offset)"),
+            },
+        },
+        # exactly one of external_id and id names the lead
+        "oneOf": [
+            {
+                "required": ["external_id"],
+                "properties": {"external_id": external_id, "id": {"type": "null"}},
+            },
+            {"required": ["id"], "properties": {"id": lead_id, "external_id": {"type": "null"}}},
+        ],  # fmt: skip
+        "description": "Unknown fields are ignored: CRMs send extra fields.",
+    }
+
+
 def _paths(settings: Settings) -> Schema:
     status = {"type": "string", "enum": list(settings.statuses)}
     cursor = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
@@ -267,10 +317,32 @@ def _paths(settings: Settings) -> Schema:
                 },
             }
         },
+        "/api/leads/status": {
+            "post": {
+                "summary": "A CRM's status change (admin token or Standard Webhooks signature)",
+                "description": "Fires lead.assigned (when the provider changes) then "
+                "lead.status.updated with changed_by.role 'crm'. A lead not known yet is a "
+                "404 lead_not_found: send it again once its create has landed.",
+                "parameters": [
+                    _header(
+                        "Idempotency-Key",
+                        {"type": "string", "minLength": 1, "maxLength": 255},
+                        "a repeat answers the first applied and reason again, firing nothing",
+                    ),
+                    *create_headers[1:],
+                ],
+                "requestBody": {"required": True, **_json(_ref("StatusChange"))},
+                "responses": _ok(200, _ref("StatusResult"), *body_errors, 429),
+            }
+        },
         "/api/admin/leads": {
             "get": {
                 "summary": "List leads",
-                "parameters": [*list_params, _query("provider_id", cursor, "0 means all")],
+                "parameters": [
+                    *list_params,
+                    _query("provider_id", cursor, "0 means all"),
+                    _query("external_id", {"type": "string"}, "the CRM's id for the lead"),
+                ],
                 "responses": _ok(200, leads_page, 403, 422, 503),
             }
         },
