@@ -63,3 +63,20 @@ async def create_admin_token(store: Store, *, only_if_none: bool = False) -> str
 
 async def revoke_token(store: Store, prefix: str) -> int:
     return await store.write(lambda tx: tx.revoke_token(prefix, events.now_iso()))
+
+
+async def list_providers(store: Store) -> list[Row]:
+    """Providers with their lead counts and who is watching: `watching` (their channel is
+    occupied now) and `last_seen` (when it was last occupied or vacated; None: never)."""
+    rows = await store.list_providers()
+    return [{**row, "watching": bool(row["watching"])} for row in rows]
+
+
+async def record_presence(store: Store, channel: str, occupied: bool, at_ms: int) -> bool:
+    """A provider channel's channel_occupied / channel_vacated webhook; False when the
+    channel is no provider's, the provider is unknown, or a newer webhook came first."""
+    provider_id = events.provider_of_channel(channel)
+    if provider_id is None:
+        return False
+    at_iso = events.iso_time(at_ms / 1000)
+    return await store.write(lambda tx: tx.set_presence(provider_id, occupied, at_ms, at_iso))

@@ -53,6 +53,16 @@ def provider_channel(provider_id: int) -> str:
     return f"{PROVIDER_PREFIX}{provider_id}"
 
 
+def provider_of_channel(channel: str) -> int | None:
+    """The provider whose feed `channel` is, in any mode (`private-provider.7`,
+    `private-encrypted-provider.7`), else None."""
+    for prefix in (PROVIDER_PREFIX, ENCRYPTED_PREFIX + "provider."):
+        number = channel.removeprefix(prefix)
+        if number != channel and number.isascii() and number.isdigit() and len(number) < 19:
+            return int(number)
+    return None
+
+
 def channels_for(provider_id: int | None) -> list[str]:
     """`admin` always; the provider's private channel when the lead has a provider.
 

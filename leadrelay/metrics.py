@@ -37,7 +37,7 @@ def _gauge(name: str, help_text: str, value: float) -> str:
     return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name} {value}\n"
 
 
-def render(outbox: dict[str, Any], now: float) -> str:
+def render(outbox: dict[str, Any], now: float, watching: int = 0) -> str:
     """The exposition text: this process's (or all processes') metrics plus outbox gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -53,5 +53,10 @@ def render(outbox: dict[str, Any], now: float) -> str:
         + _gauge("leadrelay_outbox_dead", "Events in the dead-letter state", outbox["dead"])
         + _gauge(
             "leadrelay_outbox_oldest_pending_age_seconds", "Age of the oldest pending event", age
+        )
+        + _gauge(
+            "leadrelay_providers_watching",
+            "Providers whose channel is occupied now (Pusher's channel webhooks)",
+            watching,
         )
     )

@@ -293,12 +293,20 @@ def providers_add(
 
 @providers_app.command("list")
 def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """List providers with their number of leads."""
+    """List providers with their number of leads and who is watching.
+
+    "watching now" while the provider's channel is occupied, else when it was last seen
+    (Pusher's channel webhooks at POST /pusher/webhooks; "never" without them)."""
+    from leadrelay import accounts
+
     settings = settings_for(db)
 
     async def fetch() -> list[dict[str, Any]]:
         async with open_store(settings) as store:
-            return await store.list_providers()
+            return await accounts.list_providers(store)
+
+    def seen(row: dict[str, Any]) -> str:
+        return "watching now" if row["watching"] else (row["last_seen"] or "never")
 
     rows = run(fetch())
     show(
@@ -306,8 +314,8 @@ def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         as_json,
         lambda data: print_table(
             None,
-            ["id", "name", "leads", "created_at"],
-            [[r["id"], r["name"], r["leads"], r["created_at"]] for r in data],
+            ["id", "name", "leads", "watching", "created_at"],
+            [[r["id"], r["name"], r["leads"], seen(r), r["created_at"]] for r in data],
         ),
     )
 

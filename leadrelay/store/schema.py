@@ -174,4 +174,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE idempotency_keys ADD COLUMN outcome TEXT;
         """,
     ),
+    (
+        5,
+        """
+        -- Who is watching: Pusher's channel_occupied / channel_vacated webhooks of a
+        -- provider's channel. presence_ms is the webhook's own time, so a late, older
+        -- webhook does not undo a newer one.
+        ALTER TABLE providers ADD COLUMN watching INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE providers ADD COLUMN last_seen TEXT;
+        ALTER TABLE providers ADD COLUMN presence_ms INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )

@@ -327,9 +327,14 @@ class Store:
     async def list_providers(self) -> list[Row]:
         return await self.fetch_all(
             "SELECT p.id, p.name, p.created_at, "
-            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads "
+            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads, "
+            "p.watching = 1 AS watching, p.last_seen "
             "FROM providers p ORDER BY p.id"
         )
+
+    async def count_watching(self) -> int:
+        row = await self.fetch_one("SELECT count(*) AS n FROM providers WHERE watching = 1")
+        return int(row["n"]) if row is not None else 0
 
     async def principal_for(self, token_hash: str) -> Row | None:
         return await self.fetch_one(

@@ -199,6 +199,16 @@ class Tx:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def set_presence(self, provider_id: int, watching: bool, at_ms: int, at_iso: str) -> bool:
+        """Record a provider channel's occupied/vacated webhook unless a newer one was;
+        False when there is no such provider or the webhook is older than the last."""
+        cur = self.conn.execute(
+            "UPDATE providers SET watching = ?, last_seen = ?, presence_ms = ? "
+            "WHERE id = ? AND presence_ms <= ?",
+            (int(watching), at_iso, at_ms, provider_id, at_ms),
+        )
+        return cur.rowcount > 0
+
     def provider_exists(self, provider_id: int) -> bool:
         return self._one("SELECT 1 FROM providers WHERE id = ?", (provider_id,)) is not None
 

@@ -300,7 +300,7 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     st = state(request)
     counts = await st.store.outbox_counts()
-    text = metrics.render(counts, time.time())
+    text = metrics.render(counts, time.time(), await st.store.count_watching())
     return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
 

@@ -47,6 +47,7 @@ from leadrelay.web.api import (
 from leadrelay.web.cors import Cors
 from leadrelay.web.http import INTERNAL_ERROR_BODY, JSON, error_response
 from leadrelay.web.lead_writer import LeadWriter
+from leadrelay.web.pusher_webhooks import pusher_webhooks
 from leadrelay.web.ratelimit import RateLimiter
 from leadrelay.web.state import AppState
 
@@ -131,6 +132,7 @@ ROUTES = [
     Route("/api/admin/settings/pusher/test", test_pusher_settings, methods=["POST"]),
     Route("/api/me", ops_api.me, methods=["GET"]),
     Route("/api/admin/providers", ops_api.admin_providers, methods=["GET"]),
+    Route("/pusher/webhooks", pusher_webhooks, methods=["POST"]),
     Route("/api/admin/outbox", ops_api.outbox_status, methods=["GET"]),
     Route("/api/admin/outbox/failed", ops_api.outbox_failed, methods=["GET"]),
     Route("/api/admin/outbox/retry", ops_api.outbox_retry, methods=["POST"]),

@@ -26,7 +26,8 @@ NOT_BLANK = rf"^[^\x00]*[^{SPACE}\x00][^\x00]*$"
 EMAIL = rf"^[^@{SPACE}\x00]+@[^@{SPACE}\x00]+\.[^@{SPACE}.\x00]+$"
 NO_SPACE = rf"^[^{SPACE}]*$"
 SOCKET_ID = r"^[0-9]+\.[0-9]+$"
-PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json")
+# signed another way (or not at all): no bearer token
+PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/pusher/webhooks")
 
 
 def _ref(name: str) -> Schema:
@@ -505,6 +506,20 @@ def _paths(settings: Settings) -> Schema:
             "get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "ok", **_json({"type": "object"})}},
+            }
+        },
+        "/pusher/webhooks": {
+            "post": {
+                "summary": "Pusher's channel webhooks (X-Pusher-Key, X-Pusher-Signature): "
+                "channel_occupied / channel_vacated of provider channels",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "200": {"description": "ok", **_json({"type": "object"})},
+                    **{
+                        str(code): {"description": "error", **_json(_ref("Error"))}
+                        for code in (400, 401, 413, 422, 503)
+                    },
+                },
             }
         },
     }

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leadrelay import outbox
+from leadrelay.accounts import list_providers
 from leadrelay.auth import require_admin
 from leadrelay.errors import NotFound, ValidationFailed
 from leadrelay.events import Broadcast
@@ -46,9 +47,9 @@ async def me(request: Request) -> Response:
 
 async def admin_providers(request: Request) -> Response:
     require_admin(await principal(request))
-    rows = await state(request).store.list_providers()
-    providers = [{"id": r["id"], "name": r["name"], "leads": r["leads"]} for r in rows]
-    return JSON({"providers": providers})
+    rows = await list_providers(state(request).store)
+    keys = ("id", "name", "leads", "watching", "last_seen")
+    return JSON({"providers": [{key: row[key] for key in keys} for row in rows]})
 
 
 async def outbox_status(request: Request) -> Response:

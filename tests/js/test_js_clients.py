@@ -10,14 +10,17 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from support.serve import Serve, cli, cli_json, point_at_soketi
-from support.soketi import Soketi
+from support.soketi import Soketi, free_port
+from support.subscriber import Subscriber
 from support.wire import Wire
 
 pytestmark = pytest.mark.soketi
@@ -85,6 +88,20 @@ def test_js_clients_echo_and_pusher_js_on_the_default_channels(default_daemon: S
     run_node(["echo.test.mjs", "echo-bearer.test.mjs"], context)
 
 
+def daemon_authorizer(serve: Serve, token: str) -> Any:
+    """Channel auth the way pusher-js gets it: from the daemon's /broadcasting/auth."""
+
+    def authorize(socket_id: str, channel: str) -> str:
+        data = {"socket_id": socket_id, "channel_name": channel}
+        response = httpx.post(
+            f"{serve.url}/broadcasting/auth", data=data, headers=serve.auth(token)
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["auth"])
+
+    return authorize
+
+
 def application_frames(wire: Wire, channel: str) -> list[dict[str, Any]]:
     return [f for f in wire.events() if f.get("channel") == channel]
 
@@ -145,3 +162,53 @@ def test_js_clients_no_personal_data_in_any_frame(tmp_path: Path, soketi: Soketi
             assert value not in seen
     finally:
         serve.kill()
+
+
+def test_js_clients_presence_from_real_soketi_webhooks(tmp_path: Path) -> None:
+    db = tmp_path / "presence.db"
+    serve = Serve(db)
+    serve.port = free_port()
+    hooks = [
+        {
+            "url": f"{serve.url}/pusher/webhooks",
+            "event_types": ["channel_occupied", "channel_vacated"],
+        }
+    ]
+    with Soketi(extra_env={"SOKETI_DEFAULT_APP_WEBHOOKS": json.dumps(hooks)}) as soketi:
+        serve.start()
+        try:
+            point_at_soketi(db, soketi)
+            context = context_for(serve)
+            run_node(["presence.test.mjs"], context)
+
+            # the CLI and the metric read the same record, with our own protocol client
+            authorize = daemon_authorizer(serve, context["providers"]["8"])
+            with Subscriber(soketi, ["private-provider.8"], authorizer=authorize):
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline:
+                    rows = {p["id"]: p for p in cli_json(db, "providers", "list")}
+                    if rows[8]["watching"]:
+                        break
+                    time.sleep(0.05)
+                assert rows[8]["watching"] is True
+                assert "watching now" in cli(db, "providers", "list").stdout
+                metrics = httpx.get(f"{serve.url}/metrics").text
+                assert "leadrelay_providers_watching 1" in metrics
+
+            # a webhook not signed with the app secret changes nothing
+            body = json.dumps(
+                {
+                    "time_ms": int(time.time() * 1000) + 60_000,
+                    "events": [{"name": "channel_occupied", "channel": "private-provider.7"}],
+                }
+            )
+            forged = httpx.post(
+                f"{serve.url}/pusher/webhooks",
+                content=body,
+                headers={"X-Pusher-Key": soketi.key, "X-Pusher-Signature": "0" * 64},
+            )
+            assert forged.status_code == 401
+            rows = {p["id"]: p for p in cli_json(db, "providers", "list")}
+            assert rows[7]["watching"] is False
+        finally:
+            serve.kill()
