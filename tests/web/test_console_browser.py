@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -287,3 +288,53 @@ def test_console_follows_encrypted_channels_without_personal_data(
         assert row(page, lead["id"]).locator("[data-field=name]").inner_text() == "Quiet Customer"
         page.click(".bell-button")
         assert "New lead Quiet Customer → Acme Plumbing" in notes(page)
+
+
+def test_console_outbox_panel_retries_a_dead_letter_and_an_erased_lead_reads_so(
+    daemon: Daemon, browser: Browser
+) -> None:
+    lead = daemon.post_lead("Soon Erased", daemon.bolt)
+    events = daemon.admin.get("/api/admin/events", params={"lead_id": lead["id"]}).json()
+    (event,) = events["events"]
+    wait_for(lambda: daemon.admin.get("/api/admin/outbox").json()["pending"] == 0, 5, "delivery")
+    with sqlite3.connect(daemon.serve.db) as conn:
+        conn.execute(
+            "UPDATE events SET state = 'dead', last_error = 'HTTP 413: too large' WHERE id = ?",
+            (event["id"],),
+        )
+    page = signed_in(browser, daemon, daemon.serve.admin_token or "")
+    dead = page.locator(f"[data-testid=dead-{event['id']}]")
+    dead.wait_for(timeout=3000)
+    assert "HTTP 413: too large" in dead.inner_text()
+    relay = page.locator("[data-testid=outbox-relay]").inner_text()
+    assert relay.startswith("relaying, held by serve pid"), relay
+    dead.get_by_role("button", name=f"Retry event {event['id']}").click()
+    dead.wait_for(state="detached", timeout=5000)
+    wait_for(lambda: daemon.admin.get("/api/admin/outbox").json()["dead"] == 0, 5, "the retry")
+    # erasure blanks the name: the row says so instead of showing nothing
+    assert daemon.admin.delete(f"/api/admin/leads/{lead['id']}").status_code == 200
+    page.reload()
+    name = row(page, lead["id"]).locator("[data-field=name]")
+    name.wait_for()
+    assert name.inner_text() == "(erased)"
+
+
+def test_console_says_when_the_relay_is_paused_and_why(
+    tmp_path: Path, soketi: Soketi, browser: Browser
+) -> None:
+    with start_daemon(tmp_path, soketi) as daemon:
+        page = signed_in(browser, daemon, daemon.serve.admin_token or "")
+        connection = page.locator("#connection")
+        assert connection.get_attribute("data-state") == "ok"
+        cli(daemon.serve.db, "pusher", "set", "--secret", "not-the-secret")
+        # the relay follows the change within a second or so: a lead sent before that still
+        # goes out, so keep sending until one meets the wrong secret
+        deadline = time.monotonic() + 30
+        while "relay paused:" not in connection.inner_text():
+            assert time.monotonic() < deadline, "the console never said the relay paused"
+            daemon.post_lead("Waits In The Outbox")
+            time.sleep(1.5)
+        assert connection.get_attribute("data-state") == "bad"
+        assert connection.inner_text().startswith("Connected · relay paused: ")
+        cli(daemon.serve.db, "pusher", "set", "--secret", soketi.secret)
+        wait_for(lambda: "relay paused" not in connection.inner_text(), 40, "the resumed relay")

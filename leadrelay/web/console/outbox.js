@@ -14,12 +14,16 @@ export function age(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** Who holds the relay and how it is doing, in words (the relay lease names the holder). */
 export function relayWords(status) {
-  if (!status.pusher_enabled) return "relaying is switched off (leadrelay pusher enable)";
-  if (status.relay_paused_reason) return `paused: ${status.relay_paused_reason}`;
-  const holder = status.relay_holder ? ` by ${status.relay_holder}` : "";
-  const since = status.relay_reported_at ? `, last report ${status.relay_reported_at}` : "";
-  return `running${holder}${since}`;
+  const lease = status.relay_lease || {};
+  const holder = status.relay_holder
+    ? `held by ${status.relay_holder}` +
+      (typeof lease.renewed_seconds_ago === "number" ? `, renewed ${lease.renewed_seconds_ago} s ago` : "")
+    : "no daemon holds the relay";
+  if (!status.pusher_enabled) return `relaying is switched off (leadrelay pusher enable); ${holder}`;
+  if (status.relay_paused_reason) return `paused: ${status.relay_paused_reason}; ${holder}`;
+  return status.relay_holder ? `relaying, ${holder}` : `${holder}: events wait in the outbox`;
 }
 
 export class OutboxPanel {
