@@ -116,6 +116,17 @@ function scheduleOutbox(delay) {
   session.outboxTimer = setTimeout(refreshOutbox, delay);
 }
 
+/** Who is watching changes on its own (Pusher's channel webhooks): read it with the outbox. */
+async function refreshPresence() {
+  if (!session || !session.table) return;
+  try {
+    const { providers } = await session.api.get("/api/admin/providers");
+    if (session && session.table) session.table.setPresence(providers);
+  } catch (failure) {
+    flash(`Who is watching could not be read: ${failure.message}`);
+  }
+}
+
 async function refreshOutbox() {
   if (!session || !session.outbox) return;
   try {
@@ -123,6 +134,7 @@ async function refreshOutbox() {
   } catch (failure) {
     flash(`The outbox could not be read: ${failure.message}`);
   }
+  await refreshPresence();
   if (!session) return;
   drawConnection();
   scheduleOutbox(OUTBOX_REFRESH_MS);

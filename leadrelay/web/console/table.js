@@ -26,6 +26,7 @@ export class LeadTable {
     this.role = role;
     this.statuses = statuses;
     this.providers = providers || new Map();
+    this.presence = new Map(); // provider id → {watching, last_seen} (admin)
     this.onChange = onChange;
     this.onError = onError || (() => {});
     this.filters = { status: "", provider_id: "" };
@@ -182,7 +183,10 @@ export class LeadTable {
       provider.addEventListener("change", () => {
         if (provider.value) this.change(lead.id, { provider_id: Number(provider.value) });
       });
-      providerCell.append(provider);
+      // who is watching (Pusher's channel webhooks): a dot beside the provider
+      const watching = el("span", "watching");
+      watching.dataset.field = "watching";
+      providerCell.append(provider, watching);
     } else {
       const text = el("span");
       text.dataset.field = "provider_name";
@@ -219,12 +223,38 @@ export class LeadTable {
         provider.append(new Option(this.providerName(lead.provider_id), value));
       }
       provider.value = value;
+      this.drawWatching(field("watching"), lead.provider_id);
     } else {
       field("provider_name").textContent = lead.provider_id === null ? "" : this.providerName(lead.provider_id);
     }
     const created = field("created_at");
     created.textContent = when(lead.created_at);
     created.title = lead.created_at;
+  }
+
+  /** The providers' presence from GET /api/admin/providers; redraws the dots in place. */
+  setPresence(providers) {
+    this.presence = new Map(providers.map((p) => [p.id, p]));
+    for (const [id, row] of this.rows) {
+      const lead = this.leads.find((item) => item.id === id);
+      const dot = row.querySelector('[data-field="watching"]');
+      if (lead && dot) this.drawWatching(dot, lead.provider_id);
+    }
+  }
+
+  drawWatching(dot, providerId) {
+    const seen = providerId === null ? undefined : this.presence.get(providerId);
+    const on = Boolean(seen && seen.watching);
+    dot.classList.toggle("on", on);
+    dot.hidden = !seen;
+    dot.textContent = on ? "●" : "○";
+    const label = on
+      ? "watching now"
+      : seen && seen.last_seen
+        ? `last seen ${when(seen.last_seen)}`
+        : "not seen watching";
+    dot.title = label;
+    dot.setAttribute("aria-label", label);
   }
 
   async change(leadId, change) {
