@@ -1,5 +1,5 @@
 """`python -m leadrelay` runs the CLI."""
 
-from leadrelay.cli.main import main
+from leadrelay.cli import run
 
-main()
+run()

@@ -31,6 +31,7 @@ FLOORS: list[tuple[str, ...]] = [
         "leadrelay.config",
         "leadrelay.logs",
         "leadrelay.metrics",
+        "leadrelay.children",
     ),
     ("leadrelay.store",),
     (

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from leadrelay import children
 from leadrelay.config import Settings
 from leadrelay.relay.wake import Waker, listen_for_wakes
 from leadrelay.store.sqlite import Store
@@ -82,7 +83,7 @@ class RelayRunner:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                self._child = subprocess.Popen(
+                self._child = children.start(
                     [
                         sys.executable,
                         "-m",
@@ -133,8 +134,8 @@ def _settings_json(runner: RelayRunner) -> dict[str, Any]:
 async def _child_main(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)  # what the daemon stops it with
+    children.listen_for_stop_signals(ignore=[signal.SIGINT])  # Ctrl-C is the daemon's to handle
     parent = os.getppid()
 
     async def watch_parent() -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import signal
 import socket
 import struct
 import subprocess
@@ -46,7 +45,7 @@ from typing import Any, cast
 
 import orjson
 
-from leadrelay import crm_status, leads
+from leadrelay import children, crm_status, leads
 from leadrelay.errors import ApiError, Unavailable, WriterUnavailable
 from leadrelay.store.sqlite import Store
 from leadrelay.web.http import INTERNAL_ERROR_BODY
@@ -135,7 +134,7 @@ class LeadWriter:
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._child = subprocess.Popen(
+            self._child = children.start(
                 [
                     sys.executable,
                     "-m",
@@ -377,9 +376,9 @@ def main() -> None:
 
     fd, db, log_level = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     setup_logging(log_level)
-    # the daemon's process group gets its SIGTERM too: stop only when the socket closes
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the daemon's process group gets its Ctrl-C and SIGTERM too: stop only when the
+    # socket closes
+    children.listen_for_stop_signals(ignore=children.STOP_SIGNALS)
     try:
         import uvloop
 
