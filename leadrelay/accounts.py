@@ -72,6 +72,14 @@ async def list_providers(store: Store) -> list[Row]:
     return [{**row, "watching": bool(row["watching"])} for row in rows]
 
 
+async def sync_presence(store: Store, occupied_channels: list[str], at_ms: int) -> int:
+    """Who is watching, from Pusher's list of the occupied channels (see Tx.sync_presence)."""
+    occupied = {events.provider_of_channel(channel) for channel in occupied_channels}
+    ids = {provider_id for provider_id in occupied if provider_id is not None}
+    at_iso = events.iso_time(at_ms / 1000)
+    return await store.write(lambda tx: tx.sync_presence(ids, at_ms, at_iso))
+
+
 async def record_presence(store: Store, channel: str, occupied: bool, at_ms: int) -> bool:
     """A provider channel's channel_occupied / channel_vacated webhook; False when the
     channel is no provider's, the provider is unknown, or a newer webhook came first."""

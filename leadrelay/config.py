@@ -91,6 +91,10 @@ class Settings:
     broadcast_personal_data: bool = field(
         default=True, metadata=_doc("false: broadcasts leave out the lead's name, email, phone")
     )
+    presence_sync_seconds: float = field(
+        default=60.0,
+        metadata=_doc("how often Pusher's occupied channels correct who is watching; 0: never"),
+    )
     cors_origins: tuple[str, ...] = field(
         default=(),
         metadata=_doc("origins whose pages may call /broadcasting/* and the provider/admin APIs"),
@@ -222,6 +226,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'write_timeout_seconds' must be more than 0")
     if settings.write_queue_limit < 1:
         raise ConfigError("setting 'write_queue_limit' must be at least 1")
+    if settings.presence_sync_seconds < 0:
+        raise ConfigError("setting 'presence_sync_seconds' must be 0 (off) or more")
     if settings.admin_channel not in ("admin", "private-admin"):
         raise ConfigError("setting 'admin_channel' must be 'admin' or 'private-admin'")
     if settings.max_body_bytes < 1024:

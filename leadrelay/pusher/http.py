@@ -305,8 +305,11 @@ class PusherClient:
         sealed = pusher_crypto.encrypt(item["channel"], item["data"], key)
         return {**item, "data": json.dumps(sealed, separators=(",", ":"))}
 
-    async def channels(self) -> dict[str, Any]:
-        return cast(dict[str, Any], await cast(Awaitable[Any], self._pusher.channels_info()))
+    async def channels(self, prefix: str | None = None) -> dict[str, Any]:
+        """The occupied channels (`{"channels": {name: {...}}}`), those starting with
+        `prefix` when given."""
+        info = self._pusher.channels_info(prefix_filter=prefix)
+        return cast(dict[str, Any], await cast(Awaitable[Any], info))
 
     async def aclose(self) -> None:
         await self._backend.aclose()

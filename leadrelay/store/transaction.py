@@ -209,6 +209,25 @@ class Tx:
         )
         return cur.rowcount > 0
 
+    def sync_presence(self, occupied: set[int], at_ms: int, at_iso: str) -> int:
+        """Pusher's own list of occupied provider channels, as of `at_ms`: correct the
+        providers it disagrees with (a webhook lost while the daemon was down); a webhook
+        newer than `at_ms` stands. Returns how many changed."""
+        rows = self.conn.execute(
+            "SELECT id, watching FROM providers WHERE presence_ms <= ?", (at_ms,)
+        ).fetchall()
+        changed = 0
+        for provider_id, watching in rows:
+            now = provider_id in occupied
+            if bool(watching) != now:
+                self.conn.execute(
+                    "UPDATE providers SET watching = ?, last_seen = ?, presence_ms = ? "
+                    "WHERE id = ?",
+                    (int(now), at_iso, at_ms, provider_id),
+                )
+                changed += 1
+        return changed
+
     def provider_exists(self, provider_id: int) -> bool:
         return self._one("SELECT 1 FROM providers WHERE id = ?", (provider_id,)) is not None
 

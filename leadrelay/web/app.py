@@ -47,6 +47,7 @@ from leadrelay.web.api import (
 from leadrelay.web.cors import Cors
 from leadrelay.web.http import INTERNAL_ERROR_BODY, JSON, error_response
 from leadrelay.web.lead_writer import LeadWriter
+from leadrelay.web.presence_sync import keep_presence_in_sync
 from leadrelay.web.pusher_webhooks import pusher_webhooks
 from leadrelay.web.ratelimit import RateLimiter
 from leadrelay.web.state import AppState
@@ -206,6 +207,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             )
             await app_state.lead_writer.start()
         housekeeping = asyncio.create_task(_housekeeping(settings))
+        presence = asyncio.create_task(keep_presence_in_sync(store, settings))
         runner = None
         if start_relay and settings.relay != "off":
             from leadrelay.relay.runner import RelayRunner
@@ -216,6 +218,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             yield
         finally:
             housekeeping.cancel()
+            presence.cancel()
             if app_state.lead_writer is not None:
                 await app_state.lead_writer.close()
             if runner is not None:
