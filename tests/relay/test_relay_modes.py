@@ -61,3 +61,37 @@ def test_relay_modes_encrypted_keeps_every_event_in_order(tmp_path: Path, soketi
             assert seqs[(admin, lead_id)] == list(range(1, walked + 1 + moved))
             assert seqs[(seven, lead_id)] == ([walked + 1] if moved else [])
         assert len(frames) == expected + 5
+
+
+def test_relay_modes_encrypted_without_a_key_pauses_and_sends_nothing(
+    tmp_path: Path, soketi: Soketi
+) -> None:
+    db = tmp_path / "nokey.db"
+    with Serve(db, env={"LEADRELAY_ENCRYPTED_CHANNELS": "true"}) as serve:
+        point_at_soketi(db, soketi)
+        with (
+            Wire(soketi, ["admin", "private-encrypted-admin"]) as wire,
+            httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=10) as client,
+        ):
+            lead = client.post("/api/leads", json={"name": "Held Back"}).json()
+            deadline = time.monotonic() + 10
+            ready: dict[str, object] = {}
+            while time.monotonic() < deadline:
+                ready = client.get("/readyz").json()
+                if "master key" in str(ready.get("problems")):
+                    break
+                time.sleep(0.1)
+            assert "--encryption-master-key" in str(ready["problems"]), ready
+            assert wire.events() == []  # nothing in clear, nothing at all
+
+            key = secrets.token_bytes(32)
+            master_key = base64.b64encode(key).decode() + "\n"
+            cli(db, "pusher", "set", "--encryption-master-key", "-", input=master_key)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not wire.events():
+                time.sleep(0.1)
+            [frame] = wire.events()
+            assert frame["channel"] == "private-encrypted-admin"
+            channel = "private-encrypted-admin"
+            data = decrypt_data(json.loads(str(frame["data"])), shared_secret(channel, key))
+            assert data["lead"]["id"] == lead["id"]
