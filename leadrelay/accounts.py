@@ -5,8 +5,7 @@ from __future__ import annotations
 from leadrelay import events
 from leadrelay.auth import hash_token, new_token, token_prefix
 from leadrelay.errors import Conflict, ValidationFailed
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row, Tx
+from leadrelay.store.base import Row, Store, Tx
 
 
 def _check_name(name: str) -> str:

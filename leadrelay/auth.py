@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from leadrelay.errors import Forbidden, Unauthorized
-from leadrelay.store.sqlite import Store
+from leadrelay.store.base import Store
 
 TOKEN_PREFIX = "lr_"
 # A cached token stays valid this long after it is revoked; the cache spares the

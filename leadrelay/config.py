@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from leadrelay.errors import ConfigError
 
@@ -18,6 +19,8 @@ DEFAULT_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
 ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?$")
 # list settings that may be empty (an empty `statuses` would leave no status for a new lead)
 _MAY_BE_EMPTY = ("cors_origins",)
+PG_SCHEMES = ("postgresql://", "postgres://")
+DB_ENV = "LEADRELAY_DB"  # also how the daemon hands its database to its child processes
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -28,7 +31,10 @@ def _doc(text: str) -> dict[str, str]:
 class Settings:
     """Every setting, its default and what it is for (leadrelay.toml mirrors this)."""
 
-    db: Path = field(default=Path("leadrelay.db"), metadata=_doc("SQLite database file"))
+    db: Path | str = field(
+        default=Path("leadrelay.db"),
+        metadata=_doc("SQLite database file, or a postgresql://user@host:5432/name URL"),
+    )
     host: str = field(default="127.0.0.1", metadata=_doc("address `serve` listens on"))
     port: int = field(default=8000, metadata=_doc("port `serve` listens on"))
     statuses: tuple[str, ...] = field(
@@ -118,10 +124,37 @@ class Settings:
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
 
 
+def is_postgres(db: object) -> bool:
+    """A `db` that names a PostgreSQL database (a URL) rather than a SQLite file."""
+    return isinstance(db, str) and db.startswith(PG_SCHEMES)
+
+
+def describe_db(db: Path | str) -> str:
+    """The `db` setting as it may be shown: a URL without its password."""
+    if not is_postgres(db):
+        return str(db)
+    parts = urlsplit(str(db))
+    if parts.password is None:
+        return str(db)
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolved_db(db: Path | str) -> str:
+    """The `db` setting as a child process is handed it: a URL, or an absolute path."""
+    return str(db) if is_postgres(db) else str(Path(db).resolve())
+
+
+def parse_db(text: str) -> Path | str:
+    return text if is_postgres(text) else Path(text)
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn a TOML, env or flag value into the type the field wants."""
     default = next(f.default for f in fields(Settings) if f.name == name)
     try:
+        if name == "db" and is_postgres(value):
+            return str(value)
         if isinstance(default, Path):
             return Path(str(value)).expanduser()
         if isinstance(default, tuple):
@@ -189,7 +222,8 @@ def load_settings(
     if path is not None:
         values.update(read_config_file(path))
         # a relative db path in the file is relative to the file, as users expect
-        if "db" in values and not Path(str(values["db"])).is_absolute():
+        db = values.get("db")
+        if db is not None and not is_postgres(db) and not Path(str(db)).is_absolute():
             values["db"] = path.parent / str(values["db"])
     for name in SETTING_NAMES:
         env_value = env.get(f"LEADRELAY_{name.upper()}")
@@ -200,7 +234,8 @@ def load_settings(
             values[name] = value
     settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
     # absolute from here on: every message names the file exactly, whatever the cwd
-    settings = settings.replace(db=settings.db.absolute())
+    if not is_postgres(settings.db):
+        settings = settings.replace(db=Path(settings.db).absolute())
     _check(settings)
     return settings
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from leadrelay import events, leads
 from leadrelay.errors import NotFound, ValidationFailed
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row, Tx
+from leadrelay.store.base import Row, Store, Tx
 
 STALE = "stale"  # older than the lead's last change from the CRM
 UNCHANGED = "unchanged"  # the lead already had that status (and provider)

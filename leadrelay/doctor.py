@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import stat
 import time
+from pathlib import Path
 from typing import Any
 
-from leadrelay.config import Settings
+from leadrelay.config import Settings, is_postgres
 from leadrelay.errors import LeadrelayError, PusherError
 from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
+from leadrelay.store import open_store
+from leadrelay.store.base import Store
 from leadrelay.store.schema import RELAY_STATE_KEY
-from leadrelay.store.sqlite import Store
 
 Check = dict[str, Any]
 
@@ -23,23 +25,24 @@ def _check(name: str, status: str, detail: str) -> Check:
 
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
-    path = settings.db
-    if not path.exists():
-        return [
-            _check(
-                "database",
-                "fail",
-                f"{path.absolute()} does not exist; create it with 'leadrelay init'",
-            )
-        ]
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    checks.append(
-        _check("database file", "ok", f"{path} is private (0600)")
-        if mode & 0o077 == 0
-        else _check("database file", "fail", f"{path} is mode {mode:o}; run 'chmod 600 {path}'")
-    )
+    if not is_postgres(settings.db):  # a SQLite file: it must exist and be private
+        path = Path(settings.db)
+        if not path.exists():
+            return [
+                _check(
+                    "database",
+                    "fail",
+                    f"{path.absolute()} does not exist; create it with 'leadrelay init'",
+                )
+            ]
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        checks.append(
+            _check("database file", "ok", f"{path} is private (0600)")
+            if mode & 0o077 == 0
+            else _check("database file", "fail", f"{path} is mode {mode:o}; run 'chmod 600 {path}'")
+        )
     try:
-        store = await Store.open(path)
+        store = await open_store(settings.db)
     except LeadrelayError as exc:
         return [*checks, _check("database", "fail", str(exc))]
     try:
@@ -54,9 +57,9 @@ async def run_checks(settings: Settings) -> list[Check]:
 
 
 async def _database(store: Store) -> Check:
-    row = await store.fetch_one("PRAGMA quick_check")
-    if row is None or next(iter(row.values())) != "ok":
-        return _check("database", "fail", f"integrity check failed: {row}; restore a backup")
+    problem = await store.integrity_problem()
+    if problem is not None:
+        return _check("database", "fail", f"{problem}; restore a backup")
     try:
         await store.check_writable()
     except LeadrelayError as exc:

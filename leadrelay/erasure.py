@@ -9,14 +9,11 @@ values are in neither the database file nor its -wal, nor in any backup made aft
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from leadrelay import events
 from leadrelay.errors import NotFound
-from leadrelay.store.connection import checkpoint_truncate
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row, Tx
+from leadrelay.store.base import Row, Store, Tx
 
 PERSONAL_FIELDS = ("name", "email", "phone", "notes", "source")
 
@@ -36,7 +33,7 @@ async def erase_lead(store: Store, lead_id: int) -> Row:
         return lead, rewritten
 
     lead, rewritten = await store.write(erase)
-    checkpointed = await asyncio.to_thread(checkpoint_truncate, store.path)
+    checkpointed = await store.scrub_freed()
     if not checkpointed:
         log.warning(
             "lead %d erased, but the WAL could not be emptied yet: the next checkpoint will",

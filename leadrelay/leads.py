@@ -10,9 +10,8 @@ from typing import Any
 from leadrelay import events
 from leadrelay.auth import Principal
 from leadrelay.errors import NotFound, ValidationFailed
+from leadrelay.store.base import Row, Store, Tx
 from leadrelay.store.schema import MAX_ID
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # field: (max length, required)

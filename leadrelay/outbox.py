@@ -9,9 +9,8 @@ from typing import Any
 from leadrelay.errors import NotFound
 from leadrelay.events import iso_time
 from leadrelay.pusher import config as pusher_config
+from leadrelay.store.base import Row, Store
 from leadrelay.store.schema import RELAY_STATE_KEY
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row
 
 # the lease the relay that sends holds (relay/lease.py)
 RELAY_LEASE = "relay"

@@ -13,9 +13,10 @@ import pytest
 from leadrelay import events
 from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
+from leadrelay.store import open_store
+from leadrelay.store.base import Tx
 from leadrelay.store.schema import MIGRATIONS
 from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Tx
 from support.contract import LEAD_KEYS
 
 
@@ -79,12 +80,13 @@ async def test_store_creates_private_file_and_records_migrations(tmp_path: Path)
 
 
 @pytest.mark.anyio
+@pytest.mark.both_backends
 @pytest.mark.parametrize("on_loop", [False, True], ids=["thread", "on_loop"])
 async def test_store_group_commit_shares_transactions_and_isolates_failures(
-    tmp_path: Path, on_loop: bool
+    db: Path | str, on_loop: bool
 ) -> None:
     # on_loop: the lead writer's and the relay's store, every call on the loop's thread
-    store = await Store.open(tmp_path / "g.db", on_loop=on_loop)
+    store = await open_store(db, on_loop=on_loop)
     commits: list[int] = []
     store.commit_listeners.append(commits.append)
 

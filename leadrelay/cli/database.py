@@ -22,6 +22,7 @@ from leadrelay.cli.support import (
     settings_for,
     show,
 )
+from leadrelay.config import describe_db, is_postgres
 
 db_app = command_group("The database: online backups and retention.")
 
@@ -29,21 +30,22 @@ db_app = command_group("The database: online backups and retention.")
 def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Create the database (mode 0600) and print the first admin token, once."""
     from leadrelay import accounts
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store import open_store as open_database
 
     settings = settings_for(db, config)
-    path = settings.db.absolute()
-    if path.exists():
-        result: dict[str, Any] = {"db": str(path), "created": False, "token": None}
+    postgres = is_postgres(settings.db)
+    shown = describe_db(settings.db)
+    if not postgres and Path(settings.db).exists():
+        result: dict[str, Any] = {"db": shown, "created": False, "token": None}
         if as_json:
             print_json(result)
         else:
-            say(f"a database already exists at {path}; nothing to do")
+            say(f"a database already exists at {shown}; nothing to do")
             say("a new admin token, if you need one: leadrelay tokens create --admin")
         return
 
     async def create() -> str | None:
-        store = await Store.open(path)
+        store = await open_database(settings.db)  # on PostgreSQL: migrated, if it was not
         try:
             return await accounts.create_admin_token(store, only_if_none=True)
         finally:
@@ -51,9 +53,12 @@ def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption =
 
     token = run(create())
     if as_json:
-        print_json({"db": str(path), "created": True, "token": token})
+        print_json({"db": shown, "created": token is not None or not postgres, "token": token})
         return
-    say(f"created the database {path} (mode 0600)")
+    if postgres and token is None:
+        say(f"the database {shown} already has an admin token; nothing to do")
+        return
+    say(f"created the database {shown}" + ("" if postgres else " (mode 0600)"))
     print_fields({"admin token": token})
     say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
     say("next: leadrelay pusher set …, leadrelay providers add NAME, leadrelay serve")
@@ -69,11 +74,18 @@ def db_backup(
     from leadrelay.store.backup import backup
 
     settings = settings_for(db)
-    if not settings.db.exists():
-        fail(missing_database(settings.db), 2)
+    if is_postgres(settings.db):
+        fail(
+            "db backup copies a SQLite file; for PostgreSQL use pg_dump or your platform's "
+            "backups (not supported on PostgreSQL)",
+            2,
+        )
+    source = Path(settings.db)
+    if not source.exists():
+        fail(missing_database(source), 2)
     if path.exists():
         fail(f"{path.absolute()} already exists; give a new file name (backups never overwrite)")
-    result = run(_backup(backup, settings.db, path))
+    result = run(_backup(backup, source, path))
     show(result, as_json, _say_backup)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -245,7 +244,7 @@ def leads_erase(
         say("[yellow]the WAL could not be emptied yet; the next checkpoint will finish it[/]")
 
 
-def _change(lead: int | str, body: dict[str, Any], db: Path | None, as_json: bool) -> None:
+def _change(lead: int | str, body: dict[str, Any], db: str | None, as_json: bool) -> None:
     """Change the lead with id `lead`, or with external_id `lead` when it is text."""
     from leadrelay import leads
     from leadrelay.auth import ADMIN

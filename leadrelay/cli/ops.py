@@ -29,7 +29,7 @@ outbox_app = command_group("The events waiting for, or given up by, the relay.")
 webhooks_app = command_group("Standard Webhooks signing for CRMs.")
 
 
-def _update_pusher(db: Path | None, data: dict[str, Any], as_json: bool) -> None:
+def _update_pusher(db: str | None, data: dict[str, Any], as_json: bool) -> None:
     from leadrelay.pusher import config as pusher_config
 
     settings = settings_for(db)

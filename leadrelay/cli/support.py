@@ -12,23 +12,26 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from leadrelay.config import Settings, load_settings
+from leadrelay.config import Settings, describe_db, is_postgres, load_settings
 from leadrelay.errors import LeadrelayError, Unavailable
 
 if TYPE_CHECKING:
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store.base import Store
 
 T = TypeVar("T")
 
 # `leadrelay --db PATH <command>`: the root callback records it here for every command that
 # is not given a --db of its own (a command's own --db wins)
-_ROOT_DB: ContextVar[Path | None] = ContextVar("leadrelay_root_db", default=None)
+_ROOT_DB: ContextVar[Path | str | None] = ContextVar("leadrelay_root_db", default=None)
 
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="SQLite database file [env: LEADRELAY_DB; default: from leadrelay.toml]",
+        help=(
+            "SQLite database file, or postgresql://user@host:5432/name "
+            "[env: LEADRELAY_DB; default: from leadrelay.toml]"
+        ),
         show_default=False,
     ),
 ]
@@ -53,11 +56,11 @@ def command_group(help_text: str, **options: Any) -> typer.Typer:
     )
 
 
-def set_root_db(db: Path | None) -> None:
+def set_root_db(db: Path | str | None) -> None:
     _ROOT_DB.set(db)
 
 
-def settings_for(db: Path | None, config: Path | None = None, **flags: Any) -> Settings:
+def settings_for(db: Path | str | None, config: Path | None = None, **flags: Any) -> Settings:
     try:
         return load_settings({"db": db or _ROOT_DB.get(), **flags}, config_file=config)
     except LeadrelayError as exc:
@@ -90,12 +93,12 @@ def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The database, with commits waking a running relay at once."""
     from leadrelay.relay.wake import Waker
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store import open_store as open_database
 
-    if not settings.db.exists():
-        fail(missing_database(settings.db), 2)
+    if not is_postgres(settings.db) and not Path(settings.db).exists():
+        fail(missing_database(Path(settings.db)), 2)
     try:
-        store = await Store.open(settings.db)
+        store = await open_database(settings.db)
     except Unavailable as exc:
         raise _at_path(exc, settings.db) from None
     waker = Waker(settings.db)
@@ -116,11 +119,12 @@ def missing_database(path: Path) -> str:
     )
 
 
-def _at_path(exc: Unavailable, db: Path) -> Unavailable:
-    """A database error names the file it is about (people run several)."""
-    if str(db) in str(exc):
+def _at_path(exc: Unavailable, db: Path | str) -> Unavailable:
+    """A database error names the file (or database) it is about (people run several)."""
+    shown = describe_db(db)
+    if shown in str(exc):
         return exc
-    return Unavailable(f"{db}: {exc}", code=exc.code)
+    return Unavailable(f"{shown}: {exc}", code=exc.code)
 
 
 def print_json(data: Any) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 from leadrelay import events
 from leadrelay.errors import ValidationFailed
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Tx
+from leadrelay.store.base import Store, Tx
 
 SETTING_KEY = "pusher"
 CLUSTER = re.compile(r"^[a-z0-9-]{1,40}$")

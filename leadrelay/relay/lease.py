@@ -21,7 +21,7 @@ from typing import Any
 
 from leadrelay.outbox import RELAY_LEASE as LEASE_NAME
 from leadrelay.outbox import describe_lease as describe
-from leadrelay.store.sqlite import Store
+from leadrelay.store.base import Store
 
 log = logging.getLogger("leadrelay.relay")
 

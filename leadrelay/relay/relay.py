@@ -24,9 +24,8 @@ from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
+from leadrelay.store.base import Row, Store
 from leadrelay.store.schema import RELAY_STATE_KEY
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Row
 
 log = logging.getLogger("leadrelay.relay")
 

@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from leadrelay import children
-from leadrelay.config import Settings
+from leadrelay.config import DB_ENV, Settings, parse_db, resolved_db
 from leadrelay.relay.wake import Waker, listen_for_wakes
-from leadrelay.store.sqlite import Store
+from leadrelay.store import open_store
+from leadrelay.store.base import Store
 
 log = logging.getLogger("leadrelay.relay")
 
@@ -90,6 +90,7 @@ class RelayRunner:
                         "leadrelay.relay.runner",
                         json.dumps(_settings_json(self)),
                     ],
+                    env={**os.environ, DB_ENV: resolved_db(self.settings.db)},
                     stdin=subprocess.DEVNULL,
                 )
             except OSError as exc:  # out of processes or memory, for a while
@@ -127,7 +128,7 @@ class RelayRunner:
 
 def _settings_json(runner: RelayRunner) -> dict[str, Any]:
     data = asdict(runner.settings)
-    data["db"] = str(Path(runner.settings.db).resolve())
+    del data["db"]  # in the environment (a URL may hold a password)
     return data
 
 
@@ -145,7 +146,7 @@ async def _child_main(settings: Settings) -> None:
         stop.set()
 
     watcher = asyncio.create_task(watch_parent())
-    store = await Store.open(settings.db, durable=False, on_loop=True)
+    store = await open_store(settings.db, durable=False, on_loop=True)
     try:
         await run_relay(settings, store, stop, serve_pid=parent)
     finally:
@@ -157,7 +158,7 @@ def main() -> None:
     from leadrelay.logs import setup_logging
 
     data = json.loads(sys.argv[1])
-    data["db"] = Path(data["db"])
+    data["db"] = parse_db(os.environ[DB_ENV])
     data["statuses"] = tuple(data["statuses"])
     settings = Settings(**data)
     setup_logging(settings.log_level)

@@ -13,19 +13,21 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from leadrelay.config import describe_db, resolved_db
+
 log = logging.getLogger("leadrelay.relay")
 
 
-def wake_address(db: Path) -> str:
+def wake_address(db: Path | str) -> str:
     """An abstract unix socket name (no file to clean up), one per database."""
-    digest = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:24]
+    digest = hashlib.sha256(resolved_db(db).encode()).hexdigest()[:24]
     return f"\0leadrelay-relay-{digest}"
 
 
 class Waker:
     """Sends "events were committed" to whichever relay serves this database."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | str) -> None:
         self.address = wake_address(db)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
@@ -40,7 +42,7 @@ class Waker:
         self._sock.close()
 
 
-def listen_for_wakes(db: Path, on_wake: Any, *, quiet: bool = False) -> socket.socket | None:
+def listen_for_wakes(db: Path | str, on_wake: Any, *, quiet: bool = False) -> socket.socket | None:
     """Bind the relay's wake socket and call `on_wake` on each datagram (None when another
     relay has it)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -49,7 +51,9 @@ def listen_for_wakes(db: Path, on_wake: Any, *, quiet: bool = False) -> socket.s
         sock.bind(wake_address(db))
     except OSError:
         if not quiet:
-            log.info("another relay has the wake socket of %s; polling until it goes", db)
+            log.info(
+                "another relay has the wake socket of %s; polling until it goes", describe_db(db)
+            )
         sock.close()
         return None
 

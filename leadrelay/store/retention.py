@@ -21,13 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leadrelay.config import is_postgres
 from leadrelay.errors import CursorExpired
 from leadrelay.store.connection import connect, translate
 from leadrelay.store.schema import RETENTION_KEY
 
 if TYPE_CHECKING:
     from leadrelay.config import Settings
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store.base import Store
 
 BATCH = 500  # rows a transaction: a few milliseconds of holding the write lock
 PAUSE_SECONDS = 0.02  # between two batches, for the intake's writers
@@ -57,7 +58,7 @@ class Pruned:
 
 
 def prune(
-    path: Path,
+    path: Path | str,
     policy: Policy,
     *,
     now: float | None = None,
@@ -69,8 +70,21 @@ def prune(
     """Delete (or with `dry_run` only count) what the policy no longer keeps."""
     now = time.time() if now is None else now
     pruned = Pruned()
+    if is_postgres(path):
+        from leadrelay.store import pg_retention
+
+        return pg_retention.prune(
+            str(path),
+            policy,
+            pruned,
+            now=now,
+            dry_run=dry_run,
+            pause=pause,
+            batch=batch,
+            stop=stop,
+        )
     try:
-        conn = connect(path, durable=True)
+        conn = connect(Path(path), durable=True)
     except sqlite3.Error as exc:
         raise translate(exc) from None
     try:

@@ -24,15 +24,17 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
-from leadrelay.store.connection import connect, create_private, migrate, translate
-from leadrelay.store.transaction import (
-    BY_EXTERNAL_ID,
-    EVENT_COLUMNS,
-    LEAD_COLUMNS,
-    Row,
-    Tx,
-    key_row,
+from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row
+from leadrelay.store.batching import Callback as _Callback
+from leadrelay.store.batching import Job as _Job
+from leadrelay.store.connection import (
+    checkpoint_truncate,
+    connect,
+    create_private,
+    migrate,
+    translate,
 )
+from leadrelay.store.transaction import BY_EXTERNAL_ID, Tx, key_row
 
 T = TypeVar("T")
 
@@ -40,46 +42,11 @@ MAX_BATCH = 512
 BUSY_TIMEOUT_SECONDS = 5.0
 
 
-class _Callback:
-    """A job's answer for a caller that is not a coroutine (see `Store.submit`)."""
-
-    __slots__ = ("_fn", "_called")
-
-    def __init__(self, fn: Callable[[Any, BaseException | None], None]) -> None:
-        self._fn = fn
-        self._called = False
-
-    def done(self) -> bool:
-        return self._called
-
-    def set_result(self, result: Any) -> None:
-        self._call(result, None)
-
-    def set_exception(self, error: BaseException) -> None:
-        self._call(None, error)
-
-    def _call(self, result: Any, error: BaseException | None) -> None:
-        self._called = True
-        try:
-            self._fn(result, error)
-        except Exception as exc:  # the caller's bug must not stop the writer
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "a write's callback failed", "exception": exc}
-            )
-
-
-@dataclass(slots=True)
-class _Job:
-    fn: Callable[[Tx], Any]
-    future: asyncio.Future[Any] | _Callback
-    result: Any = None
-    error: BaseException | None = None
-
-
 @dataclass
 class Store:
     """An open database: one writer thread, one aiosqlite reader."""
 
+    backend = "sqlite"
     path: Path
     reader: aiosqlite.Connection
     _writer: sqlite3.Connection
@@ -484,6 +451,15 @@ class Store:
             "OR (state = 'delivered' AND delivered_at IS NULL) "
             "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
         )
+
+    async def integrity_problem(self) -> str | None:
+        row = await self.fetch_one("PRAGMA quick_check")
+        result = None if row is None else next(iter(row.values()))
+        return None if result == "ok" else f"integrity check failed: {result}"
+
+    async def scrub_freed(self) -> bool:
+        """A TRUNCATE checkpoint empties the WAL (secure_delete zeroed the pages)."""
+        return await asyncio.to_thread(checkpoint_truncate, self.path)
 
     async def check_writable(self) -> None:
         """Raise Unavailable unless a write transaction can be opened and committed."""

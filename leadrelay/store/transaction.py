@@ -10,28 +10,16 @@ from typing import Any
 import orjson
 
 from leadrelay.events import iso_time
+from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
 
-Row = dict[str, Any]
+__all__ = ["BY_EXTERNAL_ID", "EVENT_COLUMNS", "LEAD_COLUMNS", "Row", "Tx", "key_row"]
 
-LEAD_COLUMNS = (
-    "id, name, email, phone, status, provider_id, source, notes, external_id, "
-    "created_at, updated_at, last_seq, erased_at, crm_changed_at"
-)
 # the lead that owns an external_id: its duplicates from before it was unique have
 # external_id_dup set (see schema.py)
 BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = ? AND external_id_dup = 0"
-EVENT_COLUMNS = (
-    "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "
-    "attempts, next_attempt_at, last_error, created_at, delivered_at"
-)
 
 
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
-
-
-def key_row(row: Row) -> tuple[int, Row | None]:
-    outcome = row["outcome"]
-    return int(row["lead_id"]), None if outcome is None else json.loads(outcome)
 
 
 class Tx:

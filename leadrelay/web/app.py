@@ -21,8 +21,7 @@ from leadrelay.auth import Authenticator
 from leadrelay.config import Settings
 from leadrelay.errors import ApiError
 from leadrelay.pusher import config as pusher_config
-from leadrelay.store import retention
-from leadrelay.store.sqlite import Store
+from leadrelay.store import open_store, retention
 from leadrelay.web import console, intake, ops_api, status_intake
 from leadrelay.web.api import (
     admin_change_lead,
@@ -189,7 +188,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await Store.open(settings.db)
+        store = await open_store(settings.db)
         await pusher_config.seed_from_env(store, os.environ)
         app_state = AppState(
             settings=settings,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import socket
 import struct
 import subprocess
@@ -46,8 +47,9 @@ from typing import Any, cast
 import orjson
 
 from leadrelay import children, crm_status, leads
+from leadrelay.config import DB_ENV, parse_db, resolved_db
 from leadrelay.errors import ApiError, Unavailable, WriterUnavailable
-from leadrelay.store.sqlite import Store
+from leadrelay.store import open_store
 from leadrelay.web.http import INTERNAL_ERROR_BODY
 
 log = logging.getLogger("leadrelay.writer")
@@ -109,7 +111,7 @@ class LeadWriter:
 
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         log_level: str = "info",
         *,
         timeout: float = 5.0,
@@ -140,9 +142,11 @@ class LeadWriter:
                     "-m",
                     "leadrelay.web.lead_writer",
                     str(theirs.fileno()),
-                    str(Path(self.db).resolve()),
                     self.log_level,
                 ],
+                # the database in the environment, not the command line: a URL may hold a
+                # password, and every user can read a process's arguments
+                env={**os.environ, DB_ENV: resolved_db(self.db)},
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -292,10 +296,10 @@ class LeadWriter:
 # --- the writer process --------------------------------------------------------------------
 
 
-async def _serve(fd: int, db: Path) -> None:
+async def _serve(fd: int, db: Path | str) -> None:
     from leadrelay.relay.wake import Waker
 
-    store = await Store.open(db, on_loop=True)
+    store = await open_store(db, on_loop=True)
     waker = Waker(db)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -374,7 +378,8 @@ async def _serve(fd: int, db: Path) -> None:
 def main() -> None:
     from leadrelay.logs import setup_logging
 
-    fd, db, log_level = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    fd, log_level = int(sys.argv[1]), sys.argv[2]
+    db = parse_db(os.environ[DB_ENV])
     setup_logging(log_level)
     # the daemon's process group gets its Ctrl-C and SIGTERM too: stop only when the
     # socket closes

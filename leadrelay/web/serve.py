@@ -27,9 +27,9 @@ from leadrelay.logs import setup_logging
 async def first_start(settings: Settings) -> str | None:
     """Open (and so create) the database; make an admin token if there is none yet."""
     from leadrelay import accounts
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store import open_store
 
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         return await accounts.create_admin_token(store, only_if_none=True)
     finally:

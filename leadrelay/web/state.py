@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from leadrelay.auth import Authenticator, Principal
 from leadrelay.config import Settings
-from leadrelay.store.sqlite import Store
+from leadrelay.store.base import Store
 from leadrelay.web.http import socket_id
 from leadrelay.web.lead_writer import LeadWriter
 from leadrelay.web.ratelimit import RateLimiter

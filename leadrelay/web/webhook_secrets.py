@@ -17,8 +17,7 @@ from typing import Any
 from leadrelay import events
 from leadrelay.config import Settings
 from leadrelay.errors import Unauthorized
-from leadrelay.store.sqlite import Store
-from leadrelay.store.transaction import Tx
+from leadrelay.store.base import Store, Tx
 from leadrelay.web import webhooks
 
 SETTING_KEY = "webhook_secrets"

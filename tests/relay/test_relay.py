@@ -15,12 +15,11 @@ from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi
 from support.subscriber import Received, Subscriber
 
-pytestmark = pytest.mark.soketi
+pytestmark = [pytest.mark.soketi, pytest.mark.both_backends]
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, soketi: Soketi) -> Iterator[Serve]:
-    db = tmp_path / "relay.db"
+def daemon(db: Path | str, soketi: Soketi) -> Iterator[Serve]:
     with Serve(db) as serve:
         point_at_soketi(db, soketi)
         yield serve

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from leadrelay import accounts
 from leadrelay.config import Settings
-from leadrelay.store.sqlite import Store
+from leadrelay.store.base import Store
 from leadrelay.web.app import create_app
 from leadrelay.web.state import AppState
 

@@ -22,7 +22,7 @@ TOKEN = re.compile(r"lr_[A-Za-z0-9_-]+")
 
 
 def cli(
-    db: Path,
+    db: Path | str,
     *args: str,
     check: bool = True,
     env: dict[str, str] | None = None,
@@ -46,12 +46,12 @@ def cli(
     return result
 
 
-def cli_json(db: Path, *args: str) -> Any:
+def cli_json(db: Path | str, *args: str) -> Any:
     return json.loads(cli(db, *args, "--json").stdout)
 
 
 def point_at_soketi(
-    db: Path,
+    db: Path | str,
     soketi: Soketi,
     *,
     enable: bool = True,
@@ -86,7 +86,7 @@ class Serve:
     """`leadrelay serve` in its own process group; the admin token it printed on first start."""
 
     def __init__(
-        self, db: Path, *, env: dict[str, str] | None = None, relay: str = "process"
+        self, db: Path | str, *, env: dict[str, str] | None = None, relay: str = "process"
     ) -> None:
         self.db = db
         self.port = 0

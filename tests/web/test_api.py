@@ -13,7 +13,7 @@ from leadrelay.config import Settings
 from support.app import InProcess, running_app
 from support.contract import LEAD_KEYS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 async def count(lr: InProcess, table: str) -> int:

@@ -29,7 +29,7 @@ from leadrelay.web.webhooks import generate_secret, sign_headers
 from support.app import InProcess, running_app
 from support.serve import Serve, cli_json
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 COPIES = 50
 BODY = json.dumps({"name": "Ada Lovelace", "email": "ada@example.com", "source": "crm"}).encode()

@@ -18,7 +18,7 @@ from leadrelay.store import retention
 if TYPE_CHECKING:
     import httpx
 
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store.base import Store
 
 Cursor = int | str  # an events row id, or an event_id (UUID) that the source resolves
 

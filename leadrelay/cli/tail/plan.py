@@ -24,7 +24,7 @@ from leadrelay.pusher.protocol import private_channel_auth, ws_url
 if TYPE_CHECKING:
     import httpx
 
-    from leadrelay.store.sqlite import Store
+    from leadrelay.store.base import Store
 
 Auth = Callable[[str, str], Awaitable[str]]  # (socket_id, channel) → Pusher `auth`
 

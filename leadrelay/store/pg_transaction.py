@@ -1,0 +1,269 @@
+"""The write side's SQL on PostgreSQL: a `Tx` is one group-commit transaction (psycopg 3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import psycopg
+
+from leadrelay.events import iso_time
+from leadrelay.store.base import LEAD_COLUMNS, Row, key_row
+
+# the lead that owns an external_id (its duplicates from before it was unique, on a
+# database copied from SQLite, have external_id_dup set)
+BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = %s AND external_id_dup = 0"
+
+_BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
+
+
+class Tx:
+    """One transaction on the writer's connection.  Its methods are the write-side SQL."""
+
+    def __init__(self, conn: psycopg.Connection[Row], now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.now_iso = iso_time(now)
+        self.events_written = 0
+        self.writes = 0  # statements that changed something: a failed job after one aborts
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        return self.conn.execute(sql, tuple(params)).fetchone()
+
+    def _change(self, sql: str, params: Iterable[Any] = ()) -> int:
+        self.writes += 1
+        return self.conn.execute(sql, tuple(params)).rowcount
+
+    def _returning_id(self, sql: str, params: Iterable[Any]) -> int:
+        self.writes += 1
+        row = self.conn.execute(sql, tuple(params)).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    def _follow_sequence(self, table: str) -> None:
+        """After a row with an explicit id: the identity continues past the largest id."""
+        self.conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        )
+
+    # leads -------------------------------------------------------------------
+    def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
+        return self._returning_id(
+            "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
+            "external_id, created_at, updated_at, last_seq) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+            (
+                lead["name"],
+                lead.get("email"),
+                lead.get("phone"),
+                lead["status"],
+                lead.get("provider_id"),
+                lead.get("source"),
+                lead.get("notes"),
+                lead.get("external_id"),
+                lead["created_at"],
+                lead["updated_at"],
+                last_seq,
+            ),
+        )
+
+    def get_lead(self, lead_id: int) -> Row | None:
+        return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,))
+
+    def lead_by_external_id(self, external_id: str) -> Row | None:
+        return self._one(BY_EXTERNAL_ID, (external_id,))
+
+    def update_lead(self, lead_id: int, changes: Row) -> None:
+        columns = ", ".join(f"{name} = %s" for name in changes)
+        self._change(f"UPDATE leads SET {columns} WHERE id = %s", (*changes.values(), lead_id))
+
+    def next_seq(self, lead_id: int) -> int:
+        self.writes += 1
+        row = self._one(
+            "UPDATE leads SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
+            (lead_id,),
+        )
+        assert row is not None
+        return int(row["last_seq"])
+
+    def claim_idempotency_key(self, key: str, lead_id: int, outcome: Row | None = None) -> bool:
+        """Record key → lead (and what a status change answered); False when the key was
+        there first (the primary key decides, across daemons too: the second insert waits
+        for the first's commit)."""
+        return (
+            self._change(
+                "INSERT INTO idempotency_keys (key, lead_id, created_at, outcome) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, lead_id, self.now, None if outcome is None else json.dumps(outcome)),
+            )
+            == 1
+        )
+
+    def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
+        row = self._one("SELECT lead_id, outcome FROM idempotency_keys WHERE key = %s", (key,))
+        return None if row is None else key_row(row)
+
+    def lead_for_key(self, key: str) -> int | None:
+        row = self._one("SELECT lead_id FROM idempotency_keys WHERE key = %s", (key,))
+        return None if row is None else int(row["lead_id"])
+
+    def forget_keys_before(self, cutoff: float) -> int:
+        return self._change("DELETE FROM idempotency_keys WHERE created_at < %s", (cutoff,))
+
+    def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
+        """Blank the lead's personal `fields` in its row and in every stored event payload;
+        return how many events were rewritten (the name becomes "", the others NULL)."""
+        blanks = ", ".join(f"{name} = {_BLANK.get(name, 'NULL')}" for name in fields)
+        self._change(
+            f"UPDATE leads SET {blanks}, erased_at = coalesce(erased_at, %s), updated_at = %s "
+            "WHERE id = %s",
+            (self.now_iso, self.now_iso, lead_id),
+        )
+        rows = self.conn.execute(
+            "SELECT id, payload FROM events WHERE lead_id = %s", (lead_id,)
+        ).fetchall()
+        for row in rows:
+            data = orjson.loads(row["payload"])
+            lead = data.get("lead")
+            if isinstance(lead, dict):
+                for name in fields:
+                    if name in lead:
+                        lead[name] = "" if name == "name" else None
+            self._change(
+                "UPDATE events SET payload = %s WHERE id = %s",
+                (orjson.dumps(data).decode(), row["id"]),
+            )
+        return len(rows)
+
+    # events ------------------------------------------------------------------
+    def insert_event(self, event: Row) -> None:
+        self._change(
+            "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
+            "socket_id, next_attempt_at, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (
+                event["event_id"],
+                event["lead_id"],
+                event["seq"],
+                event["type"],
+                orjson.dumps(event["channels"]).decode(),
+                event["provider_id"],
+                event["payload"],
+                event.get("socket_id"),
+                self.now,
+                self.now,
+            ),
+        )
+        self.events_written += 1
+
+    def mark_delivered(self, ids: list[int]) -> None:
+        self._change(
+            "UPDATE events SET state = 'delivered', delivered_at = %s, attempts = attempts + 1, "
+            "last_error = NULL, lease_owner = NULL, lease_until = NULL "
+            "WHERE id = ANY(%s) AND state = 'pending'",
+            (self.now, ids),
+        )
+
+    def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
+        self._change(
+            "UPDATE events SET attempts = attempts + 1, next_attempt_at = %s, last_error = %s, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = ANY(%s) AND state = 'pending'",
+            (next_attempt_at, error, ids),
+        )
+
+    def mark_dead(self, ids: list[int], error: str) -> None:
+        self._change(
+            "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = %s, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = ANY(%s) AND state = 'pending'",
+            (error, ids),
+        )
+
+    def retry_dead(self, event_id: int | None) -> int:
+        sql = "UPDATE events SET state = 'pending', next_attempt_at = %s WHERE state = 'dead'"
+        params: tuple[Any, ...] = (self.now,)
+        if event_id is not None:
+            sql += " AND id = %s"
+            params += (event_id,)
+        return self._change(sql, params)
+
+    # providers, tokens, settings ---------------------------------------------
+    def insert_provider(self, name: str, provider_id: int | None, created_at: str) -> int:
+        if provider_id is None:
+            return self._returning_id(
+                "INSERT INTO providers (name, created_at) VALUES (%s, %s) RETURNING id",
+                (name, created_at),
+            )
+        new_id = self._returning_id(
+            "INSERT INTO providers (id, name, created_at) VALUES (%s, %s, %s) RETURNING id",
+            (provider_id, name, created_at),
+        )
+        self._follow_sequence("providers")
+        return new_id
+
+    def set_presence(self, provider_id: int, watching: bool, at_ms: int, at_iso: str) -> bool:
+        return (
+            self._change(
+                "UPDATE providers SET watching = %s, last_seen = %s, presence_ms = %s "
+                "WHERE id = %s AND presence_ms <= %s",
+                (int(watching), at_iso, at_ms, provider_id, at_ms),
+            )
+            > 0
+        )
+
+    def provider_exists(self, provider_id: int) -> bool:
+        return self._one("SELECT 1 FROM providers WHERE id = %s", (provider_id,)) is not None
+
+    def insert_token(
+        self, token_hash: str, prefix: str, role: str, provider_id: int | None, created_at: str
+    ) -> int:
+        return self._returning_id(
+            "INSERT INTO tokens (token_hash, prefix, role, provider_id, created_at) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (token_hash, prefix, role, provider_id, created_at),
+        )
+
+    def revoke_token(self, prefix: str, revoked_at: str) -> int:
+        return self._change(
+            "UPDATE tokens SET revoked_at = %s WHERE prefix = %s AND revoked_at IS NULL",
+            (revoked_at, prefix),
+        )
+
+    def count_admin_tokens(self) -> int:
+        row = self._one(
+            "SELECT count(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL"
+        )
+        return int(row["n"]) if row else 0
+
+    def take_lease(self, name: str, owner: str, info: Row, ttl: float) -> bool:
+        """Take or renew the lease `name` for `owner` until now + `ttl`: granted when nobody
+        holds it, when `owner` already does, or when the holder's has expired.  One
+        statement: the row's lock decides between daemons asking at once."""
+        row = self._one(
+            "INSERT INTO leases (name, owner, info, acquired_at, renewed_at, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+            "owner = excluded.owner, info = excluded.info, "
+            "acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at "
+            "ELSE excluded.acquired_at END, "
+            "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at "
+            "WHERE leases.owner = excluded.owner OR leases.expires_at <= excluded.renewed_at "
+            "RETURNING owner",
+            (name, owner, json.dumps(info), self.now, self.now, self.now + ttl),
+        )
+        self.writes += 1
+        return row is not None
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        return self._change("DELETE FROM leases WHERE name = %s AND owner = %s", (name, owner)) > 0
+
+    def get_setting(self, key: str) -> Any:
+        row = self._one("SELECT value FROM settings WHERE key = %s", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    def put_setting(self, key: str, value: Any, updated_at: str) -> None:
+        self._change(
+            "INSERT INTO settings (key, value, updated_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, json.dumps(value), updated_at),
+        )

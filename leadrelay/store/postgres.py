@@ -1,0 +1,429 @@
+"""The PostgreSQL store: the same interface as sqlite.py's, for several daemons on one database.
+
+Writes are group-committed as on SQLite: every write function waiting is run in one
+transaction on the writer's connection (psycopg 3, on a thread of its own, where the job
+functions, which are plain functions of a `Tx`, run), committed once with
+`synchronous_commit = on`, and only then is each caller answered.  Concurrent requests
+share the transaction's round trip and WAL flush.  A commit that wrote events also sends
+`NOTIFY leadrelay_events` (delivered with the commit) so the relays of every daemon wake.
+Reads go through a small pool of async connections.  All of this backend's SQL is here, in
+pg_transaction.py (writes) and pg_schema.py (migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from leadrelay.errors import ApiError, Conflict, Unavailable
+from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
+from leadrelay.store.batching import Callback, Job
+from leadrelay.store.pg_schema import migrate
+from leadrelay.store.pg_transaction import BY_EXTERNAL_ID, Tx
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+NOTIFY_CHANNEL = "leadrelay_events"
+CONNECT_TIMEOUT = 10
+
+
+def translate(exc: psycopg.Error) -> Unavailable:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Unavailable(
+        f"the PostgreSQL database failed ({first}); check the server and the db URL",
+        code="database_unavailable",
+    )
+
+
+def _qmark(sql: str) -> str:
+    """The raw reads take SQLite's `?` placeholders on every backend."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _connect(url: str, durable: bool) -> psycopg.Connection[Row]:
+    conn = psycopg.connect(url, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT)
+    conn.execute(f"SET synchronous_commit = {'on' if durable else 'off'}")
+    conn.commit()
+    return conn
+
+
+@dataclass
+class Store:
+    """An open PostgreSQL database: one writer connection, a pool of readers."""
+
+    url: str
+    _writer: psycopg.Connection[Row]
+    _pool: AsyncConnectionPool[Any]
+    _executor: ThreadPoolExecutor
+    durable: bool = True
+    backend: str = "postgresql"
+    _waiting: list[Job] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    transactions: int = 0
+
+    @classmethod
+    async def open(cls, url: str, *, durable: bool = True, on_loop: bool = False) -> Store:
+        """Connect and migrate.  `durable=False` commits with synchronous_commit = off (the
+        relay's delivery marks, which at-least-once may lose).  `on_loop` is accepted for
+        the interface's sake: the writer always runs on its thread, since the job functions
+        are synchronous and each statement waits on the network."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-pg-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            writer = await loop.run_in_executor(executor, _connect, url, durable)
+            await loop.run_in_executor(executor, _migrate, url)
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                url,
+                min_size=1,
+                max_size=4,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                open=False,
+                timeout=CONNECT_TIMEOUT,
+            )
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            executor.shutdown(wait=False)
+            raise translate(exc) from None
+        except Exception as exc:  # the pool's timeout, say
+            executor.shutdown(wait=False)
+            raise Unavailable(
+                f"cannot open the PostgreSQL database: {exc}", code="database_unavailable"
+            ) from None
+        store = cls(url=url, _writer=writer, _pool=pool, _executor=executor, durable=durable)
+        store._task = asyncio.create_task(store._write_loop(), name="leadrelay-pg-writer")
+        return store
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._idle.wait()
+            self._task.cancel()
+            self._task = None
+        await self._pool.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._writer.close)
+        self._executor.shutdown(wait=True)
+
+    # writes ------------------------------------------------------------------
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._enqueue(Job(fn, future))
+        return await future
+
+    def submit(
+        self, fn: Callable[[Tx], T], done: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        self._enqueue(Job(fn, Callback(done)))
+
+    def _enqueue(self, job: Job) -> None:
+        self._waiting.append(job)
+        self._idle.clear()
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            jobs = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            self.transactions += 1
+            written = 0
+            try:
+                written = await loop.run_in_executor(self._executor, self._run_batch, jobs)
+            except BaseException as exc:  # the writer must outlive any one batch
+                for job in jobs:
+                    job.error = job.error or exc
+            for job in jobs:
+                if not job.future.done():
+                    if job.error is not None:
+                        job.future.set_exception(job.error)
+                    else:
+                        job.future.set_result(job.result)
+            if written:
+                for listener in self.commit_listeners:
+                    listener(written)
+
+    def _run_batch(self, jobs: list[Job]) -> int:
+        """On the writer's thread: the jobs in one transaction, one COMMIT."""
+        if self._writer.closed or self._writer.broken:  # the server restarted, say
+            try:
+                self._writer = _connect(self.url, self.durable)
+            except psycopg.Error as exc:
+                raise translate(exc) from None
+        conn = self._writer
+        try:
+            tx = Tx(conn, time.time())
+            if not self._apply(jobs, tx, isolate=False):
+                # a job failed after writing (or its statement aborted the transaction):
+                # the batch is undone and run again with a savepoint around each job
+                conn.rollback()
+                tx = Tx(conn, time.time())
+                self._apply(jobs, tx, isolate=True)
+            if tx.events_written:
+                conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+            conn.commit()
+        except psycopg.Error as exc:
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    pass
+            raise translate(exc) from None
+        return tx.events_written
+
+    def _apply(self, jobs: list[Job], tx: Tx, *, isolate: bool) -> bool:
+        conn = self._writer
+        for job in jobs:
+            job.result = job.error = None
+            if isolate:
+                conn.execute("SAVEPOINT job")
+            writes, written = tx.writes, tx.events_written
+            try:
+                job.result = job.fn(tx)
+                if isolate:
+                    conn.execute("RELEASE SAVEPOINT job")
+            except Exception as exc:
+                if isolate:
+                    conn.execute("ROLLBACK TO SAVEPOINT job")
+                    conn.execute("RELEASE SAVEPOINT job")
+                elif isinstance(exc, psycopg.Error) or tx.writes != writes:
+                    return False
+                tx.events_written = written
+                job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
+        return True
+
+    # reads -------------------------------------------------------------------
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        return await self._read(_qmark(sql), tuple(params))
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(sql, params)
+                rows: list[Row] = await cur.fetchall() if cur.description else []
+                return rows
+        except psycopg.Error as exc:
+            raise translate(exc) from None
+
+    async def _read_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
+    async def get_lead(self, lead_id: int) -> Row | None:
+        return await self._read_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,))
+
+    async def lead_by_external_id(self, external_id: str) -> Row | None:
+        return await self._read_one(BY_EXTERNAL_ID, (external_id,))
+
+    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
+        sql = f"{select} WHERE id > %s"
+        params: list[Any] = [after]
+        for column, value in equal.items():
+            if value is not None:
+                sql += f" AND {column} = %s"
+                params.append(value)
+        return await self._read(f"{sql} ORDER BY id LIMIT %s", (*params, limit))
+
+    async def list_leads(
+        self,
+        *,
+        status: str | None,
+        provider_id: int | None,
+        after: int,
+        limit: int,
+        external_id: str | None = None,
+    ) -> list[Row]:
+        select = f"SELECT {LEAD_COLUMNS} FROM leads"
+        equal = {"status": status, "provider_id": provider_id, "external_id": external_id}
+        return await self._page(select, after, limit, equal)
+
+    async def list_providers(self) -> list[Row]:
+        return await self._read(
+            "SELECT p.id, p.name, p.created_at, "
+            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads, "
+            "p.watching = 1 AS watching, p.last_seen "
+            "FROM providers p ORDER BY p.id"
+        )
+
+    async def count_watching(self) -> int:
+        row = await self._read_one("SELECT count(*) AS n FROM providers WHERE watching = 1")
+        return int(row["n"]) if row is not None else 0
+
+    async def principal_for(self, token_hash: str) -> Row | None:
+        return await self._read_one(
+            "SELECT token_hash, role, provider_id FROM tokens "
+            "WHERE token_hash = %s AND revoked_at IS NULL",
+            (token_hash,),
+        )
+
+    async def list_tokens(self) -> list[Row]:
+        return await self._read(
+            "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
+        )
+
+    async def lead_for_key(self, key: str) -> int | None:
+        row = await self._read_one("SELECT lead_id FROM idempotency_keys WHERE key = %s", (key,))
+        return None if row is None else int(row["lead_id"])
+
+    async def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
+        row = await self._read_one(
+            "SELECT lead_id, outcome FROM idempotency_keys WHERE key = %s", (key,)
+        )
+        return None if row is None else key_row(row)
+
+    async def external_id_duplicates(self, limit: int) -> list[Row]:
+        return await self._read(
+            "SELECT external_id, min(id) AS first_id, count(*) AS leads FROM leads "
+            "WHERE external_id IN (SELECT external_id FROM leads WHERE external_id_dup != 0) "
+            "GROUP BY external_id ORDER BY first_id LIMIT %s",
+            (limit,),
+        )
+
+    async def get_setting(self, key: str) -> Any:
+        row = await self._read_one("SELECT value FROM settings WHERE key = %s", (key,))
+        return None if row is None else json.loads(row["value"])
+
+    async def setting_version(self, key: str) -> str | None:
+        row = await self._read_one("SELECT updated_at FROM settings WHERE key = %s", (key,))
+        return None if row is None else str(row["updated_at"])
+
+    async def event_row_id(self, event_id: str) -> int | None:
+        row = await self._read_one("SELECT id FROM events WHERE event_id = %s", (event_id,))
+        return None if row is None else int(row["id"])
+
+    async def events_after(
+        self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
+    ) -> list[Row]:
+        select = f"SELECT {EVENT_COLUMNS} FROM events"
+        return await self._page(
+            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
+        )
+
+    async def events_since_time(self, since: float) -> int:
+        row = await self._read_one(
+            "SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM events)) - 1 AS c "
+            "FROM events WHERE created_at >= %s",
+            (since,),
+        )
+        return int(row["c"]) if row else 0
+
+    async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
+        return await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
+            "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
+            "ORDER BY id LIMIT %s",
+            (now, list(skip), limit),
+        )
+
+    async def next_due_time(self) -> float | None:
+        row = await self._read_one(
+            "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
+            "AND NOT EXISTS (SELECT 1 FROM events p "
+            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    async def pending_count(self) -> int:
+        row = await self._read_one("SELECT count(*) AS n FROM events WHERE state = 'pending'")
+        return int(row["n"]) if row else 0
+
+    async def lease(self, name: str) -> Row | None:
+        row = await self._read_one(
+            "SELECT owner, info, acquired_at, renewed_at, expires_at FROM leases WHERE name = %s",
+            (name,),
+        )
+        if row is not None:
+            row["info"] = json.loads(row["info"])
+        return row
+
+    async def counted_outbox(self) -> Row:
+        return await self.outbox_counts()
+
+    async def outbox_counts(self) -> Row:
+        """One pass over the events (no trigger-kept counters on PostgreSQL yet: the
+        pending, dead and delivered counts cost a scan)."""
+        row = await self._read_one(
+            "SELECT "
+            "count(*) FILTER (WHERE state = 'pending') AS pending, "
+            "count(*) FILTER (WHERE state = 'dead') AS dead, "
+            "count(*) FILTER (WHERE state = 'delivered') AS delivered, "
+            "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying, "
+            "min(created_at) FILTER (WHERE state = 'pending') AS oldest_pending, "
+            "count(*) AS total FROM events"
+        )
+        assert row is not None
+        return row
+
+    async def dead_events(self, limit: int) -> list[Row]:
+        return await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'dead' ORDER BY id LIMIT %s",
+            (limit,),
+        )
+
+    async def recent_errors(self, limit: int) -> list[Row]:
+        return await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'pending' AND attempts > 0 "
+            "ORDER BY id LIMIT %s",
+            (limit,),
+        )
+
+    async def ledger_problems(self) -> list[Row]:
+        return await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE (state = 'dead' AND last_error IS NULL) "
+            "OR (state = 'delivered' AND delivered_at IS NULL) "
+            "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
+        )
+
+    async def integrity_problem(self) -> str | None:
+        row = await self._read_one("SELECT max(version) AS v FROM migrations")
+        return None if row is not None and row["v"] is not None else "no migrations applied"
+
+    async def scrub_freed(self) -> bool:
+        """PostgreSQL keeps overwritten row versions until VACUUM reuses their space and
+        its WAL as the server's settings say: VACUUM the two tables, and answer False (the
+        old bytes may remain in free space, the WAL and the server's backups)."""
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute("VACUUM leads, events")
+        except psycopg.Error as exc:
+            raise translate(exc) from None
+        return False
+
+    async def check_writable(self) -> None:
+        await self.write(lambda tx: tx.put_setting("readyz", {"at": tx.now}, ""))
+
+
+def _migrate(url: str) -> None:
+    with psycopg.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
+    ) as conn:
+        migrate(conn)
+
+
+def _wrap(exc: Exception) -> Exception:
+    if isinstance(exc, psycopg.IntegrityError):
+        return Conflict(f"that conflicts with what is stored: {exc}", code="conflict")
+    if isinstance(exc, psycopg.Error):
+        return translate(exc)
+    return exc

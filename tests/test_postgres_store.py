@@ -1,0 +1,75 @@
+"""The PostgreSQL backend's own promises: chosen by a URL, migrated once by however many
+daemons start at once, its failures said in words without the password."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from leadrelay.config import describe_db, load_settings
+from leadrelay.errors import Unavailable
+from leadrelay.store import open_store
+from leadrelay.store.pg_schema import MIGRATIONS
+from support.postgres import Server
+
+pytestmark = pytest.mark.anyio
+
+
+def test_a_url_selects_postgres_and_a_path_stays_a_path(tmp_path: Path) -> None:
+    url = "postgresql://lr@db.internal:5432/leads"
+    assert load_settings({"db": url}, env={}).db == url
+    assert load_settings(env={"LEADRELAY_DB": url}).db == url
+    config = tmp_path / "leadrelay.toml"
+    config.write_text(f'[leadrelay]\ndb = "{url}"\n')
+    assert load_settings(config_file=config, env={}).db == url  # not made relative to the file
+    config.write_text('[leadrelay]\ndb = "data/lr.db"\n')
+    assert load_settings(config_file=config, env={}).db == tmp_path / "data" / "lr.db"
+    assert load_settings({"db": "postgres-data/lr.db"}, env={}).db == Path("postgres-data/lr.db")
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    shown = describe_db("postgresql://lr:s3cret-pw@db:5432/leads")
+    assert "s3cret-pw" not in shown and shown == "postgresql://lr:***@db:5432/leads"
+
+
+@pytest.mark.postgres
+async def test_daemons_starting_at_once_migrate_exactly_once(pg_url: str) -> None:
+    stores = await asyncio.gather(*(open_store(pg_url) for _ in range(5)))
+    try:
+        rows = await stores[0].fetch_all("SELECT version FROM migrations ORDER BY version")
+        assert [row["version"] for row in rows] == [v for v, _ in MIGRATIONS]
+        assert all(store.backend == "postgresql" for store in stores)
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+
+
+@pytest.mark.postgres
+async def test_commits_are_synchronous_on_the_writer(pg_url: str) -> None:
+    store = await open_store(pg_url)
+    try:
+        # the writer's own session setting, read inside a write job
+        def setting(tx: object) -> str:
+            conn = getattr(tx, "conn")  # noqa: B009 - the PostgreSQL Tx's connection
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+            return str(row["synchronous_commit"])
+
+        assert await store.write(setting) == "on"
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_server_is_a_clear_error_without_the_password(
+    pg_server: Server,
+) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.url) as conn:
+        port = conn.info.port
+    url = f"postgresql://postgres:s3cret-pw@127.0.0.1:{port}/no_such_database"
+    with pytest.raises(Unavailable) as failed:
+        await open_store(url)
+    message = str(failed.value)
+    assert "no_such_database" in message and "s3cret-pw" not in message
