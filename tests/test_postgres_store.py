@@ -26,7 +26,7 @@ def test_a_url_selects_postgres_and_a_path_stays_a_path(tmp_path: Path) -> None:
     assert load_settings(config_file=config, env={}).db == url  # not made relative to the file
     config.write_text('[leadrelay]\ndb = "data/lr.db"\n')
     assert load_settings(config_file=config, env={}).db == tmp_path / "data" / "lr.db"
-    assert load_settings({"db": "postgres-data/lr.db"}, env={}).db == Path("postgres-data/lr.db")
+    assert load_settings({"db": "pg/lr.db"}, env={}).db == Path("pg/lr.db").absolute()
 
 
 def test_a_password_in_the_url_is_never_shown() -> None:
