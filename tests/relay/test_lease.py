@@ -1,8 +1,8 @@
 """Two `serve` on one database: one relays, the other stands by and takes over when it dies.
 
 Real parts: two `leadrelay serve` processes (each with its writer and relay children) on one
-SQLite file, a real soketi, a subscriber on its `admin` channel.  Both daemons take leads
-under load; the lease holder is SIGKILLed with its whole process group.
+SQLite file or one PostgreSQL database, a real soketi, a subscriber on its `admin` channel.
+Both daemons take leads under load; the lease holder is SIGKILLed with its process group.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from support.serve import WALK, Serve, cli_json, point_at_soketi, stored_events
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead
 
-pytestmark = [pytest.mark.slow, pytest.mark.soketi]
+pytestmark = [pytest.mark.slow, pytest.mark.soketi, pytest.mark.both_backends]
 
 RELAY_ENV = {"LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1", "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1"}
 TAKEOVER_LIMIT = 10.0
 
 
-def lease(db: Path) -> dict[str, Any]:
+def lease(db: Path | str) -> dict[str, Any]:
     status: dict[str, Any] = cli_json(db, "outbox", "status")
     return dict(status["relay_lease"])
 
 
-def wait_for_holder(db: Path, serve: Serve, timeout: float) -> float:
+def wait_for_holder(db: Path | str, serve: Serve, timeout: float) -> float:
     """Block until `serve` holds the relay lease; return when that was seen."""
     assert serve.process is not None
     deadline = time.monotonic() + timeout
@@ -81,9 +81,8 @@ class Load:
 
 
 def test_relay_lease_two_serves_one_relays_and_standby_takes_over(
-    tmp_path: Path, soketi: Soketi
+    db: Path | str, soketi: Soketi
 ) -> None:
-    db = tmp_path / "leadrelay.db"
     acked: dict[int, int] = {}
     with Subscriber(soketi, ["admin"]) as sub:
         first = Serve(db, env=RELAY_ENV).start()
