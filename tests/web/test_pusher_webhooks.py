@@ -13,7 +13,7 @@ import pytest
 from leadrelay.config import Settings
 from support.app import InProcess, running_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 PUSHER = {"app_id": "1", "key": "app-key", "secret": "the-app-secret-0123"}
 
 

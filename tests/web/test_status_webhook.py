@@ -22,7 +22,7 @@ from leadrelay.web import webhook_secrets
 from leadrelay.web.webhooks import sign_headers
 from support.app import InProcess, running_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 PATH = "/api/leads/status"
 
