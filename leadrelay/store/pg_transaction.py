@@ -211,6 +211,16 @@ class Tx:
             > 0
         )
 
+    def sync_presence(self, occupied: set[int], at_ms: int, at_iso: str) -> int:
+        """Pusher's own list of occupied provider channels, as of `at_ms`: correct the
+        providers it disagrees with; a webhook newer than `at_ms` stands."""
+        return self._change(
+            "UPDATE providers SET watching = CASE WHEN id = ANY(%s) THEN 1 ELSE 0 END, "
+            "last_seen = %s, presence_ms = %s WHERE presence_ms <= %s "
+            "AND watching != CASE WHEN id = ANY(%s) THEN 1 ELSE 0 END",
+            (list(occupied), at_iso, at_ms, at_ms, list(occupied)),
+        )
+
     def provider_exists(self, provider_id: int) -> bool:
         return self._one("SELECT 1 FROM providers WHERE id = %s", (provider_id,)) is not None
 

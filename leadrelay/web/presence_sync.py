@@ -18,7 +18,7 @@ from leadrelay.errors import ApiError, PusherError
 from leadrelay.events import ENCRYPTED_PREFIX, PROVIDER_PREFIX
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.http import PusherClient
-from leadrelay.store.sqlite import Store
+from leadrelay.store.base import Store
 
 log = logging.getLogger("leadrelay.presence")
 PREFIXES = (PROVIDER_PREFIX, ENCRYPTED_PREFIX + "provider.")
