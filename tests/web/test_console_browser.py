@@ -338,3 +338,14 @@ def test_console_says_when_the_relay_is_paused_and_why(
         assert connection.inner_text().startswith("Connected · relay paused: ")
         cli(daemon.serve.db, "pusher", "set", "--secret", soketi.secret)
         wait_for(lambda: "relay paused" not in connection.inner_text(), 40, "the resumed relay")
+
+
+def test_console_signs_out_a_token_revoked_while_in_use(daemon: Daemon, browser: Browser) -> None:
+    token = cli_json(daemon.serve.db, "tokens", "create", "--admin")["token"]
+    page = signed_in(browser, daemon, token)
+    cli(daemon.serve.db, "tokens", "revoke", token[:10])
+    # a revoked token keeps working up to 5 s in the daemon's cache; the console's next call
+    # after that (the outbox panel reads every 5 s) is refused: it says so, forgets the token
+    page.wait_for_selector("#signin", state="visible", timeout=20_000)
+    assert "no longer accepted" in page.locator("#signin-message").inner_text()
+    assert page.evaluate("sessionStorage.length") == 0

@@ -214,8 +214,22 @@ async function startView() {
     return;
   }
   if (!session) return;
-  session.live = new LiveFeed({ api, me, config, onEvent: applyEvent, onState: showConnection });
+  session.live = new LiveFeed({
+    api,
+    me,
+    config,
+    onEvent: applyEvent,
+    onState: showConnection,
+    onStale: reloadFromNow,
+  });
   session.live.start();
+}
+
+/** The list afresh and the events cursor of this moment (the old one has expired). */
+async function reloadFromNow() {
+  const now = await session.api.get("/api/me");
+  await loadLeads();
+  return now.events_after || 0;
 }
 
 function signOut(message) {

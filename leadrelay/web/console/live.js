@@ -23,14 +23,16 @@ export function feedChannel(me, config) {
 export class LiveFeed {
   /**
    * api: Api; me: GET /api/me; config: GET /broadcasting/config;
-   * onEvent(data): apply one new event; onState(state, detail): the connection as words.
+   * onEvent(data): apply one new event; onState(state, detail): the connection as words;
+   * onStale(): the cursor is older than the events kept (410): reload, return a new cursor.
    */
-  constructor({ api, me, config, onEvent, onState }) {
+  constructor({ api, me, config, onEvent, onState, onStale }) {
     this.api = api;
     this.me = me;
     this.config = config;
     this.onEvent = onEvent;
     this.onState = onState;
+    this.onStale = onStale;
     this.feed = new Feed({ cursor: me.events_after || 0 });
     this.queue = Promise.resolve();
     this.pusher = null;
@@ -130,7 +132,15 @@ export class LiveFeed {
   catchUp() {
     return this.enqueue(async () => {
       for (;;) {
-        const page = await this.api.get(this.eventsPath, { after: this.feed.cursor, limit: PAGE });
+        let page;
+        try {
+          page = await this.api.get(this.eventsPath, { after: this.feed.cursor, limit: PAGE });
+        } catch (failure) {
+          // away longer than the events are kept: what the list says now is the truth
+          if (failure.status !== 410 || !this.onStale) throw failure;
+          this.feed.cursor = await this.onStale();
+          continue;
+        }
         for (const data of unseen(this.feed, page.events)) await this.apply(data);
         this.feed.advance(page.next_after);
         if (page.events.length < PAGE) return;
