@@ -7,7 +7,6 @@ that is not loopback is aborted and recorded, so a test can assert there was non
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,27 +92,31 @@ class Browser:
 
 
 @contextmanager
-def chromium(tmp_path: Path) -> Iterator[Browser]:
-    """A fresh Chromium profile, closed afterwards."""
+def chromium() -> Iterator[Any]:
+    """One Chromium process (Playwright gives it a fresh, temporary profile), closed afterwards."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path / "chromium-profile"
     with sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            timeout=30_000,
+        process = driver.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS, timeout=30_000
         )
-        context.set_default_timeout(10_000)
-        browser = Browser(context)
-        context.route("**/*", browser._route)
         try:
-            yield browser
+            yield process
         finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+            process.close()
+
+
+@contextmanager
+def fresh_context(process: Any) -> Iterator[Browser]:
+    """A new browser context of its own (no storage shared with any other), routed."""
+    context = process.new_context()
+    context.set_default_timeout(10_000)
+    browser = Browser(context)
+    context.route("**/*", browser._route)
+    try:
+        yield browser
+    finally:
+        context.close()
 
 
 def keep_artifacts(browser: Browser, artifacts: Path, test_name: str) -> list[Path]:

@@ -25,6 +25,7 @@ from support.browser import (
     Browser,
     browser_missing,
     chromium,
+    fresh_context,
     keep_artifacts,
     sign_in,
     wait_for,
@@ -82,12 +83,20 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, soketi: Soketi) -> Iterator
         yield started
 
 
+@pytest.fixture(scope="module")
+def chromium_process() -> Iterator[Any]:
+    with chromium() as process:
+        yield process
+
+
 @pytest.fixture
 def browser(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    chromium_process: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Browser]:
     failed_before = request.session.testsfailed
-    with chromium(tmp_path) as opened:
+    with fresh_context(chromium_process) as opened:
         yield opened
         # the call's report is logged before teardown: a failed test has been counted by now
         if request.session.testsfailed > failed_before:
