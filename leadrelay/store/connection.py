@@ -82,12 +82,13 @@ def translate(exc: sqlite3.Error) -> Unavailable:
     return Unavailable(why, code="database_unavailable")
 
 
-def checkpoint_truncate(path: Path, *, attempts: int = 20) -> bool:
+def checkpoint_truncate(path: Path, *, attempts: int = 5) -> bool:
     """Copy the WAL into the database file and cut the WAL to zero bytes, so that what a
     transaction overwrote survives in neither; True once done (readers and writers of other
-    processes can hold it off: it is tried again for a few seconds)."""
+    processes can hold it off: it is tried a few times, for at most about six seconds)."""
     conn = connect(path, durable=True)
     try:
+        conn.execute("PRAGMA busy_timeout = 1000")  # each try waits at most a second
         for _ in range(attempts):
             busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             if busy == 0:

@@ -7,7 +7,9 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -148,14 +150,21 @@ ROUTES = [
 async def _housekeeping(settings: Settings) -> None:
     """Retention: every `prune_interval_seconds`, delete delivered events older than
     `events_retention_days` and idempotency keys older than their TTL, in small batches on a
-    connection and a thread of their own (store/retention.py), so intake never waits long."""
+    connection and a thread of their own, the thread at the lowest CPU priority
+    (store/retention.py), so intake never waits long."""
     policy = retention.Policy.of(settings)
     stop = threading.Event()
+    pool = ThreadPoolExecutor(
+        1, thread_name_prefix="leadrelay-prune", initializer=retention.lower_thread_priority
+    )
+    loop = asyncio.get_running_loop()
     try:
         while True:
             await asyncio.sleep(settings.prune_interval_seconds)
             try:
-                pruned = await asyncio.to_thread(retention.prune, settings.db, policy, stop=stop)
+                pruned = await loop.run_in_executor(
+                    pool, partial(retention.prune, settings.db, policy, stop=stop)
+                )
             except ApiError as exc:
                 log.warning("pruning failed: %s", exc, extra={"cause": exc.code})
                 continue
@@ -167,6 +176,7 @@ async def _housekeeping(settings: Settings) -> None:
                 )
     finally:
         stop.set()  # a batch under way finishes; no other starts
+        pool.shutdown(wait=False)
 
 
 class LeadrelayApp(Starlette):

@@ -22,10 +22,11 @@ from benchlib.plan import FULL, SMOKE
 from benchlib.procs import REPO_ROOT, BenchError
 from benchlib.report import render
 from benchlib.results import RunResults, one_line
+from benchlib.retention import measure_retention
 from benchlib.soketi import start_soketi
 from benchlib.subject import why_not_ready
 
-SECTIONS = ("intake", "e2e", "console", "drain", "memory", "cli")
+SECTIONS = ("intake", "e2e", "console", "drain", "memory", "retention", "cli")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             measure_memory(
                 plan, soketi, work, results, samplers, leadrelay_ready, intake_ran="intake" in only
             )
+        if "retention" in only:
+            step("retention")
+            measure_retention(plan, soketi, work, results, leadrelay_ready)
         if "cli" in only:
             step("CLI start")
             measure_cli_start(plan, results, leadrelay_ready)

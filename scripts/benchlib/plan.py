@@ -25,6 +25,8 @@ class Plan:
     console_rate: int = 100  # leads per second to the console's page, steady
     console_warmup_s: float = 2  # sent first, left out of the percentiles
     console_s: float = 10
+    # delivered events stored for the retention rows (pruned in one run)
+    stored_events: int = 1_000_000
 
     @property
     def name(self) -> str:
@@ -47,6 +49,7 @@ FULL = Plan(
     backlog_events=1_000_000,
     backlog_load_s=10,
     cli_runs=10,
+    stored_events=1_000_000,
 )
 
 # Tiny on purpose: CI checks that every row yields a number and nothing answers non-2xx.
@@ -68,4 +71,6 @@ SMOKE = Plan(
     cli_runs=3,
     console_warmup_s=0.5,
     console_s=1,
+    # enough that the daemon is still pruning when the one-second load starts
+    stored_events=100_000,
 )

@@ -88,6 +88,7 @@ class Leadrelay:
         self.token = ""
         self.server: Server | None = None
         self.port = 0
+        self.env: dict[str, str] | None = None  # extra LEADRELAY_* settings for serve
 
     def start(self, name: str, relaying: bool) -> Server:
         """Serve; on the first start also make a token and store soketi's settings."""
@@ -163,7 +164,7 @@ class Leadrelay:
             "--port",
             str(self.port),
         ]
-        self.server = Server(name, argv, log_dir=self.log_dir, cwd=REPO_ROOT).start()
+        self.server = Server(name, argv, env=self.env, log_dir=self.log_dir, cwd=REPO_ROOT).start()
         try:
             self.server.wait_http(f"{self.url}/healthz", timeout=30)
         except BaseException:
