@@ -107,7 +107,7 @@ class Settings:
     )
     forwarded_allow_ips: str = field(
         default="127.0.0.1",
-        metadata=_doc("proxies trusted for X-Forwarded-For/-Proto (comma list, or '*')"),
+        metadata=_doc("proxies trusted for X-Forwarded-For/-Proto: IPs, '*' or 'none'"),
     )
     log_format: str = field(
         default="text", metadata=_doc("'text' for people, 'json' for one JSON object a line")

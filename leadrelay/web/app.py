@@ -150,13 +150,11 @@ ROUTES = [
 async def _housekeeping(settings: Settings) -> None:
     """Retention: every `prune_interval_seconds`, delete delivered events older than
     `events_retention_days` and idempotency keys older than their TTL, in small batches on a
-    connection and a thread of their own, the thread at the lowest CPU priority
-    (store/retention.py), so intake never waits long."""
+    connection and a thread of their own (store/retention.py), so intake never waits long."""
     policy = retention.Policy.of(settings)
     stop = threading.Event()
-    pool = ThreadPoolExecutor(
-        1, thread_name_prefix="leadrelay-prune", initializer=retention.lower_thread_priority
-    )
+    # not niced: a thread starved of CPU while it holds the write lock would stall intake
+    pool = ThreadPoolExecutor(1, thread_name_prefix="leadrelay-prune")
     loop = asyncio.get_running_loop()
     try:
         while True:

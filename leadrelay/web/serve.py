@@ -88,6 +88,8 @@ async def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers keep the handler setup_logging gave them
+        # "none" (or ""): no proxy is trusted, X-Forwarded-* is ignored from every peer
+        proxy_headers=settings.forwarded_allow_ips.strip().lower() not in ("", "none"),
         forwarded_allow_ips=settings.forwarded_allow_ips,
         access_log=False,
         server_header=False,
