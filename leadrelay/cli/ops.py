@@ -13,6 +13,7 @@ from leadrelay.cli.support import (
     JsonOption,
     command_group,
     fail,
+    missing_database,
     open_store,
     print_fields,
     print_json,
@@ -132,22 +133,30 @@ def test_connection(
     as_json: JsonOption = False,
 ) -> None:
     """Check the stored settings against the real server; exit 0 when it works."""
-    from leadrelay.errors import PusherError
+    from leadrelay.errors import LeadrelayError, PusherError
     from leadrelay.pusher import config as pusher_config
     from leadrelay.pusher.http import test_connection as check
 
     settings = settings_for(db)
+    if as_json and not settings.db.exists():
+        print_json(_failure("no_database", missing_database(settings.db), 2))
+        raise typer.Exit(2)
 
     async def probe() -> dict[str, Any]:
-        async with open_store(settings) as store:
-            config = await pusher_config.load(store)
+        # a script reads the cause from stdout, whichever way it went
+        try:
+            async with open_store(settings) as store:
+                config = await pusher_config.load(store)
+        except LeadrelayError as exc:
+            if not as_json:
+                raise
+            return _failure("database", str(exc), exc.exit_code)
         try:
             return await check(config, roundtrip=roundtrip)
         except PusherError as exc:
             if not as_json:
                 raise
-            # a script reads the cause from stdout, whichever way it went
-            return {"ok": False, "cause": exc.kind, "message": str(exc), "exit_code": exc.exit_code}
+            return _failure(exc.kind, str(exc), exc.exit_code)
 
     result = run(probe())
     if as_json:
@@ -159,6 +168,10 @@ def test_connection(
     if "roundtrip_ms" in result:
         line += f"; a test event came back over the websocket in {result['roundtrip_ms']} ms"
     typer.echo(line)
+
+
+def _failure(cause: str, message: str, exit_code: int) -> dict[str, Any]:
+    return {"ok": False, "cause": cause, "message": message, "exit_code": exit_code}
 
 
 # --- outbox ------------------------------------------------------------------------------

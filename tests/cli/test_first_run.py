@@ -96,6 +96,14 @@ def test_test_connection_json_not_configured_is_an_object_too(db: Path) -> None:
     assert result.returncode == 3
 
 
+def test_test_connection_json_no_database_is_an_object_too(tmp_path: Path) -> None:
+    result = cli(tmp_path / "missing.db", "test-connection", "--json", check=False)
+    assert result.returncode == 2
+    body = json.loads(result.stdout)
+    assert body["ok"] is False and body["cause"] == "no_database" and body["exit_code"] == 2
+    assert str(tmp_path / "missing.db") in body["message"]
+
+
 def wait_for_relay_state(db: Path, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
