@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -11,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,12 +120,55 @@ def test_serve_ctrl_c_exits_0(tmp_path: Path) -> None:
     serve = Serve(tmp_path / "leadrelay.db").start()
     try:
         assert serve.process is not None
-        wait_for_relay_state(serve.db)  # the relay child is up too: Ctrl-C reaches it as well
+        wait_for_relay_state(serve.db)  # the relay child is up too: Ctrl-C reaches it
         os.killpg(serve.process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
         assert serve.process.wait(20) == 0, serve.logs()
-        assert "Traceback" not in serve.logs()
+        assert "Traceback" not in serve.logs(), serve.logs()
     finally:
         serve.kill()
+
+
+def children_of(pid: int, marker: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_ctrl_c_while_its_children_start_exits_0_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    command = [sys.executable, "-m", "leadrelay", "serve", "--db", str(tmp_path / "lr.db")]
+    command += ["--port", str(free_port())]
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "LEADRELAY_RELAY": "process"},
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not children_of(process.pid, b"leadrelay.relay.runner"):
+                assert time.monotonic() < deadline, "the relay child never started"
+                time.sleep(0.002)
+            os.killpg(process.pid, signal.SIGINT)  # the relay child is still starting up
+            code = process.wait(20)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        log.seek(0)
+        logs = log.read()
+    assert code == 0, logs
+    assert "Traceback" not in logs and "KeyboardInterrupt" not in logs, logs
+    assert "ERROR" not in logs, logs  # no child died of the Ctrl-C ("exited (-2)")
 
 
 def test_serve_port_in_use_says_so_in_one_line_and_starts_nothing(db: Path) -> None:
