@@ -24,6 +24,7 @@ from leadrelay.cli.support import (
     show,
 )
 from leadrelay.cli.tail.command import tail
+from leadrelay.config import is_postgres
 
 pusher_app = command_group("The Pusher settings stored in the database.")
 outbox_app = command_group("The events waiting for, or given up by, the relay.")
@@ -138,8 +139,8 @@ def test_connection(
     from leadrelay.pusher.http import test_connection as check
 
     settings = settings_for(db)
-    if as_json and not settings.db.exists():
-        print_json(_failure("no_database", missing_database(settings.db), 2))
+    if as_json and not is_postgres(settings.db) and not Path(settings.db).exists():
+        print_json(_failure("no_database", missing_database(Path(settings.db)), 2))
         raise typer.Exit(2)
 
     async def probe() -> dict[str, Any]:
