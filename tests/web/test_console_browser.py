@@ -104,6 +104,9 @@ def browser(
             kept = keep_artifacts(opened, artifacts, request.node.name)
             print(f"kept for the failed test: {', '.join(map(str, kept))}")
     assert opened.outside == [], f"the page tried to leave the machine: {opened.outside}"
+    # the Content-Security-Policy refused nothing the console needs (Chrome logs each refusal)
+    refused = [line for line in opened.console if "Content Security Policy" in line]
+    assert refused == [], refused
 
 
 def signed_in(browser: Browser, daemon: Daemon, token: str, width: int = 1280) -> Any:
@@ -247,6 +250,15 @@ def test_console_wrong_token_is_refused_and_sign_out_forgets(
     assert page.evaluate("sessionStorage.length") == 0
     page.reload()
     assert page.locator("#signin").is_visible()
+
+
+def test_console_admin_view_fits_375_px(daemon: Daemon, browser: Browser) -> None:
+    page = signed_in(browser, daemon, daemon.serve.admin_token or "", width=375)
+    page.locator("[data-testid=outbox-pending]").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.click(".bell-button")
+    box = page.locator("#bell-panel").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
 
 
 def test_console_works_at_375_px_and_by_keyboard(daemon: Daemon, browser: Browser) -> None:

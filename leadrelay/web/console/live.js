@@ -52,7 +52,8 @@ export class LiveFeed {
       wsPort: config.ws_port,
       wssPort: config.ws_port,
       forceTLS: Boolean(config.tls),
-      enabledTransports: ["ws", "wss"],
+      // the one websocket the policy allows: wss with TLS, ws without (no other fallback)
+      enabledTransports: config.tls ? ["wss"] : ["ws"],
       disableStats: true,
       channelAuthorization: {
         endpoint: "/broadcasting/auth",
