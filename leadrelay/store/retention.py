@@ -191,6 +191,8 @@ def _walk(
 
 
 def _delete(conn: sqlite3.Connection, table: _Table, after: int, upper: int, cutoff: float) -> int:
+    if not conn.execute(table.doomed, (after, upper, cutoff)).fetchone()[0]:
+        return 0  # nothing to delete: the write lock is not taken
     conn.execute("BEGIN IMMEDIATE")
     try:
         count, highest = conn.execute(table.doomed, (after, upper, cutoff)).fetchone()
