@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from leadrelay import leads
-from leadrelay.cli.tail.history import StoreHistory, TailError
+from leadrelay.cli.tail.history import ApiHistory, DaemonError, StoreHistory, TailError
 from leadrelay.config import Settings
 from leadrelay.store import retention
 from leadrelay.store.connection import connect, migrate
@@ -180,6 +180,16 @@ async def test_events_api_answers_an_expired_cursor_with_410(settings: Settings)
             "/api/provider/events?after=2", headers=app.auth(provider["token"])
         )
         assert mine.status_code == 410
+
+        transport = httpx.ASGITransport(app=app.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://leadrelay.test", headers=app.auth()
+        ) as client:
+            daemon = ApiHistory(client, "/api/admin/events")
+            with pytest.raises(DaemonError, match="no longer kept.*--since") as expired_tail:
+                await daemon.page(1, lead_id=None, limit=10)
+            assert expired_tail.value.status == 410
+            assert "\n" not in str(expired_tail.value)  # one line
 
         history = StoreHistory(app.store, None)
         with pytest.raises(TailError, match="no longer kept.*--since"):
