@@ -136,9 +136,10 @@ class Broadcast:
         """A stored payload as this mode sends it (the same string in the default mode)."""
         if self.personal_data and not self.encrypted:
             return payload
-        data = self.data(json.loads(payload))
-        limit = MAX_ENCRYPTED_DATA_BYTES if self.encrypted else MAX_DATA_BYTES
-        return fit_to_limit(data, limit)[1]
+        data = self.data(orjson.loads(payload))
+        if not self.encrypted:  # leaving fields out only shrinks it
+            return encode_data(data).decode()
+        return fit_to_limit(data, MAX_ENCRYPTED_DATA_BYTES)[1]
 
     def warning(self) -> str | None:
         """One line for the log and `doctor` when personal data goes out in public."""

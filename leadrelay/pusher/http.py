@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
+import orjson
 import pusher.crypto as pusher_crypto
 import pusher.http
 from pusher.pusher_client import PusherClient as _PusherClient
@@ -303,7 +304,7 @@ class PusherClient:
                 kind="not_configured",
             )
         sealed = pusher_crypto.encrypt(item["channel"], item["data"], key)
-        return {**item, "data": json.dumps(sealed, separators=(",", ":"))}
+        return {**item, "data": orjson.dumps(sealed).decode()}
 
     async def channels(self, prefix: str | None = None) -> dict[str, Any]:
         """The occupied channels (`{"channels": {name: {...}}}`), those starting with
