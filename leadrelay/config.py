@@ -70,7 +70,7 @@ class Settings:
         metadata=_doc("where `serve` writes new leads: 'process' (its own core) or 'inline'"),
     )
     write_timeout_seconds: float = field(
-        default=5.0,
+        default=8.0,
         metadata=_doc("a new lead not durable by then is a 503 writer_unavailable, not stored"),
     )
     write_queue_limit: int = field(

@@ -114,7 +114,7 @@ class LeadWriter:
         db: Path | str,
         log_level: str = "info",
         *,
-        timeout: float = 5.0,
+        timeout: float = 8.0,
         queue_limit: int = 1000,
     ) -> None:
         self.db = db
