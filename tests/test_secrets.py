@@ -9,6 +9,7 @@ token it made on first start on stdout.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import signal
@@ -33,6 +34,8 @@ from support.serve import Serve, cli, cli_json
 from support.soketi import free_port
 
 PUSHER_SECRET = "pshsec-" + secrets.token_hex(16)
+# the encrypted channels' master key (32 bytes, base64)
+MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 OTHER_PUSHER_SECRET = "pshsec-" + secrets.token_hex(16)
 
 
@@ -57,7 +60,13 @@ class Keys:
 
     @property
     def all(self) -> list[str]:
-        return [PUSHER_SECRET, self.lr.admin_token, self.provider_token, self.webhook_secret]
+        return [
+            PUSHER_SECRET,
+            MASTER_KEY,
+            self.lr.admin_token,
+            self.provider_token,
+            self.webhook_secret,
+        ]
 
 
 @pytest.fixture
@@ -69,6 +78,7 @@ async def keys(settings: Settings) -> AsyncIterator[Keys]:
             "app_id": "1",
             "key": "app-key",
             "secret": PUSHER_SECRET,
+            "encryption_master_key": MASTER_KEY,
             "host": "127.0.0.1",
             "port": free_port(),  # nothing listens: the connection test fails fast
             "scheme": "http",
@@ -187,6 +197,7 @@ def test_cli_output_never_shows_a_secret(tmp_path: Path) -> None:
     webhook = json.loads(run("webhooks", "secret", "--json")[1])["secret"]
     port = str(free_port())
     pusher_set = ["--app-id", "1", "--key", "app-key", "--secret", PUSHER_SECRET]
+    pusher_set += ["--encryption-master-key", MASTER_KEY]
     pusher_set += ["--host", "127.0.0.1", "--port", port, "--scheme", "http"]
     body = tmp_path / "lead.json"
     body.write_text('{"name": "Ada"}')
@@ -213,7 +224,7 @@ def test_cli_output_never_shows_a_secret(tmp_path: Path) -> None:
         ["webhooks", "sign", str(body), "--json"],
         ["pusher", "disable"],
     ]
-    secret_values = [PUSHER_SECRET, admin, provider, webhook]
+    secret_values = [PUSHER_SECRET, MASTER_KEY, admin, provider, webhook]
     codes = []
     for command in commands:
         code, shown = run(*command)
@@ -226,6 +237,8 @@ def test_cli_output_never_shows_a_secret(tmp_path: Path) -> None:
     shown = cli(db, "pusher", "show").stdout
     assert "••••" + PUSHER_SECRET[-2:] in shown and PUSHER_SECRET not in shown
     assert cli_json(db, "pusher", "show")["secret"] == "••••" + PUSHER_SECRET[-2:]
+    shown_key = cli_json(db, "pusher", "show")["encryption_master_key"]
+    assert shown_key == "••••" + MASTER_KEY[-2:]
 
 
 def test_cli_help_never_shows_a_secret_from_the_environment(tmp_path: Path) -> None:
