@@ -21,6 +21,10 @@ from leadrelay.store.base import Store, Tx
 from leadrelay.web import webhooks
 
 SETTING_KEY = "webhook_secrets"
+# The stored secrets, read at most once a second per database: a signed webhook then costs
+# no database read (a rotation made by another process is seen within the second)
+CACHE_SECONDS = 1.0
+_cache: dict[str, tuple[float, Any]] = {}  # by the `db` setting
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,28 @@ async def current_secret(store: Store, *, rotate: bool = False, grace_hours: flo
         tx.put_setting(SETTING_KEY, entries, events.now_iso())
         return secret
 
-    return await store.write(get)
+    try:
+        return await store.write(get)
+    finally:
+        _cache.clear()  # this process sees its own change at once
+
+
+async def _stored(store: Store, db: str) -> Any:
+    now = time.monotonic()
+    cached = _cache.get(db)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    entries = await store.get_setting(SETTING_KEY)
+    if entries:  # "not set up yet" is read afresh, so the first secret works at once
+        _cache[db] = (now + CACHE_SECONDS, entries)
+    return entries
 
 
 async def verify_request(
     store: Store, settings: Settings, headers: Mapping[str, str], body: bytes
 ) -> Verified:
     """The request's webhook-id and sender when its signature is good; 401 otherwise."""
-    entries = _live(await store.get_setting(SETTING_KEY), time.time())
+    entries = _live(await _stored(store, str(settings.db)), time.time())
     secrets = [e["secret"] for e in entries]
     if not secrets:
         raise Unauthorized(
