@@ -24,9 +24,10 @@ from benchlib.report import render
 from benchlib.results import RunResults, one_line
 from benchlib.retention import measure_retention
 from benchlib.soketi import start_soketi
+from benchlib.status import measure_status
 from benchlib.subject import why_not_ready
 
-SECTIONS = ("intake", "e2e", "console", "drain", "memory", "retention", "cli")
+SECTIONS = ("intake", "status", "e2e", "console", "drain", "memory", "retention", "cli")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if "intake" in only:
             step("durable intake")
             samplers = measure_intake(plan, soketi, work, results, leadrelay_ready)
+        if "status" in only:
+            step("status webhooks")
+            measure_status(plan, soketi, work, results, leadrelay_ready)
         if "e2e" in only:
             step("end to end")
             measure_e2e(plan, soketi, work, results, leadrelay_ready)

@@ -132,6 +132,13 @@ def method_section(plan: Plan) -> list[str]:
         "`uvicorn --workers 2`, run in each round too: leadrelay's three processes (HTTP, lead "
         "writer, relay) share the two cores, so one bare process alone is not what the machine "
         "can carry.",
+        "- Status webhooks: one `leadrelay serve`, relaying paused, 512 leads with external_ids; "
+        "first the intake load above (POST /api/leads, admin token), then the same wrk load of "
+        "signed `POST /api/leads/status` requests on the same daemon. wrk's Lua has no HMAC, so "
+        "they are signed beforehand (`scripts/benchlib/status.py`), each a delivery of its own "
+        "(a fresh webhook-id) and a real change (each lead alternates between two statuses with "
+        "a growing changed_at), so each fires one event; the raw numbers hold the events the "
+        "load wrote against the answers counted.",
         "- The naive port (`scripts/benchlib/peers/naive_app.py`) commits each lead and its outbox "
         "row in a transaction of its own (WAL, synchronous=FULL), then awaits the pusher "
         "package's stock `AsyncIOBackend` trigger before answering.",

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from benchlib.procs import BENCH_DIR, BenchError
@@ -54,8 +55,11 @@ def run_wrk(
     token: str = "",
     max_requests: int = 0,
     timeout_s: int = 5,
+    script: Path = LUA_SCRIPT,
+    script_env: dict[str, str] | None = None,
 ) -> WrkResult:
-    """One wrk run of POSTs with unique lead names; `max_requests` > 0 stops after ~that many."""
+    """One wrk run of POSTs with unique lead names (or what `script` sends, configured by
+    `script_env`); `max_requests` > 0 stops after ~that many."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (apt-get install -y wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as done_dir:
@@ -63,6 +67,7 @@ def run_wrk(
         env["BENCH_TOKEN"] = token
         env["BENCH_MAX_PER_THREAD"] = str(-(-max_requests // threads) if max_requests else 0)
         env["BENCH_DONE_DIR"] = done_dir
+        env.update(script_env or {})
         argv = [
             "wrk",
             f"-t{threads}",
@@ -71,7 +76,7 @@ def run_wrk(
             f"--timeout={timeout_s}s",
             "--latency",
             "-s",
-            str(LUA_SCRIPT),
+            str(script),
             url,
         ]
         proc = subprocess.Popen(
