@@ -85,6 +85,10 @@ class Settings:
     relay_max_backoff_seconds: float = field(
         default=60.0, metadata=_doc("longest wait between two tries of one event")
     )
+    relay_claim_seconds: float = field(
+        default=15.0,
+        metadata=_doc("PostgreSQL: how long a relay's claim on an event keeps other daemons off"),
+    )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
     admin_channel: str = field(
         default="admin",

@@ -2,9 +2,13 @@
 
 Order per lead holds because an event is only due when no earlier event of its lead is
 still pending, and a lead with an event in flight gets no other until that one settles.
-Claims live in memory: an event sent but not yet marked delivered when the process dies is
-simply pending again after restart (at least once; `event_id` lets clients drop the copy).
-Only the holder of the relay lease sends (lease.py): a second daemon on the database stands by.
+On SQLite, claims live in memory: an event sent but not yet marked delivered when the process
+dies is simply pending again after restart (at least once; `event_id` lets clients drop the
+copy), and only the holder of the relay lease sends (lease.py): a second daemon on the
+database stands by.  On PostgreSQL (`store.claims_per_event`) every daemon's relay sends:
+each claims the events it sends in the database (owner, expiry: FOR UPDATE SKIP LOCKED), an
+earlier event of a lead, claimed or not, keeps its later ones back, and a dead daemon's claims
+run out after `relay_claim_seconds` for the others to send.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
+import socket
 import time
 from typing import Any
 
@@ -85,6 +91,8 @@ class Relay:
         self.settings = settings
         self.mode = Broadcast.of(settings)
         self.lease = lease
+        # this relay's name on the events it claims (claims_per_event stores)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.config = PusherConfig()
         self.client: PusherClient | None = None
         self.paused_reason: str | None = None
@@ -220,26 +228,43 @@ class Relay:
         # what is in flight or delivered-but-unmarked is still pending in the database; the
         # query skips it, so a send that finishes costs a read of only what is new
         busy = self._in_flight | self._unmarked
-        rows = await self.store.due_events(time.time(), capacity * 2, skip=busy)
+        # the store says how relays share the outbox: with claims per event (PostgreSQL)
+        # what it returns is claimed for this relay alone; else it is a read, and the relay
+        # lease keeps every other relay quiet
+        per_event = self.store.claims_per_event
+        limit = capacity if per_event else capacity * 2
+        rows = await self.store.claim_due(
+            self.owner, time.time(), limit, busy, self.settings.relay_claim_seconds
+        )
         due: list[Row] = []
+        unsent: list[int] = []
         leads_taken: set[int] = set()
         for row in rows:
             lead_id = row["lead_id"]
-            if lead_id in self._in_flight_leads or lead_id in leads_taken:
-                continue
-            if row["id"] in self._settled or row["id"] in self._unmarked:
+            if (
+                lead_id in self._in_flight_leads
+                or lead_id in leads_taken
+                or row["id"] in self._settled
+                or row["id"] in self._unmarked
+            ):
+                unsent.append(row["id"])
                 continue
             leads_taken.add(lead_id)
             due.append(row)
         if not due:
+            await self._give_back(unsent)
             return False
         paused = self.paused_reason is not None
         batches = pack_batches(due, self.settings.relay_batch_size)
-        for batch in batches[:1] if paused else batches:
+        started = batches[:1] if paused else batches
+        unsent.extend(event["id"] for batch in batches[len(started) :] for event in batch)
+        for index, batch in enumerate(started):
             await self._slots.acquire()
             # settings changed, or the lease ran out, while we waited for a slot
             if self.client is None or not self._active:
                 self._slots.release()
+                unsent.extend(event["id"] for later in started[index:] for event in later)
+                await self._give_back(unsent)
                 return True
             for event in batch:
                 self._in_flight_leads.add(event["lead_id"])
@@ -249,7 +274,13 @@ class Relay:
             task.add_done_callback(self._tasks.discard)
         if paused:
             self._paused_at = time.monotonic()  # one probe per period
+        await self._give_back(unsent)
         return True
+
+    async def _give_back(self, ids: list[int]) -> None:
+        """Claims this relay will not send now go back at once, not when they run out."""
+        if ids and self.store.claims_per_event:
+            await self.store.release_claims(self.owner, ids)
 
     async def _sleep_until_due(self) -> None:
         timeout = self.settings.relay_poll_seconds
@@ -377,3 +408,8 @@ class Relay:
         await self._close_client()
         if self.lease is not None:
             await self.lease.release()
+        if self.store.claims_per_event:
+            try:  # what was claimed and not sent goes to the other daemons now
+                await self.store.release_claims(self.owner)
+            except Exception as exc:
+                log.warning("could not give back this relay's claims (they run out): %s", exc)

@@ -37,9 +37,13 @@ async def run_relay(
     from leadrelay.relay.lease import RENEW_SECONDS, RelayLease, owner_info
     from leadrelay.relay.relay import Relay
 
-    relay = Relay(store, settings, RelayLease(store, owner_info(serve_pid)))
+    # one relay at a time holds the relay lease, unless the store lets every relay claim
+    # the events it sends (PostgreSQL): then every daemon relays
+    lease = None if store.claims_per_event else RelayLease(store, owner_info(serve_pid))
+    relay = Relay(store, settings, lease)
     sock = listen_for_wakes(settings.db, relay.wake)
     task = asyncio.create_task(relay.run())
+    notified = asyncio.create_task(store.follow_commits(relay.wake))  # other daemons' commits
     try:
         while sock is None and not stop.is_set():
             # a standby's wake socket is taken by the relay that holds the lease; when that
@@ -50,9 +54,10 @@ async def run_relay(
                 sock = listen_for_wakes(settings.db, relay.wake, quiet=True)
         await stop.wait()
     finally:
+        notified.cancel()
         await relay.stop()
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(task, notified, return_exceptions=True)
         if sock is not None:
             asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()

@@ -79,6 +79,10 @@ class Store(Protocol):
 
     # called with the number of events each commit wrote (wakes the relay)
     commit_listeners: list[Callable[[int], None]]
+    # how relays share the outbox: True, every relay claims the events it sends in the
+    # database (a lease per event, claim_due); False, one relay at a time holds the relay
+    # lease and claims live in its memory (claim_due only reads)
+    claims_per_event: bool
     transactions: int  # group commits so far
     backend: str  # "sqlite" or "postgresql"
 
@@ -124,6 +128,23 @@ class Store(Protocol):
     ) -> list[Row]: ...
     async def events_since_time(self, since: float) -> int: ...
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]: ...
+    async def claim_due(
+        self, owner: str, now: float, limit: int, skip: Iterable[int], claim_seconds: float
+    ) -> list[Row]:
+        """Due events, oldest first, that no earlier event of their lead blocks (pending or
+        claimed), less `skip`; with claims_per_event they are claimed for `owner` until
+        now + claim_seconds, and no other relay is given them meanwhile."""
+        ...
+
+    async def release_claims(self, owner: str, ids: Iterable[int] | None = None) -> None:
+        """Give back claims not sent (all of `owner`'s when ids is None)."""
+        ...
+
+    async def follow_commits(self, on_commit: Callable[[], None]) -> None:
+        """Call `on_commit` when another process commits events, until cancelled (a backend
+        without such notifications returns at once: the wake socket and polling serve)."""
+        ...
+
     async def next_due_time(self) -> float | None: ...
     async def pending_count(self) -> int: ...
     async def lease(self, name: str) -> Row | None:

@@ -10,7 +10,7 @@ import orjson
 import psycopg
 
 from leadrelay.events import iso_time
-from leadrelay.store.base import LEAD_COLUMNS, Row, key_row
+from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
 
 # the lead that owns an external_id (its duplicates from before it was unique, on a
 # database copied from SQLite, have external_id_dup set)
@@ -156,6 +156,33 @@ class Tx:
             ),
         )
         self.events_written += 1
+
+    def claim_due(self, owner: str, limit: int, skip: list[int], claim_seconds: float) -> list[Row]:
+        """Claim for `owner` the due events no earlier event of their lead blocks (a lead's
+        earlier event that is pending, claimed or not, blocks it: per-lead order across
+        daemons) and no other relay holds; rows another transaction has locked are skipped,
+        not waited for.  Oldest first."""
+        self.writes += 1
+        rows = self.conn.execute(
+            f"UPDATE events SET lease_owner = %s, lease_until = %s WHERE id IN ("
+            "SELECT id FROM events e WHERE state = 'pending' AND next_attempt_at <= %s "
+            "AND (lease_until IS NULL OR lease_until < %s OR lease_owner = %s) "
+            "AND NOT (id = ANY(%s)) "
+            "AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = e.lead_id "
+            "AND p.seq < e.seq AND p.state = 'pending') "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {EVENT_COLUMNS}",
+            (owner, self.now + claim_seconds, self.now, self.now, owner, skip, limit),
+        ).fetchall()
+        return sorted(rows, key=lambda row: int(row["id"]))
+
+    def release_claims(self, owner: str, ids: list[int] | None) -> None:
+        sql = "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = %s"
+        params: tuple[Any, ...] = (owner,)
+        if ids is not None:
+            sql += " AND id = ANY(%s)"
+            params += (ids,)
+        self._change(sql + " AND state = 'pending'", params)
 
     def mark_delivered(self, ids: list[int]) -> None:
         self._change(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +33,11 @@ from leadrelay.store.pg_transaction import BY_EXTERNAL_ID, Tx
 
 T = TypeVar("T")
 
+log = logging.getLogger("leadrelay.store")
+
 MAX_BATCH = 512
 NOTIFY_CHANNEL = "leadrelay_events"
+LISTEN_APPLICATION = "leadrelay-listen"  # the LISTEN connection's name in pg_stat_activity
 CONNECT_TIMEOUT = 10
 
 
@@ -67,6 +71,7 @@ class Store:
     _executor: ThreadPoolExecutor
     durable: bool = True
     backend: str = "postgresql"
+    claims_per_event: bool = True
     _waiting: list[Job] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -336,9 +341,43 @@ class Store:
             (now, list(skip), limit),
         )
 
+    async def claim_due(
+        self, owner: str, now: float, limit: int, skip: Iterable[int], claim_seconds: float
+    ) -> list[Row]:
+        ids = list(skip)
+        return await self.write(lambda tx: tx.claim_due(owner, limit, ids, claim_seconds))
+
+    async def release_claims(self, owner: str, ids: Iterable[int] | None = None) -> None:
+        chosen = None if ids is None else list(ids)
+        await self.write(lambda tx: tx.release_claims(owner, chosen))
+
+    async def follow_commits(self, on_commit: Callable[[], None]) -> None:
+        """LISTEN on a connection of its own; when it drops, connect again (polling covers
+        the gap, and a look right after reconnecting catches what it missed)."""
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    application_name=LISTEN_APPLICATION,
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    on_commit()
+                    delay = 0.5
+                    async for _ in conn.notifies():
+                        on_commit()
+            except psycopg.Error as exc:
+                log.warning("the LISTEN connection failed (%s); polling until it is back", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     async def next_due_time(self) -> float | None:
+        """Another relay's claim defers an event until the claim runs out."""
         row = await self._read_one(
-            "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
+            "SELECT min(GREATEST(next_attempt_at, coalesce(lease_until, 0))) AS t "
+            "FROM events e WHERE state = 'pending' "
             "AND NOT EXISTS (SELECT 1 FROM events p "
             "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
         )

@@ -47,6 +47,7 @@ class Store:
     """An open database: one writer thread, one aiosqlite reader."""
 
     backend = "sqlite"
+    claims_per_event = False
     path: Path
     reader: aiosqlite.Connection
     _writer: sqlite3.Connection
@@ -375,6 +376,18 @@ class Store:
             "ORDER BY id LIMIT ?",
             (now, json.dumps(list(skip)), limit),
         )
+
+    async def claim_due(
+        self, owner: str, now: float, limit: int, skip: Iterable[int], claim_seconds: float
+    ) -> list[Row]:
+        """One relay sends (the relay lease): its claims live in its memory."""
+        return await self.due_events(now, limit, skip)
+
+    async def release_claims(self, owner: str, ids: Iterable[int] | None = None) -> None:
+        return None
+
+    async def follow_commits(self, on_commit: Callable[[], None]) -> None:
+        return None  # the wake socket (relay/wake.py) and polling
 
     async def next_due_time(self) -> float | None:
         """When the earliest event that no earlier event of its lead blocks falls due."""

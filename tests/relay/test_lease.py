@@ -1,13 +1,13 @@
 """Two `serve` on one database: one relays, the other stands by and takes over when it dies.
 
 Real parts: two `leadrelay serve` processes (each with its writer and relay children) on one
-SQLite file or one PostgreSQL database, a real soketi, a subscriber on its `admin` channel.
-Both daemons take leads under load; the lease holder is SIGKILLed with its process group.
+SQLite file (on PostgreSQL every daemon relays: test_multi_daemon.py), a real soketi, a
+subscriber on its `admin` channel.  Both daemons take leads under load; the lease holder is
+SIGKILLed with its process group.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from support.serve import WALK, Serve, cli_json, point_at_soketi, stored_events
+from support.load import Load
+from support.serve import Serve, cli_json, point_at_soketi, stored_events
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead
 
-pytestmark = [pytest.mark.slow, pytest.mark.soketi, pytest.mark.both_backends]
+pytestmark = [pytest.mark.slow, pytest.mark.soketi]
 
 RELAY_ENV = {"LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1", "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1"}
 TAKEOVER_LIMIT = 10.0
@@ -43,46 +44,10 @@ def wait_for_holder(db: Path | str, serve: Serve, timeout: float) -> float:
     raise AssertionError(f"serve pid {serve.process.pid} never held the lease: {lease(db)}")
 
 
-class Load:
-    """Leads created and walked through WALK on one daemon, in a thread, until stopped or the
-    daemon stops answering.  `acked[lead_id]` counts the lead's events acknowledged."""
-
-    def __init__(self, serve: Serve, prefix: str, acked: dict[int, int]) -> None:
-        self.serve = serve
-        self.prefix = prefix
-        self.acked = acked
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        with httpx.Client(base_url=self.serve.url, headers=self.serve.auth(), timeout=10) as c:
-            while not self.stop.is_set():
-                n += 1
-                try:
-                    response = c.post("/api/leads", json={"name": f"{self.prefix} {n}"})
-                    if response.status_code != 201:
-                        continue
-                    lead_id = response.json()["id"]
-                    self.acked[lead_id] = 1
-                    for status in WALK:
-                        patch = c.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
-                        if patch.status_code != 200:
-                            break
-                        self.acked[lead_id] += 1
-                except httpx.HTTPError:
-                    return  # the daemon was killed: what it acknowledged is recorded
-                time.sleep(0.01)
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.thread.join(20)
-
-
 def test_relay_lease_two_serves_one_relays_and_standby_takes_over(
-    db: Path | str, soketi: Soketi
+    tmp_path: Path, soketi: Soketi
 ) -> None:
+    db = tmp_path / "leadrelay.db"
     acked: dict[int, int] = {}
     with Subscriber(soketi, ["admin"]) as sub:
         first = Serve(db, env=RELAY_ENV).start()
