@@ -8,6 +8,7 @@ retry never rolls the lead back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -180,3 +181,28 @@ def test_create_with_a_known_external_id_returns_the_first_lead(daemon: Serve) -
     ).json()["leads"]
     assert [lead["id"] for lead in found] == [first.json()["id"]]
     assert stored_event_types(daemon, first.json()["id"]) == ["lead.assigned"]
+
+
+async def _race(serve: Serve, raw: bytes, headers: dict[str, str], copies: int) -> list[Any]:
+    limits = httpx.Limits(max_connections=copies, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=serve.url, limits=limits, timeout=30) as client:
+        return list(
+            await asyncio.gather(
+                *(
+                    client.post("/api/leads/status", content=raw, headers=headers)
+                    for _ in range(copies)
+                )
+            )
+        )
+
+
+@pytest.mark.anyio
+async def test_status_webhook_copies_racing_in_fire_one_event(daemon: Serve, secret: str) -> None:
+    lead = create(daemon, "crm-700").json()
+    raw = json.dumps({"external_id": "crm-700", "status": "lost"}).encode()
+    headers = {"Content-Type": "application/json", **sign_headers(secret, raw, msg_id="m-700")}
+    answers = await _race(daemon, raw, headers, 30)
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1  # every copy, the first answer
+    assert answers[0].json()["applied"] is True
+    assert stored_event_types(daemon, lead["id"]) == ["lead.assigned", "lead.status.updated"]
