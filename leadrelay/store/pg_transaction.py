@@ -109,9 +109,6 @@ class Tx:
         row = self._one("SELECT lead_id FROM idempotency_keys WHERE key = %s", (key,))
         return None if row is None else int(row["lead_id"])
 
-    def forget_keys_before(self, cutoff: float) -> int:
-        return self._change("DELETE FROM idempotency_keys WHERE created_at < %s", (cutoff,))
-
     def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
         """Blank the lead's personal `fields` in its row and in every stored event payload;
         return how many events were rewritten (the name becomes "", the others NULL)."""

@@ -93,10 +93,6 @@ class Tx:
         row = self._one("SELECT lead_id, outcome FROM idempotency_keys WHERE key = ?", (key,))
         return None if row is None else key_row(row)
 
-    def forget_keys_before(self, cutoff: float) -> int:
-        cur = self.conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (cutoff,))
-        return cur.rowcount
-
     def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
         """Blank the lead's personal `fields` in its row and in every stored event payload,
         with SQLite overwriting the freed bytes (secure_delete) for this job; return how
