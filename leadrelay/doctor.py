@@ -49,6 +49,7 @@ async def run_checks(settings: Settings) -> list[Check]:
         checks.append(await _database(store))
         checks.append(await _external_ids(store))
         checks.extend(await _pusher(store))
+        checks.append(await _lease(store))
         checks.append(await _privacy(store, settings))
         checks.extend(await _ledger(store))
     finally:
@@ -109,7 +110,6 @@ async def _pusher(store: Store) -> list[Check]:
     relay = await store.get_setting(RELAY_STATE_KEY) or {}
     if relay.get("paused_reason"):
         checks.append(_check("relay", "fail", f"paused: {relay['paused_reason']}"))
-    checks.append(await _lease(store))
     return checks
 
 

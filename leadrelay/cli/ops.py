@@ -22,6 +22,7 @@ from leadrelay.cli.support import (
     say,
     settings_for,
     show,
+    stdout_console,
 )
 from leadrelay.cli.tail.command import tail
 from leadrelay.config import is_postgres
@@ -189,7 +190,21 @@ def outbox_status(db: DbOption = None, as_json: JsonOption = False) -> None:
         async with open_store(settings) as store:
             return await outbox.status(store)
 
-    show(run(fetch()), as_json, print_fields)
+    show(run(fetch()), as_json, lambda status: print_fields(_status_fields(status)))
+
+
+def _status_fields(status: dict[str, Any]) -> dict[str, Any]:
+    """The status for people: the lease in words, not as a nested object."""
+    shown = dict(status)
+    lease = shown.pop("relay_lease", None) or {}
+    if lease.get("held"):
+        shown["relay_holder"] = (
+            f"{lease['holder']} (relay pid {lease['relay_pid']}, "
+            f"renewed {lease['renewed_seconds_ago']:g} s ago)"
+        )
+    else:
+        shown["relay_holder"] = "none: no serve relays this database now"
+    return shown
 
 
 def _event_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
@@ -332,9 +347,7 @@ def doctor(db: DbOption = None, as_json: JsonOption = False) -> None:
         print_json({"ok": not failed, "checks": checks})
     else:
         marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
-        from rich.console import Console
-
-        console = Console()
+        console = stdout_console()
         for check in checks:
             console.print(f"{marks[check['status']]:>14}  {check['name']}: {check['detail']}")
     if failed:

@@ -140,10 +140,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    _stdout_console().print(table)
+    stdout_console().print(table)
 
 
-def _stdout_console() -> Any:
+def stdout_console() -> Any:
     """Rich cuts to 80 columns when stdout is not a terminal; a table piped to a file or to
     grep keeps every character instead (COLUMNS, when set, still wins)."""
     import os

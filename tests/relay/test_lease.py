@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from support.load import Load
-from support.serve import Serve, cli_json, point_at_soketi, stored_events
+from support.serve import Serve, cli, cli_json, point_at_soketi, stored_events
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead
 
@@ -67,7 +67,13 @@ def test_relay_lease_two_serves_one_relays_and_standby_takes_over(
             first.kill()  # SIGKILL: the daemon, its writer and its relay child
             took_over_at = wait_for_holder(db, second, TAKEOVER_LIMIT + 5)
             assert took_over_at - before_kill < TAKEOVER_LIMIT, took_over_at - before_kill
-            time.sleep(2.0)  # the standby relays what waits, and the new load
+            # who holds it, as an operator asks: outbox status, doctor, /readyz
+            holder = f"serve pid {second.process.pid}"
+            assert holder in cli(db, "outbox", "status").stdout
+            assert holder in cli(db, "doctor", check=False).stdout
+            readyz = httpx.get(f"{second.url}/readyz", timeout=10).json()
+            assert readyz["relay_lease"]["this_daemon"] is True, readyz
+            time.sleep(1.0)  # the standby relays what waits, and the new load
             for load in loads:
                 load.finish()
 
