@@ -167,6 +167,13 @@ class _Server(uvicorn.Server):
     would end the process by the signal (exit 143, or a KeyboardInterrupt) before leadrelay's
     own cleanup: a drained stop, by SIGTERM or Ctrl-C, is a clean stop, exit 0."""
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            # uvicorn names the address only for sockets it bound itself; this one was bound
+            # before the first start (see listen), and people look for the line
+            self._log_started_message(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         while sig in (signal.SIGTERM, signal.SIGINT) and sig in self._captured_signals:

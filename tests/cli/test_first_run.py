@@ -121,6 +121,7 @@ def test_serve_ctrl_c_exits_0(tmp_path: Path) -> None:
     try:
         assert serve.process is not None
         wait_for_relay_state(serve.db)  # the relay child is up too: Ctrl-C reaches it
+        assert f"running on http://127.0.0.1:{serve.port}" in serve.logs()
         os.killpg(serve.process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
         assert serve.process.wait(20) == 0, serve.logs()
         assert "Traceback" not in serve.logs(), serve.logs()
