@@ -141,6 +141,51 @@ def db_prune(
     )
 
 
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[str, typer.Option("--to", help="the empty PostgreSQL database: postgresql://…")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy this SQLite database into an empty PostgreSQL one (safe to run again)."""
+    settings = settings_for(db, config)
+    if is_postgres(settings.db):
+        fail("db copy reads a SQLite database: point --db at the file to copy", 2)
+    if not is_postgres(to):
+        fail("--to must be a PostgreSQL URL: postgresql://user@host:5432/name", 2)
+    source = Path(settings.db)
+    if not source.exists():
+        fail(missing_database(source), 2)
+
+    async def copy() -> dict[str, Any]:
+        import asyncio
+
+        from leadrelay.store.copy import copy as copy_database
+
+        return await asyncio.to_thread(copy_database, source, to)
+
+    result = run(copy())
+    if as_json:
+        print_json(result)
+        return
+    done = "copied" if result["copied"] else "already holds everything in"
+    say(
+        f"{result['target']} {done} {result['source']}: {result['leads']} leads, "
+        f"{result['events']} events ({result['events pending']} pending, "
+        f"{result['events delivered']} delivered, {result['events dead']} dead-lettered), "
+        f"{result['providers']} providers, {result['tokens']} tokens, "
+        f"{result['settings']} settings, {result['idempotency_keys']} idempotency keys; "
+        "the counts match"
+    )
+    say(
+        "to switch: stop 'leadrelay serve' on the file (what it takes after the copy began "
+        "is not copied; run the copy again into an empty database if it took any), then "
+        'start every daemon with db = "postgresql://…" in leadrelay.toml, or --db / '
+        "LEADRELAY_DB"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.add_typer(db_app, name="db")

@@ -202,3 +202,37 @@ def test_notify_wakes_relays_and_polling_catches_up_when_listen_drops(
             f"{caught_up:.2f}s later (the look on reconnecting, else the {poll:g}s poll); "
             "the LISTEN connection came back"
         )
+
+
+def test_fifty_identical_requests_across_two_daemons_make_one_lead(pg_url: str) -> None:
+    """Idempotency is the database's: the copies race in through two daemons at once."""
+    import asyncio
+    from collections import Counter
+
+    with Serve(pg_url, relay="off") as first, Serve(pg_url, relay="off") as second:
+        second.admin_token = first.admin_token
+
+        async def race() -> list[httpx.Response]:
+            headers = {**first.auth(), "Idempotency-Key": "one-delivery"}
+            limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+            async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+                return list(
+                    await asyncio.gather(
+                        *(
+                            client.post(
+                                f"{(first, second)[i % 2].url}/api/leads",
+                                json={"name": "Raced"},
+                                headers=headers,
+                            )
+                            for i in range(50)
+                        )
+                    )
+                )
+
+        responses = asyncio.run(race())
+        assert Counter(r.status_code for r in responses) == {201: 1, 200: 49}
+        assert len({r.json()["id"] for r in responses}) == 1
+        with httpx.Client(base_url=second.url, headers=second.auth(), timeout=10) as c:
+            leads = c.get("/api/admin/leads").json()["leads"]
+            assert [lead["name"] for lead in leads] == ["Raced"]
+            assert len(stored_events(c)) == 1
