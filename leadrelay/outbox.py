@@ -90,4 +90,6 @@ def describe_lease(row: dict[str, Any] | None, now: float | None = None) -> dict
 
 async def relay_lease(store: Store) -> dict[str, Any]:
     """Who holds the relay lease (relay/lease.py): the one daemon relaying this database."""
+    if store.claims_per_event:  # PostgreSQL: no one holder; every serve relays
+        return {**describe_lease(None), "claims_per_event": True}
     return describe_lease(await store.lease(RELAY_LEASE))

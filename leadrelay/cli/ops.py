@@ -197,7 +197,9 @@ def _status_fields(status: dict[str, Any]) -> dict[str, Any]:
     """The status for people: the lease in words, not as a nested object."""
     shown = dict(status)
     lease = shown.pop("relay_lease", None) or {}
-    if lease.get("held"):
+    if lease.get("claims_per_event"):
+        shown["relay_holder"] = "every serve on this database relays (claims per event)"
+    elif lease.get("held"):
         shown["relay_holder"] = (
             f"{lease['holder']} (relay pid {lease['relay_pid']}, "
             f"renewed {lease['renewed_seconds_ago']:g} s ago)"
