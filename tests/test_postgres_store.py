@@ -73,3 +73,18 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password(
         await open_store(url)
     message = str(failed.value)
     assert "no_such_database" in message and "s3cret-pw" not in message
+
+
+@pytest.mark.postgres
+def test_the_operator_commands_on_postgres(pg_url: str) -> None:
+    from support.serve import cli
+
+    assert "admin token" in cli(pg_url, "init").stdout
+    doctor = cli(pg_url, "doctor", check=False)
+    assert "ok  database: intact and writable" in doctor.stdout
+    assert "every serve on this PostgreSQL database relays" in doctor.stdout
+    assert "ok  outbox ledger" in doctor.stdout
+    assert "claims per event" in cli(pg_url, "outbox", "status").stdout
+    assert "would remove 0 delivered events" in cli(pg_url, "db", "prune", "--dry-run").stdout
+    backup = cli(pg_url, "db", "backup", "/nonexistent/copy.db", check=False)
+    assert backup.returncode == 2 and "use pg_dump" in backup.stderr
