@@ -414,7 +414,11 @@ def _paths(settings: Settings) -> Schema:
                     {
                         "type": "object",
                         "required": ["auth"],
-                        "properties": {"auth": {"type": "string"}},
+                        "properties": {
+                            "auth": {"type": "string"},
+                            # private-encrypted- channels: the channel's key, in base64
+                            "shared_secret": {"type": "string"},
+                        },
                     },
                     400,
                     403,
@@ -438,6 +442,17 @@ def _paths(settings: Settings) -> Schema:
                             "ws_host": {"type": "string"},
                             "ws_port": {"type": "integer"},
                             "tls": {"type": "boolean"},
+                            # where this daemon broadcasts, in its mode (CONTRACT §4)
+                            "channels": {
+                                "type": "object",
+                                "required": ["admin", "provider"],
+                                "properties": {
+                                    "admin": {"type": "string"},
+                                    "provider": {"type": "string"},
+                                },
+                            },
+                            "encrypted": {"type": "boolean"},
+                            "personal_data": {"type": "boolean"},
                         },
                     },
                     400,
