@@ -29,10 +29,11 @@ PRESENCE = {"channel_occupied": True, "channel_vacated": False}
 def signed(body: bytes, key: str, signature: str, app_key: str, secret: str) -> bool:
     """Whether the body carries a valid signature of this app (what
     `pusher.Pusher.validate_webhook` checks, without its JSON decode and time window)."""
-    if not (app_key and secret) or not hmac.compare_digest(key, app_key):
+    # bytes, not str: compare_digest refuses non-ASCII text, and headers may carry any
+    if not (app_key and secret) or not hmac.compare_digest(key.encode(), app_key.encode()):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature.lower(), expected)
+    return hmac.compare_digest(signature.lower().encode(), expected.encode())
 
 
 async def pusher_webhooks(request: Request) -> Response:

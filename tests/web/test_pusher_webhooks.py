@@ -32,9 +32,9 @@ async def webhook(
 ) -> httpx.Response:
     body = json.dumps({"time_ms": time_ms, "events": events}).encode()
     headers = {
-        "Content-Type": "application/json",
-        "X-Pusher-Key": key,
-        "X-Pusher-Signature": sign(body, secret) if signature is None else signature,
+        "Content-Type": b"application/json",
+        "X-Pusher-Key": key.encode(),  # bytes: a header may carry non-ASCII
+        "X-Pusher-Signature": (sign(body, secret) if signature is None else signature).encode(),
     }
     return await lr.client.post("/pusher/webhooks", content=body, headers=headers)
 
@@ -64,6 +64,9 @@ async def test_pusher_webhooks_refuse_anything_not_signed_by_the_app(settings: S
             await webhook(lr, events, 1000, secret="someone-elses-secret"),
             await webhook(lr, events, 1000, key="another-key"),
             await lr.client.post("/pusher/webhooks", json={"time_ms": 1, "events": events}),
+            # non-ASCII headers (the fuzzer found compare_digest refusing them with a 500)
+            await webhook(lr, events, 1000, key="clé"),
+            await webhook(lr, events, 1000, signature="é" * 64),
         ]
         for response in forged:
             assert response.status_code == 401
