@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from leadrelay.auth import channel_signature
-from support.browser import browser_missing, chromium, sign_in, wait_for
+from support.browser import browser_missing, chromium, fresh_context, sign_in, wait_for
 from support.serve import Serve, cli_json, point_at_soketi
 from support.soketi import Soketi, free_port
 from support.subscriber import Subscriber
@@ -49,7 +49,7 @@ def test_console_presence_dot_follows_the_providers_channel(tmp_path: Path) -> N
             headers=serve.auth(),
         )
         lead = response.json()
-        with chromium(tmp_path / "browser") as browser:
+        with chromium() as process, fresh_context(process) as browser:
             page = browser.new_page(width=1280)
             sign_in(page, serve.url, serve.admin_token or "")
             dot(page, lead["id"]).wait_for(timeout=5000)

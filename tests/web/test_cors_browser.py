@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.browser import browser_missing, chromium, wait_for
+from support.browser import browser_missing, chromium, fresh_context, wait_for
 from support.serve import Serve, cli_json, point_at_soketi
 from support.soketi import Soketi
 
@@ -96,7 +96,7 @@ def test_cors_browser_dashboard_on_another_origin(
         with Serve(db, env=env) as serve:
             point_at_soketi(db, soketi)
             seven = cli_json(db, "providers", "add", "Seven", "--id", "7")
-            with chromium(tmp_path / "browser") as browser:
+            with chromium() as process, fresh_context(process) as browser:
                 page = browser.new_page()
                 page.goto(f"{origin}/index.html")
                 outcome = page.evaluate(
