@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from leadrelay.store.schema import MAX_ID
+from leadrelay.web.openapi.parts import UUID, Schema, json_body, obj, ok
 
-Schema = dict[str, Any]
 # no token needed: the page and its files (the page asks for the token)
 PUBLIC_PATHS = ("/", "/console/{name}")
-UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-def _json(schema: Schema) -> Schema:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _responses(status: int, schema: Schema, *errors: int) -> Schema:
-    answers: Schema = {str(status): {"description": "ok", **_json(schema)}}
-    for code in sorted({401, *errors}):
-        answers[str(code)] = {
-            "description": "error",
-            **_json({"$ref": "#/components/schemas/Error"}),
-        }
-    return answers
-
-
-def _object(required: list[str], properties: Schema, *, closed: bool = False) -> Schema:
-    schema = {"type": "object", "required": required, "properties": properties}
-    return {**schema, "additionalProperties": False} if closed else schema
 
 
 def _outbox_event() -> Schema:
-    return _object(
+    return obj(
         ["id", "event_id", "type", "lead_id", "seq", "attempts", "last_error"],
         {
             "id": {"type": "integer"},
@@ -48,7 +26,7 @@ def _outbox_event() -> Schema:
 
 def paths() -> dict[str, Schema]:
     html = {"content": {"text/html": {"schema": {"type": "string"}}}}
-    me = _object(
+    me = obj(
         ["role", "provider_id", "name"],
         {
             "role": {"type": "string", "enum": ["admin", "provider"]},
@@ -64,7 +42,7 @@ def paths() -> dict[str, Schema]:
     )
     retry_body = {
         "oneOf": [
-            _object(
+            obj(
                 ["event_id"],
                 {
                     "event_id": {
@@ -77,7 +55,7 @@ def paths() -> dict[str, Schema]:
                 },
                 closed=True,
             ),
-            _object(["all"], {"all": {"const": True}}, closed=True),
+            obj(["all"], {"all": {"const": True}}, closed=True),
         ]
     }
     return {
@@ -100,7 +78,7 @@ def paths() -> dict[str, Schema]:
                     },
                     "404": {
                         "description": "no such file",
-                        **_json({"$ref": "#/components/schemas/Error"}),
+                        **json_body({"$ref": "#/components/schemas/Error"}),
                     },
                 },
             }
@@ -108,23 +86,23 @@ def paths() -> dict[str, Schema]:
         "/api/me": {
             "get": {
                 "summary": "Who the bearer token is",
-                "responses": _responses(200, me, 503),
+                "responses": ok(200, me, 503),
             }
         },
         "/api/admin/providers": {
             "get": {
                 "summary": "The providers with their lead counts",
-                "responses": _responses(
-                    200, _object(["providers"], {"providers": {"type": "array"}}), 403, 503
+                "responses": ok(
+                    200, obj(["providers"], {"providers": {"type": "array"}}), 403, 503
                 ),
             }
         },
         "/api/admin/outbox": {
             "get": {
                 "summary": "The outbox: pending, oldest pending age, dead letters, the relay",
-                "responses": _responses(
+                "responses": ok(
                     200,
-                    _object(
+                    obj(
                         ["pending", "dead", "oldest_pending_age_seconds", "relay_paused_reason"],
                         {
                             "pending": {"type": "integer"},
@@ -150,9 +128,9 @@ def paths() -> dict[str, Schema]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     }
                 ],
-                "responses": _responses(
+                "responses": ok(
                     200,
-                    _object(
+                    obj(
                         ["dead", "retrying"],
                         {
                             "dead": {"type": "array", "items": _outbox_event()},
@@ -168,10 +146,10 @@ def paths() -> dict[str, Schema]:
         "/api/admin/outbox/retry": {
             "post": {
                 "summary": "Send one dead-lettered event, or all of them, again",
-                "requestBody": {"required": True, **_json(retry_body)},
-                "responses": _responses(
+                "requestBody": {"required": True, **json_body(retry_body)},
+                "responses": ok(
                     200,
-                    _object(["retried"], {"retried": {"type": "integer"}}),
+                    obj(["retried"], {"retried": {"type": "integer"}}),
                     400,
                     403,
                     404,
