@@ -19,6 +19,7 @@ from benchlib.intake import measure_intake
 from benchlib.machine import cpu_probe_ms, describe_machine, load_average
 from benchlib.memory import measure_memory
 from benchlib.plan import FULL, SMOKE
+from benchlib.postgres import measure_postgres
 from benchlib.procs import REPO_ROOT, BenchError
 from benchlib.report import render
 from benchlib.results import RunResults, one_line
@@ -27,7 +28,7 @@ from benchlib.soketi import start_soketi
 from benchlib.status import measure_status
 from benchlib.subject import why_not_ready
 
-SECTIONS = ("intake", "status", "e2e", "console", "drain", "memory", "retention", "cli")
+SECTIONS = ("intake", "status", "e2e", "console", "drain", "postgres", "memory", "retention", "cli")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         if "drain" in only:
             step("relay drain")
             measure_drain(plan, soketi, work, results, leadrelay_ready)
+        if "postgres" in only:
+            step("postgresql")
+            measure_postgres(plan, soketi, work, results, leadrelay_ready)
         if "memory" in only:
             step("memory")
             measure_memory(
