@@ -28,13 +28,25 @@ class Tx:
         self.now_iso = iso_time(now)
         self.events_written = 0
         self.writes = 0  # statements that changed something: a failed job after one aborts
+        # set while the batch runs in pipeline mode: statements whose result nobody reads
+        # go out without waiting for it, so a lead costs one round trip, not two
+        self.pipeline: psycopg.Pipeline | None = None
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         return self.conn.execute(sql, tuple(params)).fetchone()
 
     def _change(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """A write whose row count the caller reads (in pipeline mode: after a sync)."""
         self.writes += 1
-        return self.conn.execute(sql, tuple(params)).rowcount
+        cur = self.conn.execute(sql, tuple(params))
+        if self.pipeline is not None:
+            self.pipeline.sync()
+        return cur.rowcount
+
+    def _send(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """A write whose outcome nobody reads: in pipeline mode it does not wait."""
+        self.writes += 1
+        self.conn.execute(sql, tuple(params))
 
     def _returning_id(self, sql: str, params: Iterable[Any]) -> int:
         self.writes += 1
@@ -77,7 +89,7 @@ class Tx:
 
     def update_lead(self, lead_id: int, changes: Row) -> None:
         columns = ", ".join(f"{name} = %s" for name in changes)
-        self._change(f"UPDATE leads SET {columns} WHERE id = %s", (*changes.values(), lead_id))
+        self._send(f"UPDATE leads SET {columns} WHERE id = %s", (*changes.values(), lead_id))
 
     def next_seq(self, lead_id: int) -> int:
         self.writes += 1
@@ -136,7 +148,7 @@ class Tx:
 
     # events ------------------------------------------------------------------
     def insert_event(self, event: Row) -> None:
-        self._change(
+        self._send(
             "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
             "socket_id, next_attempt_at, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
             (
@@ -179,10 +191,10 @@ class Tx:
         if ids is not None:
             sql += " AND id = ANY(%s)"
             params += (ids,)
-        self._change(sql + " AND state = 'pending'", params)
+        self._send(sql + " AND state = 'pending'", params)
 
     def mark_delivered(self, ids: list[int]) -> None:
-        self._change(
+        self._send(
             "UPDATE events SET state = 'delivered', delivered_at = %s, attempts = attempts + 1, "
             "last_error = NULL, lease_owner = NULL, lease_until = NULL "
             "WHERE id = ANY(%s) AND state = 'pending'",
@@ -190,14 +202,14 @@ class Tx:
         )
 
     def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
-        self._change(
+        self._send(
             "UPDATE events SET attempts = attempts + 1, next_attempt_at = %s, last_error = %s, "
             "lease_owner = NULL, lease_until = NULL WHERE id = ANY(%s) AND state = 'pending'",
             (next_attempt_at, error, ids),
         )
 
     def mark_dead(self, ids: list[int], error: str) -> None:
-        self._change(
+        self._send(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = %s, "
             "lease_owner = NULL, lease_until = NULL WHERE id = ANY(%s) AND state = 'pending'",
             (error, ids),
@@ -295,7 +307,7 @@ class Tx:
         return None if row is None else json.loads(row["value"])
 
     def put_setting(self, key: str, value: Any, updated_at: str) -> None:
-        self._change(
+        self._send(
             "INSERT INTO settings (key, value, updated_at) VALUES (%s, %s, %s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
             "updated_at = excluded.updated_at",

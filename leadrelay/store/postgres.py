@@ -173,7 +173,7 @@ class Store:
         conn = self._writer
         try:
             tx = Tx(conn, time.time())
-            if not self._apply(jobs, tx, isolate=False):
+            if not self._apply_pipelined(jobs, tx):
                 # a job failed after writing (or its statement aborted the transaction):
                 # the batch is undone and run again with a savepoint around each job
                 conn.rollback()
@@ -190,6 +190,21 @@ class Store:
                     pass
             raise translate(exc) from None
         return tx.events_written
+
+    def _apply_pipelined(self, jobs: list[Job], tx: Tx) -> bool:
+        """The jobs in pipeline mode; False when one failed after writing, or a statement
+        failed (its error may surface in a later job's statement, or when the pipeline
+        syncs): then the batch is run again, one savepoint a job, without the pipeline."""
+        ok = False
+        try:
+            with self._writer.pipeline() as pipeline:
+                tx.pipeline = pipeline
+                ok = self._apply(jobs, tx, isolate=False)
+        except psycopg.Error:
+            ok = False
+        finally:
+            tx.pipeline = None
+        return ok
 
     def _apply(self, jobs: list[Job], tx: Tx, *, isolate: bool) -> bool:
         conn = self._writer
