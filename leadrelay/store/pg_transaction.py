@@ -19,6 +19,16 @@ BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = %s AND e
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
 
 
+_INSERT_LEAD = (
+    "INSERT INTO leads (id, name, email, phone, status, provider_id, source, notes, "
+    "external_id, created_at, updated_at, last_seq) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
+    "socket_id, next_attempt_at, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+
+
 class Tx:
     """One transaction on the writer's connection.  Its methods are the write-side SQL."""
 
@@ -31,14 +41,38 @@ class Tx:
         # set while the batch runs in pipeline mode: statements whose result nobody reads
         # go out without waiting for it, so a lead costs one round trip, not two
         self.pipeline: psycopg.Pipeline | None = None
+        # new leads and events wait here and go in one executemany each (flush): before
+        # any other statement, so that every statement sees them, and before the commit
+        self.reserve_hint = 1  # lead ids to reserve at once: the batch's job count
+        self._ids: list[int] = []
+        self._leads: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
+
+    def flush(self) -> None:
+        """Write the buffered leads, then their events."""
+        if self._leads:
+            rows, self._leads = self._leads, []
+            self.conn.cursor().executemany(_INSERT_LEAD, rows)
+        if self._events:
+            rows, self._events = self._events, []
+            self.conn.cursor().executemany(_INSERT_EVENT, rows)
+
+    def discard(self) -> None:
+        """Drop what a failed job buffered (its savepoint undid the rest)."""
+        self._leads.clear()
+        self._events.clear()
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Row]:
+        self.flush()
+        return self.conn.execute(sql, tuple(params))
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        return self.conn.execute(sql, tuple(params)).fetchone()
+        return self._execute(sql, params).fetchone()
 
     def _change(self, sql: str, params: Iterable[Any] = ()) -> int:
         """A write whose row count the caller reads (in pipeline mode: after a sync)."""
         self.writes += 1
-        cur = self.conn.execute(sql, tuple(params))
+        cur = self._execute(sql, params)
         if self.pipeline is not None:
             self.pipeline.sync()
         return cur.rowcount
@@ -46,27 +80,35 @@ class Tx:
     def _send(self, sql: str, params: Iterable[Any] = ()) -> None:
         """A write whose outcome nobody reads: in pipeline mode it does not wait."""
         self.writes += 1
-        self.conn.execute(sql, tuple(params))
+        self._execute(sql, params)
 
     def _returning_id(self, sql: str, params: Iterable[Any]) -> int:
         self.writes += 1
-        row = self.conn.execute(sql, tuple(params)).fetchone()
+        row = self._execute(sql, params).fetchone()
         assert row is not None
         return int(row["id"])
 
     def _follow_sequence(self, table: str) -> None:
         """After a row with an explicit id: the identity continues past the largest id."""
-        self.conn.execute(
+        self._execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
         )
 
     # leads -------------------------------------------------------------------
     def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
-        return self._returning_id(
-            "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
-            "external_id, created_at, updated_at, last_seq) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+        """Buffered (see flush) under an id reserved from the identity beforehand."""
+        if not self._ids:
+            rows = self._execute(
+                "SELECT nextval(pg_get_serial_sequence('leads', 'id')) AS id "
+                "FROM generate_series(1, %s)",
+                (max(1, self.reserve_hint),),
+            ).fetchall()
+            self._ids = [int(row["id"]) for row in rows]
+        lead_id = self._ids.pop(0)
+        self.writes += 1
+        self._leads.append(
             (
+                lead_id,
                 lead["name"],
                 lead.get("email"),
                 lead.get("phone"),
@@ -78,8 +120,9 @@ class Tx:
                 lead["created_at"],
                 lead["updated_at"],
                 last_seq,
-            ),
+            )
         )
+        return lead_id
 
     def get_lead(self, lead_id: int) -> Row | None:
         return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,))
@@ -130,7 +173,7 @@ class Tx:
             "WHERE id = %s",
             (self.now_iso, self.now_iso, lead_id),
         )
-        rows = self.conn.execute(
+        rows = self._execute(
             "SELECT id, payload FROM events WHERE lead_id = %s", (lead_id,)
         ).fetchall()
         for row in rows:
@@ -148,9 +191,9 @@ class Tx:
 
     # events ------------------------------------------------------------------
     def insert_event(self, event: Row) -> None:
-        self._send(
-            "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
-            "socket_id, next_attempt_at, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        """Buffered (see flush)."""
+        self.writes += 1
+        self._events.append(
             (
                 event["event_id"],
                 event["lead_id"],
@@ -162,7 +205,7 @@ class Tx:
                 event.get("socket_id"),
                 self.now,
                 self.now,
-            ),
+            )
         )
         self.events_written += 1
 
@@ -172,7 +215,7 @@ class Tx:
         daemons) and no other relay holds; rows another transaction has locked are skipped,
         not waited for.  Oldest first."""
         self.writes += 1
-        rows = self.conn.execute(
+        rows = self._execute(
             f"UPDATE events SET lease_owner = %s, lease_until = %s WHERE id IN ("
             "SELECT id FROM events e WHERE state = 'pending' AND next_attempt_at <= %s "
             "AND (lease_until IS NULL OR lease_until < %s OR lease_owner = %s) "

@@ -173,12 +173,15 @@ class Store:
         conn = self._writer
         try:
             tx = Tx(conn, time.time())
+            tx.reserve_hint = len(jobs)
             if not self._apply_pipelined(jobs, tx):
                 # a job failed after writing (or its statement aborted the transaction):
                 # the batch is undone and run again with a savepoint around each job
                 conn.rollback()
                 tx = Tx(conn, time.time())
+                tx.reserve_hint = len(jobs)
                 self._apply(jobs, tx, isolate=True)
+            tx.flush()
             if tx.events_written:
                 conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
             conn.commit()
@@ -200,6 +203,8 @@ class Store:
             with self._writer.pipeline() as pipeline:
                 tx.pipeline = pipeline
                 ok = self._apply(jobs, tx, isolate=False)
+                if ok:
+                    tx.flush()  # the batch's new leads and events, one executemany each
         except psycopg.Error:
             ok = False
         finally:
@@ -216,9 +221,11 @@ class Store:
             try:
                 job.result = job.fn(tx)
                 if isolate:
+                    tx.flush()  # inside the job's savepoint: its own errors are its own
                     conn.execute("RELEASE SAVEPOINT job")
             except Exception as exc:
                 if isolate:
+                    tx.discard()
                     conn.execute("ROLLBACK TO SAVEPOINT job")
                     conn.execute("RELEASE SAVEPOINT job")
                 elif isinstance(exc, psycopg.Error) or tx.writes != writes:
