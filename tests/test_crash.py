@@ -148,10 +148,11 @@ class Load:
 # --- crash ---------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
-    tmp_path: Path, soketi: Soketi
+    db: Path | str, soketi: Soketi
 ) -> None:
-    serve = Serve(tmp_path / "leadrelay.db", env=RELAY_ENV).start()
+    serve = Serve(db, env=RELAY_ENV).start()
     try:
         point_at_soketi(serve.db, soketi)
         assert serve.admin_token is not None
@@ -323,12 +324,13 @@ def own_soketi() -> Iterator[Soketi]:
         yield server
 
 
+@pytest.mark.both_backends
 def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
-    tmp_path: Path, own_soketi: Soketi
+    db: Path | str, own_soketi: Soketi
 ) -> None:
     with (
         FaultyPusher(own_soketi) as proxy,
-        Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve,
+        Serve(db, env=RELAY_ENV) as serve,
         httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client,
     ):
         point_at_proxy(serve.db, proxy)
