@@ -43,7 +43,7 @@ SOCKET_ID = re.compile(r"\(socket (\d+\.\d+)\)")
 class TailProcess:
     """`leadrelay tail ARGS` in a subprocess; stdout lines collected as they come."""
 
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path | str, *args: str) -> None:
         self._err = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "leadrelay", "tail", *args, "--db", str(db)],
@@ -120,7 +120,7 @@ def tails() -> Iterator[list[TailProcess]]:
         process.kill()
 
 
-def start_tail(tails: list[TailProcess], db: Path, *args: str) -> TailProcess:
+def start_tail(tails: list[TailProcess], db: Path | str, *args: str) -> TailProcess:
     process = TailProcess(db, *args)
     tails.append(process)
     process.wait_stderr("subscribed")
@@ -130,7 +130,7 @@ def start_tail(tails: list[TailProcess], db: Path, *args: str) -> TailProcess:
 class Daemon:
     """A `leadrelay serve` relaying to soketi, with providers 1 and 2 and their tokens."""
 
-    def __init__(self, db: Path, soketi: Soketi, *, enable: bool = True) -> None:
+    def __init__(self, db: Path | str, soketi: Soketi, *, enable: bool = True) -> None:
         self.db = db
         self.soketi = soketi
         self.serve = Serve(db).start()
@@ -179,14 +179,23 @@ def ids(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["event_id"] for e in events]
 
 
-def wait_delivered(db: Path, count: int, timeout: float = 10.0) -> None:
+def delivered_count(db: Path | str) -> int:
+    sql = "SELECT count(*) FROM events WHERE state = 'delivered'"
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            row = pg.execute(sql).fetchone()
+            return int(row[0]) if row else 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        (done,) = conn.execute(sql).fetchone()
+    return int(done)
+
+
+def wait_delivered(db: Path | str, count: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            (done,) = conn.execute(
-                "SELECT count(*) FROM events WHERE state = 'delivered'"
-            ).fetchone()
-        if done >= count:
+        if delivered_count(db) >= count:
             return
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} events delivered")
@@ -294,6 +303,7 @@ def test_rich_output_fits_the_terminal(width: int) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.both_backends
 async def test_history_sources_agree_on_cursors(settings: Settings) -> None:
     async with running_app(settings) as app:
         for name in ("a", "b", "c"):
@@ -403,12 +413,13 @@ def test_tail_fetches_an_event_its_socket_missed(daemon: Daemon, tails: list[Tai
     assert f"lead {lead['id']}: seq 2 never arrived live; fetched from the database" in err
 
 
+@pytest.mark.both_backends
 def test_tail_since_shows_stored_then_live_without_duplicates(
-    soketi: Soketi, tmp_path: Path, tails: list[TailProcess]
+    soketi: Soketi, db: Path | str, tails: list[TailProcess]
 ) -> None:
     # Relaying is off at first: the early events wait in the outbox, tail reads them from
     # history, and when relaying starts they arrive live too; each must still show once.
-    daemon = Daemon(tmp_path / "leadrelay.db", soketi, enable=False)
+    daemon = Daemon(db, soketi, enable=False)
     try:
         early = daemon.lead("Early", provider=1)
         daemon.status(early["id"], "contacted")
