@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from leadrelay.auth import token_prefix
 from support.load import Load
 from support.serve import Serve, cli, point_at_soketi, stored_events
 from support.soketi import Soketi
@@ -236,3 +237,47 @@ def test_fifty_identical_requests_across_two_daemons_make_one_lead(pg_url: str) 
             leads = c.get("/api/admin/leads").json()["leads"]
             assert [lead["name"] for lead in leads] == ["Raced"]
             assert len(stored_events(c)) == 1
+
+
+def test_tokens_and_pusher_settings_are_the_same_on_every_daemon(
+    pg_url: str, soketi: Soketi
+) -> None:
+    """A token made through one daemon's database works on the other; revoked, it stops on
+    both within the 5 s a daemon keeps a token it has seen; `pusher disable` holds both
+    relays, `pusher enable` frees both."""
+    with Serve(pg_url, env=RELAY_ENV) as first, Serve(pg_url, env=RELAY_ENV) as second:
+        second.admin_token = first.admin_token
+        point_at_soketi(pg_url, soketi)
+        made = json.loads(cli(pg_url, "tokens", "create", "--admin", "--json").stdout)
+        token = made["token"]
+        for daemon in (first, second):
+            answer = httpx.get(f"{daemon.url}/api/admin/leads", headers=daemon.auth(token))
+            assert answer.status_code == 200
+        cli(pg_url, "tokens", "revoke", token_prefix(token))
+        deadline = time.monotonic() + 8
+        refused: set[int] = set()
+        while time.monotonic() < deadline and len(refused) < 2:
+            for i, daemon in enumerate((first, second)):
+                got = httpx.get(f"{daemon.url}/api/admin/leads", headers=daemon.auth(token))
+                if got.status_code == 401:
+                    refused.add(i)
+            time.sleep(0.2)
+        assert refused == {0, 1}, "a revoked token still works on a daemon"
+
+        cli(pg_url, "pusher", "disable")
+        time.sleep(1.5)  # every relay follows within a second
+        with Subscriber(soketi, ["admin"]) as sub:
+            for daemon in (first, second):
+                response = httpx.post(
+                    f"{daemon.url}/api/leads", json={"name": "held"}, headers=daemon.auth()
+                )
+                assert response.status_code == 201
+            time.sleep(1.5)
+            assert not [r for r in sub.on("admin") if isinstance(r.data, dict)], "sent while off"
+            cli(pg_url, "pusher", "enable")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if len([r for r in sub.on("admin") if isinstance(r.data, dict)]) >= 2:
+                    break
+                time.sleep(0.1)
+            assert len([r for r in sub.on("admin") if isinstance(r.data, dict)]) == 2
