@@ -251,6 +251,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'relay' must be 'process', 'inline' or 'off'")
     if not 1 <= settings.relay_batch_size <= 10:
         raise ConfigError("setting 'relay_batch_size' must be 1 to 10 (Pusher's batch limit)")
+    if settings.relay_claim_seconds <= settings.relay_timeout_seconds:
+        raise ConfigError(
+            "setting 'relay_claim_seconds' must be longer than 'relay_timeout_seconds': a "
+            "claim must outlast the send it covers, or another daemon sends the event too"
+        )
     if settings.relay_in_flight < 1:
         raise ConfigError("setting 'relay_in_flight' must be at least 1")
     if not 1 <= settings.port <= 65535:

@@ -29,6 +29,13 @@ def test_a_url_selects_postgres_and_a_path_stays_a_path(tmp_path: Path) -> None:
     assert load_settings({"db": "pg/lr.db"}, env={}).db == Path("pg/lr.db").absolute()
 
 
+def test_a_claim_must_outlast_a_send() -> None:
+    from leadrelay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="relay_claim_seconds"):
+        load_settings({"relay_claim_seconds": 5, "relay_timeout_seconds": 5}, env={})
+
+
 def test_a_password_in_the_url_is_never_shown() -> None:
     shown = describe_db("postgresql://lr:s3cret-pw@db:5432/leads")
     assert "s3cret-pw" not in shown and shown == "postgresql://lr:***@db:5432/leads"
