@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def measure_cli_start(
 ) -> None:
     raw: dict[str, Any] = {}
     notes = []
+    argv = leadrelay_argv() + ["--help"]
     try:
         raw["python_pass"] = summary(wall_times_ms([sys.executable, "-c", "pass"], plan.cli_runs))
     except BenchError as exc:
@@ -63,10 +65,12 @@ def measure_cli_start(
         why_not = leadrelay_ready()
         if why_not:
             raise BenchError(why_not)
-        raw["leadrelay_help"] = summary(wall_times_ms(leadrelay_argv() + ["--help"], plan.cli_runs))
+        raw["leadrelay_help"] = summary(wall_times_ms(argv, plan.cli_runs))
     except BenchError as exc:
         notes.append(str(exc))
-    raw["leadrelay_command"] = " ".join(leadrelay_argv() + ["--help"])
+    # shown relative to the checkout, whose path differs from machine to machine
+    shown = [os.path.relpath(a, REPO_ROOT) if a.startswith(f"{REPO_ROOT}/") else a for a in argv]
+    raw["leadrelay_command"] = " ".join(shown)
     results.problems += [f"CLI start: {n}" for n in notes]
     results.raw["cli_start"] = raw
     value = raw.get("leadrelay_help", {}).get("median_ms")
