@@ -208,7 +208,7 @@ class LeadWriter:
             if not future.done():
                 future.set_exception(
                     WriterUnavailable(
-                        "the lead writer stopped before answering; the lead may not be "
+                        "the lead writer stopped before answering; the write may not be "
                         "stored, so send it again (with an Idempotency-Key it is safe to)"
                     )
                 )
@@ -250,10 +250,11 @@ class LeadWriter:
                 "the lead writer is restarting; try again in a moment",
                 code="database_unavailable",
             )
+        what = "the lead" if request[0] == "lead" else "the status change"
         if len(self._waiting) >= self.queue_limit:
             raise WriterUnavailable(
-                f"{len(self._waiting)} leads are already waiting to be written; "
-                "the lead is not stored, try again shortly",
+                f"{len(self._waiting)} writes are already waiting; "
+                f"{what} is not stored, try again shortly",
                 retry_after=self._retry_after,
             )
         request_id = (next(self._ids) & 0xFFFFFFFF) or 1  # 0 answers a heartbeat
@@ -267,7 +268,7 @@ class LeadWriter:
         except TimeoutError:
             self._waiting.pop(request_id, None)
             raise WriterUnavailable(
-                f"the lead could not be written within {self.timeout:g} s and is not stored; "
+                f"{what} could not be written within {self.timeout:g} s and is not stored; "
                 "try again shortly",
                 retry_after=self._retry_after,
             ) from None
@@ -344,9 +345,11 @@ async def _serve(fd: int, db: Path | str) -> None:
         # daemon answered 503 is never written
         cutoff = deadline - max(0.05, min(1.0, (deadline - time.monotonic()) / 4))
 
+        what = "the lead" if kind == "lead" else "the status change"
+
         def in_time(tx: Any) -> Result:
             if time.monotonic() > cutoff:
-                raise WriterUnavailable("the lead could not be written in time; not stored")
+                raise WriterUnavailable(f"{what} could not be written in time; not stored")
             return write(tx)
 
         def done(result: Result | None, error: BaseException | None) -> None:
