@@ -1,6 +1,6 @@
 // Laravel Echo 2.5.0 and pusher-js 8 against a real `leadrelay serve` and soketi.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   Pusher,
@@ -10,29 +10,15 @@ import {
   connected,
   createLead,
   daemon,
-  echoFor,
+  echoClients,
   pusherOptions,
   sleep,
   subscribed,
   waitFor,
 } from './lib.mjs';
 
-let config;
-const opened = [];
-
-function echo(token) {
-  const instance = echoFor(config, token);
-  opened.push(instance);
-  return instance;
-}
-
-before(async () => {
-  config = await broadcastingConfig();
-});
-
-after(() => {
-  for (const instance of opened) instance.disconnect();
-});
+const clients = echoClients();
+const { echo } = clients;
 
 test('Echo.channel(admin) hears lead.assigned and lead.status.updated', async () => {
   const admin = echo(daemon.admin);

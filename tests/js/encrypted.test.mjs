@@ -1,7 +1,7 @@
 // encrypted_channels = true: Echo's encryptedPrivate and plain pusher-js open what leadrelay
 // sealed with the master key (the shared secret comes from /broadcasting/auth).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   Pusher,
@@ -9,7 +9,7 @@ import {
   broadcastingConfig,
   createLead,
   daemon,
-  echoFor,
+  echoClients,
   pusherOptions,
   sleep,
   subscribed,
@@ -17,26 +17,12 @@ import {
 } from './lib.mjs';
 
 const PERSON = daemon.person; // {name, email, phone}: what must never cross the wire in clear
-let config;
-const opened = [];
-
-function echo(token) {
-  const instance = echoFor(config, token);
-  opened.push(instance);
-  return instance;
-}
-
-before(async () => {
-  config = await broadcastingConfig();
-});
-
-after(() => {
-  for (const instance of opened) instance.disconnect();
-});
+const clients = echoClients();
+const { echo } = clients;
 
 test('the daemon names the encrypted channels in /broadcasting/config', () => {
-  assert.equal(config.encrypted, true);
-  assert.deepEqual(config.channels, {
+  assert.equal(clients.config.encrypted, true);
+  assert.deepEqual(clients.config.channels, {
     admin: 'private-encrypted-admin',
     provider: 'private-encrypted-provider.{id}',
   });

@@ -1,5 +1,7 @@
 // What every JS client test shares: the daemon it talks to (from the pytest that launched
 // it), Echo and pusher-js set up the way the README's frontend section shows, and waiting.
+import { after, before } from 'node:test';
+
 import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 
@@ -52,6 +54,24 @@ export function echoFor(config, token) {
 }
 
 export { Echo, Pusher };
+
+// A test file's Echo instances: `config` is /broadcasting/config, fetched before its tests,
+// and every instance `echo(token)` opened is disconnected after them
+export function echoClients() {
+  const clients = { config: undefined, opened: [] };
+  before(async () => {
+    clients.config = await broadcastingConfig();
+  });
+  after(() => {
+    for (const instance of clients.opened) instance.disconnect();
+  });
+  clients.echo = (token) => {
+    const instance = echoFor(clients.config, token);
+    clients.opened.push(instance);
+    return instance;
+  };
+  return clients;
+}
 
 export async function waitFor(what, check, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs;

@@ -1,28 +1,14 @@
 // admin_channel = "private-admin": the admin feed only admin tokens may authorise.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { broadcastingConfig, createLead, daemon, echoFor, sleep, subscribed, waitFor } from './lib.mjs';
+import { createLead, daemon, echoClients, sleep, subscribed, waitFor } from './lib.mjs';
 
-let config;
-const opened = [];
-
-function echo(token) {
-  const instance = echoFor(config, token);
-  opened.push(instance);
-  return instance;
-}
-
-before(async () => {
-  config = await broadcastingConfig();
-});
-
-after(() => {
-  for (const instance of opened) instance.disconnect();
-});
+const clients = echoClients();
+const { echo } = clients;
 
 test("Echo.private('admin') hears the admin feed with an admin token; nobody hears public admin", async () => {
-  assert.equal(config.channels.admin, 'private-admin');
+  assert.equal(clients.config.channels.admin, 'private-admin');
   const admin = echo(daemon.admin);
   const onlooker = echo(daemon.admin);
   const heard = [];
