@@ -14,13 +14,10 @@ run out after `relay_claim_seconds` for the others to send.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import random
 import socket
 import time
-from typing import Any
 
 from leadrelay import metrics
 from leadrelay.config import Settings
@@ -29,58 +26,15 @@ from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
+from leadrelay.relay.batches import backoff, batch_items, events_text, pack_batches
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
 from leadrelay.store.base import Row, Store
 from leadrelay.store.schema import RELAY_STATE_KEY
 
 log = logging.getLogger("leadrelay.relay")
 
-MAX_ITEMS = 10  # Pusher's batch limit counts channels, not events
 PAUSING = {"auth", "unknown_app", "forbidden", "not_configured"}
 PAUSED_PROBE_SECONDS = 10.0
-BASE_BACKOFF = 0.5
-DEFAULT_MODE = Broadcast()
-
-
-def backoff(attempts: int, ceiling: float) -> float:
-    """Exponential backoff with full jitter over the upper half: 0.5 s, 1 s, 2 s … ceiling."""
-    delay = min(ceiling, BASE_BACKOFF * 2.0 ** max(0, attempts))
-    return delay * random.uniform(0.5, 1.0)
-
-
-def pack_batches(events: list[Row], max_events: int) -> list[list[Row]]:
-    """Group events so no batch holds more than MAX_ITEMS channel items or max_events events."""
-    batches: list[list[Row]] = []
-    current: list[Row] = []
-    items = 0
-    for event in events:
-        size = len(json.loads(event["channels"]))
-        if current and (items + size > MAX_ITEMS or len(current) >= max_events):
-            batches.append(current)
-            current, items = [], 0
-        current.append(event)
-        items += size
-    if current:
-        batches.append(current)
-    return batches
-
-
-def events_text(count: int) -> str:
-    return f"{count} event" if count == 1 else f"{count} events"
-
-
-def batch_items(events: list[Row], mode: Broadcast = DEFAULT_MODE) -> list[dict[str, Any]]:
-    """One item per channel, each event's in order, on the channels of `mode` and with the
-    data it sends (so one lead's events still go in one batch, in order, encrypted or not)."""
-    items = []
-    for event in events:
-        data = mode.payload(event["payload"])
-        for channel in mode.channels(json.loads(event["channels"])):
-            item = {"channel": channel, "name": event["type"], "data": data}
-            if event["socket_id"]:
-                item["socket_id"] = event["socket_id"]
-            items.append(item)
-    return items
 
 
 class Relay:

@@ -13,7 +13,7 @@ import pytest
 from leadrelay import events
 from leadrelay.config import Settings, load_settings
 from leadrelay.errors import ConfigError
-from leadrelay.relay.relay import batch_items
+from leadrelay.relay.batches import batch_items
 from support.app import InProcess, running_app
 from support.serve import Serve, cli
 
