@@ -13,6 +13,8 @@ from typing import Any
 
 # pg_advisory_lock's key for migrations: "leadrelay" in ASCII, as a bigint
 MIGRATION_LOCK = 0x6C65616472656C61
+# rows of the outbox counters (migration 2): enough that concurrent writers rarely share one
+OUTBOX_SLOTS = 64
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -110,6 +112,87 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             renewed_at   DOUBLE PRECISION NOT NULL,
             expires_at   DOUBLE PRECISION NOT NULL
         );
+        """,
+    ),
+    (
+        2,
+        # The outbox's counts, kept by triggers (as SQLite's migration 2 does), so that
+        # /metrics and `outbox status` read OUTBOX_SLOTS small rows, not the events table.
+        # A row per slot: a transaction adds its changes to one slot's row, the first it
+        # can lock without waiting (its backend's own slot first: pg_backend_pid() %
+        # OUTBOX_SLOTS, then the next free one), so writers of several daemons never wait
+        # for one another on a counter and cannot deadlock on one; the counts are the sums
+        # over the slots (one slot alone may go below zero).  'retrying' counts pending
+        # events that have failed at least once.  The triggers are statement-level, over
+        # transition tables (one update of a slot per statement, not per row): Tx.flush
+        # writes a batch's events in one statement.  They are created before the counting,
+        # and CREATE TRIGGER's lock waits out the writes in flight of daemons already
+        # running: an event is either counted by the scan below or by a trigger, never
+        # both, never neither.
+        f"""
+        CREATE TABLE outbox_counts (
+            slot       INTEGER PRIMARY KEY,
+            pending    BIGINT NOT NULL DEFAULT 0,
+            delivered  BIGINT NOT NULL DEFAULT 0,
+            dead       BIGINT NOT NULL DEFAULT 0,
+            retrying   BIGINT NOT NULL DEFAULT 0
+        );
+        INSERT INTO outbox_counts (slot) SELECT generate_series(0, {OUTBOX_SLOTS - 1});
+
+        CREATE FUNCTION outbox_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            home         INTEGER := pg_backend_pid() % {OUTBOX_SLOTS};
+            chosen       INTEGER;
+            d_pending    BIGINT := 0;
+            d_delivered  BIGINT := 0;
+            d_dead       BIGINT := 0;
+            d_retrying   BIGINT := 0;
+        BEGIN
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                SELECT count(*) FILTER (WHERE state = 'pending'),
+                       count(*) FILTER (WHERE state = 'delivered'),
+                       count(*) FILTER (WHERE state = 'dead'),
+                       count(*) FILTER (WHERE state = 'pending' AND attempts > 0)
+                INTO d_pending, d_delivered, d_dead, d_retrying FROM new_rows;
+            END IF;
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                SELECT d_pending - count(*) FILTER (WHERE state = 'pending'),
+                       d_delivered - count(*) FILTER (WHERE state = 'delivered'),
+                       d_dead - count(*) FILTER (WHERE state = 'dead'),
+                       d_retrying - count(*) FILTER (WHERE state = 'pending' AND attempts > 0)
+                INTO d_pending, d_delivered, d_dead, d_retrying FROM old_rows;
+            END IF;
+            IF d_pending = 0 AND d_delivered = 0 AND d_dead = 0 AND d_retrying = 0 THEN
+                RETURN NULL;  -- a claim, a payload rewrite: no count changed
+            END IF;
+            -- a slot this transaction holds already is not locked for it: it comes back
+            SELECT slot INTO chosen FROM outbox_counts
+                ORDER BY (slot - home + {OUTBOX_SLOTS}) % {OUTBOX_SLOTS}
+                LIMIT 1 FOR UPDATE SKIP LOCKED;
+            UPDATE outbox_counts SET pending = pending + d_pending,
+                delivered = delivered + d_delivered, dead = dead + d_dead,
+                retrying = retrying + d_retrying
+                WHERE slot = coalesce(chosen, home);  -- every slot busy: wait for ours
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE TRIGGER outbox_count_insert AFTER INSERT ON events
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_count();
+        CREATE TRIGGER outbox_count_update AFTER UPDATE ON events
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_count();
+        CREATE TRIGGER outbox_count_delete AFTER DELETE ON events
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_count();
+
+        UPDATE outbox_counts SET
+            pending = (SELECT count(*) FROM events WHERE state = 'pending'),
+            delivered = (SELECT count(*) FROM events WHERE state = 'delivered'),
+            dead = (SELECT count(*) FROM events WHERE state = 'dead'),
+            retrying = (SELECT count(*) FROM events WHERE state = 'pending' AND attempts > 0)
+            WHERE slot = 0;
         """,
     ),
 )
