@@ -311,3 +311,30 @@ async def test_db_copy_leaves_the_counts_right_on_postgres(tmp_path: Path, pg_ur
         assert await _agree(store) == expected
     finally:
         await store.close()
+
+
+async def test_a_job_with_more_events_than_one_statement_takes(pg_url: str) -> None:
+    """A statement carries at most 65535 parameters: a batch's events beyond one
+    statement's share go in the next, and every one is counted."""
+    store = await open_store(pg_url)
+    try:
+        (lead_id,) = await _leads(store, 1)
+
+        def many(tx: Tx) -> None:
+            for seq in range(2, 7002):
+                tx.insert_event(
+                    {
+                        "event_id": f"bulk-{seq}",
+                        "lead_id": lead_id,
+                        "seq": seq,
+                        "type": "lead.updated",
+                        "channels": ["private-admin"],
+                        "provider_id": None,
+                        "payload": "{}",
+                    }  # fmt: skip
+                )
+
+        await store.write(many)
+        assert await _agree(store) == (7001, 0, 0, 0, 7001)
+    finally:
+        await store.close()

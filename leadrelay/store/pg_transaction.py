@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -19,26 +20,43 @@ BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = %s AND e
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
 
 
-# A batch's new leads, and then its events, go in as one statement each: the rows as one
-# array a column (a statement of the same text whatever the batch's size, so that it is
-# prepared once), and the outbox counters' statement-level triggers fire once a batch.
-_INSERT_LEAD = (
-    "INSERT INTO leads (id, name, email, phone, status, provider_id, source, notes, "
-    "external_id, created_at, updated_at, last_seq) SELECT * FROM unnest("
-    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::integer[])"
+# A batch's new leads, and then its events, go in as one multi-row INSERT each, so that
+# the outbox counters' statement-level triggers fire once a batch, not once a row as with
+# an executemany.  Measured on batches of 64 (CPU a row, client + server): executemany
+# 24 + 45 µs, INSERT ... SELECT FROM unnest(arrays) 48 + 28 µs (psycopg dumps the arrays
+# element by element), this 9 + 28 µs.
+_LEAD_COLUMNS = (
+    "id, name, email, phone, status, provider_id, source, notes, external_id, created_at, "
+    "updated_at, last_seq"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
-    "socket_id, next_attempt_at, created_at) SELECT * FROM unnest("
-    "%s::text[], %s::bigint[], %s::integer[], %s::text[], %s::text[], %s::bigint[], "
-    "%s::text[], %s::text[], %s::float8[], %s::float8[])"
+_EVENT_COLUMNS = (
+    "event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, "
+    "next_attempt_at, created_at"
 )
+_MAX_PARAMETERS = 65535  # a statement's, in PostgreSQL's protocol
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as one list a column (unnest's arrays)."""
-    return [list(column) for column in zip(*rows, strict=True)]
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: str, rows: int) -> str:
+    """INSERT of `rows` rows, with the server's own $n placeholders (a raw cursor: psycopg
+    would otherwise parse the long statement's %s marks on every batch)."""
+    width = columns.count(",") + 1
+    values = ", ".join(
+        "(" + ", ".join(f"${row * width + n + 1}" for n in range(width)) + ")"
+        for row in range(rows)
+    )
+    return f"INSERT INTO {table} ({columns}) VALUES {values}"
+
+
+def _insert_rows(conn: psycopg.Connection[Row], table: str, columns: str, rows: list[Any]) -> None:
+    """`rows` (tuples of `columns`) into `table`, in as few statements as the protocol allows."""
+    step = _MAX_PARAMETERS // (columns.count(",") + 1)
+    cursor = psycopg.RawCursor(conn)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        cursor.execute(
+            _insert_sql(table, columns, len(chunk)), [value for row in chunk for value in row]
+        )
 
 
 class Tx:
@@ -64,10 +82,10 @@ class Tx:
         """Write the buffered leads, then their events."""
         if self._leads:
             rows, self._leads = self._leads, []
-            self.conn.execute(_INSERT_LEAD, _columns(rows))
+            _insert_rows(self.conn, "leads", _LEAD_COLUMNS, rows)
         if self._events:
             rows, self._events = self._events, []
-            self.conn.execute(_INSERT_EVENT, _columns(rows))
+            _insert_rows(self.conn, "events", _EVENT_COLUMNS, rows)
 
     def discard(self) -> None:
         """Drop what a failed job buffered (its savepoint undid the rest)."""
