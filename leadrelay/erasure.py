@@ -5,6 +5,8 @@ true); no event is written, so nothing is broadcast.  The lead then shows `name`
 `email`, `phone`, `source`, `notes` null, and (to admins) `erased_at`.  SQLite zeroes the
 overwritten bytes (secure_delete) and a TRUNCATE checkpoint then empties the WAL, so the old
 values are in neither the database file nor its -wal, nor in any backup made afterwards.
+PostgreSQL's tables are vacuumed, which removes the old row versions but not every byte of
+them, and its WAL and backups are the server's: there the answer's `checkpointed` is false.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ log = logging.getLogger("leadrelay.erasure")
 
 async def erase_lead(store: Store, lead_id: int) -> Row:
     """Erase the lead's personal fields; return the lead as an admin sees it, with
-    `events_rewritten` and `checkpointed` (False: the WAL could not be emptied yet)."""
+    `events_rewritten` and `checkpointed` (False: the old values may remain in the
+    database's files, where `store.left_behind` says)."""
 
     def erase(tx: Tx) -> tuple[Row, int]:
         if tx.get_lead(lead_id) is None:
@@ -35,11 +38,7 @@ async def erase_lead(store: Store, lead_id: int) -> Row:
     lead, rewritten = await store.write(erase)
     checkpointed = await store.scrub_freed()
     if not checkpointed:
-        log.warning(
-            "lead %d erased, but the WAL could not be emptied yet: the next checkpoint will",
-            lead_id,
-            extra={"lead_id": lead_id},
-        )
+        log.warning("lead %d erased; %s", lead_id, store.left_behind, extra={"lead_id": lead_id})
     view = events.lead_view(lead)
     view.update(notes=lead["notes"], external_id=lead["external_id"], erased_at=lead["erased_at"])
     return {**view, "events_rewritten": rewritten, "checkpointed": checkpointed}

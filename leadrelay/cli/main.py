@@ -234,14 +234,14 @@ def leads_erase(
 
     settings = settings_for(db)
 
-    async def erase() -> dict[str, Any]:
+    async def erase() -> tuple[dict[str, Any], str]:
         async with open_store(settings) as store:
-            return await erasure.erase_lead(store, lead_id)
+            return await erasure.erase_lead(store, lead_id), store.left_behind
 
-    result = run(erase())
+    result, left_behind = run(erase())
     show(result, as_json, print_fields)
     if not as_json and not result["checkpointed"]:
-        say("[yellow]the WAL could not be emptied yet; the next checkpoint will finish it[/]")
+        say(f"[yellow]{left_behind}[/]")
 
 
 def _change(lead: int | str, body: dict[str, Any], db: str | None, as_json: bool) -> None:

@@ -84,6 +84,9 @@ class Store(Protocol):
     claims_per_event: bool
     transactions: int  # group commits so far
     backend: str  # "sqlite" or "postgresql"
+    # where an erased lead's old values may still be when scrub_freed answered False, in
+    # words for the operator (erasure's log line, `leads erase`)
+    left_behind: str
 
     async def close(self) -> None: ...
 
@@ -165,6 +168,7 @@ class Store(Protocol):
     async def check_writable(self) -> None: ...
 
     async def scrub_freed(self) -> bool:
-        """Make what transactions overwrote leave the database's files (erasure); False when
-        that could not be done (yet)."""
+        """Make what transactions overwrote leave the database's files (erasure): True when
+        the old values are gone from them (SQLite, once its WAL is emptied); False when they
+        may remain (`left_behind` says where; always so on PostgreSQL)."""
         ...

@@ -48,6 +48,7 @@ class Store:
 
     backend = "sqlite"
     claims_per_event = False
+    left_behind = "the WAL could not be emptied yet; the next checkpoint will finish it"
     path: Path
     reader: aiosqlite.Connection
     _writer: sqlite3.Connection
