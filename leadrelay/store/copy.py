@@ -3,7 +3,7 @@
 Everything an operator relies on moves: leads, events in their delivery states (pending,
 delivered, dead-lettered, with attempts and errors), providers, hashed tokens, settings
 (Pusher's, the webhook secrets), idempotency keys.  Runtime state stays behind: the relay
-lease and the outbox counters (PostgreSQL counts the events themselves).
+lease and the outbox counters (the PostgreSQL triggers count the events as COPY writes them).
 
 The source is read in one snapshot (a read transaction); the target is written in one
 transaction, so a copy that fails leaves the target as it was and can simply be run again.
