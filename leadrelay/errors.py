@@ -12,8 +12,8 @@
     │   ├── UnsupportedMedia    415  not application/json
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
-    │   └── Unavailable         503  database locked, read-only or full
-    │       └── WriterUnavailable  503  a new lead not written in time; carries `retry_after`
+    │   └── Unavailable         503  database locked, read-only, full or down; `retry_after`
+    │       └── WriterUnavailable  503  a new lead not written in time
     ├── ConfigError             a setting or settings file is wrong
     └── PusherError             talking to Pusher failed; `kind` names the cause class
 
@@ -93,7 +93,11 @@ class RateLimited(ApiError):
 
 
 class Unavailable(ApiError):
+    """Nothing was written; the caller may send it again after `retry_after` seconds (the
+    answer's Retry-After)."""
+
     status, code = 503, "unavailable"
+    retry_after = 1
 
 
 class WriterUnavailable(Unavailable):

@@ -285,13 +285,18 @@ async def readyz(request: Request) -> Response:
         problems.append(str(exc))
     body: dict[str, Any] = {"status": "ready", "problems": problems}
     if st.settings.relay != "off":
-        relay = await st.store.get_setting(RELAY_STATE_KEY) or {}
-        if relay.get("paused_reason"):
-            problems.append(f"relay paused: {relay['paused_reason']}")
-        body["relay"] = relay
-        lease = await relay_lease(st.store)
-        # a standby daemon is ready: it takes leads, and its relay takes over if need be
-        body["relay_lease"] = {**lease, "this_daemon": lease["serve_pid"] == os.getpid()}
+        try:
+            relay = await st.store.get_setting(RELAY_STATE_KEY) or {}
+            lease = await relay_lease(st.store)
+        except ApiError as exc:  # a database that cannot be read either (PostgreSQL down)
+            if str(exc) not in problems:
+                problems.append(str(exc))
+        else:
+            if relay.get("paused_reason"):
+                problems.append(f"relay paused: {relay['paused_reason']}")
+            body["relay"] = relay
+            # a standby daemon is ready: it takes leads, and its relay takes over if need be
+            body["relay_lease"] = {**lease, "this_daemon": lease["serve_pid"] == os.getpid()}
     if problems:
         body["status"] = "not_ready"
     return JSON(body, status_code=200 if not problems else 503)

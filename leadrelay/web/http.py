@@ -16,9 +16,9 @@ from leadrelay.errors import (
     BadRequest,
     PayloadTooLarge,
     RateLimited,
+    Unavailable,
     UnsupportedMedia,
     ValidationFailed,
-    WriterUnavailable,
 )
 from leadrelay.store.schema import MAX_ID
 
@@ -40,8 +40,8 @@ INTERNAL_ERROR_BODY = {
 
 def error_headers(err: ApiError) -> dict[str, str]:
     """The headers an error's answer carries besides its body: Retry-After on a 429 or a
-    503 writer_unavailable."""
-    if isinstance(err, RateLimited | WriterUnavailable):
+    503."""
+    if isinstance(err, RateLimited | Unavailable):
         return {"Retry-After": str(err.retry_after)}
     return {}
 

@@ -19,7 +19,7 @@ import orjson
 
 from leadrelay import leads, metrics
 from leadrelay.auth import Principal, require_admin
-from leadrelay.errors import ApiError, RateLimited
+from leadrelay.errors import ApiError, RateLimited, Unavailable
 from leadrelay.web import webhook_secrets
 from leadrelay.web.http import (
     INTERNAL_ERROR_BODY,
@@ -87,6 +87,8 @@ async def handle(st: AppState, scope: Scope, receive: Receive, send: Send, work:
     try:
         raw, caller = await _admit(st, scope, headers, receive)
         status, body = await work(st, headers, raw, caller)
+        if status == 503:  # the writer process refused it (database down, say): no headers
+            extra = {"Retry-After": str(Unavailable.retry_after)}
     except ApiError as err:
         status, body, extra = err.status, _encode(err.body()), error_headers(err)
     except ClientGone:
