@@ -20,6 +20,7 @@ from typing import Any
 
 from leadrelay import children
 from leadrelay.config import DB_ENV, Settings, parse_db, resolved_db
+from leadrelay.errors import Unavailable
 from leadrelay.relay.wake import Waker, listen_for_wakes
 from leadrelay.store import open_store
 from leadrelay.store.base import Store
@@ -168,11 +169,15 @@ def main() -> None:
     settings = Settings(**data)
     setup_logging(settings.log_level)
     try:
-        import uvloop
+        try:
+            import uvloop
 
-        uvloop.run(_child_main(settings))
-    except ImportError:
-        asyncio.run(_child_main(settings))
+            uvloop.run(_child_main(settings))
+        except ImportError:
+            asyncio.run(_child_main(settings))
+    except Unavailable as exc:  # the database is down as it starts: the daemon retries
+        log.error("the relay process cannot open the database: %s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

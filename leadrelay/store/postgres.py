@@ -39,6 +39,11 @@ MAX_BATCH = 512
 NOTIFY_CHANNEL = "leadrelay_events"
 LISTEN_APPLICATION = "leadrelay-listen"  # the LISTEN connection's name in pg_stat_activity
 CONNECT_TIMEOUT = 10
+# psycopg_pool retries a lost connection with a doubling delay until reconnect_timeout (5 min
+# by default): after a minute's outage its next try could be a minute away.  Giving up after
+# a few seconds instead lets the next read start afresh (at once, then 1 s, 2 s…), so the
+# readers come back within seconds of the server, however long it was away.
+RECONNECT_SECONDS = 5
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
@@ -102,6 +107,7 @@ class Store:
                 kwargs={"autocommit": True, "row_factory": dict_row},
                 open=False,
                 timeout=CONNECT_TIMEOUT,
+                reconnect_timeout=RECONNECT_SECONDS,
             )
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:

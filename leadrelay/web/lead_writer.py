@@ -388,11 +388,15 @@ def main() -> None:
     # socket closes
     children.listen_for_stop_signals(ignore=children.STOP_SIGNALS)
     try:
-        import uvloop
+        try:
+            import uvloop
 
-        uvloop.run(_serve(fd, db))
-    except ImportError:
-        asyncio.run(_serve(fd, db))
+            uvloop.run(_serve(fd, db))
+        except ImportError:
+            asyncio.run(_serve(fd, db))
+    except Unavailable as exc:  # the database is down as it starts: the daemon retries
+        log.error("the lead writer process cannot open the database: %s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
