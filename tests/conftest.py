@@ -1,14 +1,17 @@
 """Shared fixtures: settings on a fresh database, the app in-process, soketi, PostgreSQL.
 
-A module marked `both_backends` runs each of its tests that use `settings` twice: on a
-fresh SQLite file and on a fresh PostgreSQL database (`support/postgres.py`).  A test that
-needs PostgreSQL and cannot get one fails; it is never skipped.
+A module marked `both_backends` runs each of its tests that use `settings` (or `db`) twice:
+on a fresh SQLite file and on a fresh PostgreSQL database (`support/postgres.py`), migrated
+from the session's template.  `module_settings` and `module_db` are the same, made once a
+module for each backend: for modules whose cases share one app and each asserts what it
+changed (or that it changed nothing).  A test that needs PostgreSQL and cannot get one
+fails; it is never skipped.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +37,12 @@ def anyio_backend() -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_backends"
-    ):
-        metafunc.parametrize(
-            "backend",
-            ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-            indirect=True,
-        )
+    if not metafunc.definition.get_closest_marker("both_backends"):
+        return
+    backends = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    for name, scope in (("backend", "function"), ("module_backend", "module")):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, backends, indirect=True, scope=scope)
 
 
 @pytest.fixture
@@ -50,12 +51,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
+@pytest.fixture(scope="module")
+def module_backend(request: pytest.FixtureRequest) -> str:
+    """The same, once a module: pytest runs a module's SQLite tests, then its PostgreSQL ones."""
+    return str(getattr(request, "param", "sqlite"))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     """The PostgreSQL the tests use: LEADRELAY_TEST_POSTGRES, else a throwaway cluster."""
     url = os.environ.get(POSTGRES_ENV)
     if url:
-        yield Server(url)
+        server = Server(url)
+        yield server
+        server.close()
         return
     try:
         cluster = Cluster().start()
@@ -69,8 +78,16 @@ def pg_server() -> Iterator[Server]:
 
 @pytest.fixture
 def pg_url(pg_server: Server) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database of this test's own."""
+    """A fresh, empty PostgreSQL database of this test's own (migrations not yet run)."""
     url = pg_server.fresh_database()
+    yield url
+    pg_server.drop(url)
+
+
+@pytest.fixture
+def pg_migrated_url(pg_server: Server) -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, as leadrelay's first open leaves it."""
+    url = pg_server.fresh_database(migrated=True)
     yield url
     pg_server.drop(url)
 
@@ -79,7 +96,7 @@ def pg_url(pg_server: Server) -> Iterator[str]:
 def db(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path | str:
     """A fresh database of the test's backend: a SQLite file's path, or a PostgreSQL URL."""
     if backend == "postgres":
-        url: str = request.getfixturevalue("pg_url")
+        url: str = request.getfixturevalue("pg_migrated_url")
         return url
     return tmp_path / "leadrelay.db"
 
@@ -88,6 +105,37 @@ def db(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path | s
 def settings(db: Path | str) -> Settings:
     """Settings on a fresh database, relay off (relay tests start their own)."""
     return Settings(db=db, relay="off")
+
+
+@pytest.fixture(scope="module")
+def new_module_db(
+    module_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Path | str]]:
+    """Make fresh databases of the module's backend, kept until the module's end."""
+    if module_backend != "postgres":
+        yield lambda: tmp_path_factory.mktemp("db") / "leadrelay.db"
+        return
+    server: Server = request.getfixturevalue("pg_server")
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(server.fresh_database(migrated=True))
+        return made[-1]
+
+    yield new
+    for url in made:
+        server.drop(url)
+
+
+@pytest.fixture(scope="module")
+def module_db(new_module_db: Callable[[], Path | str]) -> Path | str:
+    """A fresh database of the module's backend, shared by the module's tests."""
+    return new_module_db()
+
+
+@pytest.fixture(scope="module")
+def module_settings(module_db: Path | str) -> Settings:
+    return Settings(db=module_db, relay="off")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,47 @@
+"""SQL run on a test's database from outside leadrelay, as another process (or time) would."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from leadrelay.config import is_postgres
+
+
+def execute(db: Path | str, sql: str, *params: Any) -> None:
+    """One statement (`?` placeholders, as leadrelay's raw reads take) in its own transaction,
+    on a SQLite file or a PostgreSQL URL."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+@contextlib.contextmanager
+def write_lock(db: Path | str) -> Iterator[None]:
+    """Another process holding what a new lead needs, until the block ends: SQLite's write
+    lock (BEGIN EXCLUSIVE), or on PostgreSQL the `leads` table locked against every write."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as conn:  # a transaction until the block ends
+            conn.execute("LOCK TABLE leads IN EXCLUSIVE MODE")
+            yield
+            conn.rollback()
+        return
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
