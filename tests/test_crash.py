@@ -1,4 +1,5 @@
-"""Crash and outage proofs: a real `leadrelay serve`, a real soketi, a subscriber on `admin`.
+"""Crash and outage proofs: a real `leadrelay serve`, a real soketi, a subscriber on `admin`,
+on both backends (the children that cannot be restarted at once touch no database: SQLite).
 
 - SIGKILL of the daemon's process group (daemon and relay) at random moments under
   concurrent intake: every lead answered 2xx is in the database and its lead.assigned
@@ -16,7 +17,6 @@ import errno
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -37,6 +37,7 @@ from leadrelay.relay.runner import RelayRunner
 from leadrelay.store.sqlite import Store
 from leadrelay.web import lead_writer
 from leadrelay.web.lead_writer import LeadWriter
+from support.database import write_lock
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import (
     WALK,
@@ -215,10 +216,11 @@ def writer_pid(serve: Serve) -> int:
     raise AssertionError("the daemon has no lead writer process")
 
 
+@pytest.mark.both_backends
 def test_lead_writer_killed_under_load_is_restarted_and_loses_no_acknowledged_lead(
-    tmp_path: Path,
+    db: Path | str,
 ) -> None:
-    serve = Serve(tmp_path / "leadrelay.db").start()
+    serve = Serve(db).start()
     try:
         with Load(serve.url, serve.auth(), workers=6) as load:
             time.sleep(1.0)
@@ -361,11 +363,12 @@ def test_relay_soketi_stopped_intake_answers_and_every_event_arrives_in_order(
         )
 
 
+@pytest.mark.both_backends
 def test_relay_soketi_frozen_every_event_arrives_in_order(
-    tmp_path: Path, own_soketi: Soketi
+    db: Path | str, own_soketi: Soketi
 ) -> None:
     with (
-        Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve,
+        Serve(db, env=RELAY_ENV) as serve,
         httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client,
         Subscriber(own_soketi, ["admin"]) as sub,
     ):
@@ -393,8 +396,9 @@ def test_relay_soketi_frozen_every_event_arrives_in_order(
 # --- graceful stop --------------------------------------------------------------------------
 
 
-def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
-    serve = Serve(tmp_path / "leadrelay.db").start()
+@pytest.mark.both_backends
+def test_serve_sigterm_answers_requests_in_flight(db: Path | str) -> None:
+    serve = Serve(db).start()
     answers: list[int | str] = []
     sent = threading.Semaphore(0)
 
@@ -414,20 +418,17 @@ def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
 
     try:
         # hold the write lock so the requests are provably in flight when SIGTERM comes
-        lock = sqlite3.connect(serve.db, timeout=10, isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")
-        posting = [threading.Thread(target=post, args=(n,)) for n in range(8)]
-        for thread in posting:
-            thread.start()
-        for _ in posting:
-            assert sent.acquire(timeout=5), "a request was never sent"
-        time.sleep(0.5)  # and read by the server (the lock holds them in the writer)
-        assert answers == [], "the lock should hold every request"
-        serve.signal(signal.SIGTERM)
-        time.sleep(1.0)
-        assert serve.process is not None and serve.process.poll() is None, "exited mid-request"
-        lock.execute("ROLLBACK")
-        lock.close()
+        with write_lock(serve.db):
+            posting = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+            for thread in posting:
+                thread.start()
+            for _ in posting:
+                assert sent.acquire(timeout=5), "a request was never sent"
+            time.sleep(0.5)  # and read by the server (the lock holds them in the writer)
+            assert answers == [], "the lock should hold every request"
+            serve.signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert serve.process is not None and serve.process.poll() is None, "exited early"
         for thread in posting:
             thread.join(15)
         # it exits once they are answered (with what status: the next test)
@@ -439,8 +440,9 @@ def test_serve_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
     assert names == {f"in flight {n}" for n in range(8)}
 
 
-def test_serve_sigterm_exits_0(tmp_path: Path) -> None:
-    serve = Serve(tmp_path / "leadrelay.db").start()
+@pytest.mark.both_backends
+def test_serve_sigterm_exits_0(db: Path | str) -> None:
+    serve = Serve(db).start()
     try:
         assert serve.stop() == 0, serve.logs()
     finally:

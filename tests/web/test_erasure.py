@@ -1,4 +1,6 @@
-"""Erasure: a lead's personal fields leave the API, the stored events and the bytes on disk."""
+"""Erasure: a lead's personal fields leave the API and the stored events, on both backends;
+on SQLite they leave the bytes on disk too (what PostgreSQL's files keep is its own test's).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +8,11 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support.serve import Serve, cli, cli_json
+
+pytestmark = pytest.mark.both_backends
 
 ERASED = {
     "name": "Zebulon Quixwell",
@@ -29,8 +34,9 @@ def _found(data: bytes, fields: dict[str, str]) -> list[str]:
     return [value for value in fields.values() if value.encode() in data]
 
 
-def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "erase.db"
+def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(
+    db: Path | str, tmp_path: Path
+) -> None:
     cli(db, "init")
     provider = cli_json(db, "providers", "add", "Acme")
     with (
@@ -42,7 +48,8 @@ def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(tmp_pat
         assert admin.patch(
             f"/api/admin/leads/{lead['id']}", json={"status": "contacted"}
         ).is_success
-        assert _found(_raw_bytes(db), ERASED)  # the values are on disk before
+        if isinstance(db, Path):
+            assert _found(_raw_bytes(db), ERASED)  # the values are on disk before
         before = cli_json(db, "outbox", "status")
 
         refused = httpx.delete(
@@ -55,7 +62,7 @@ def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(tmp_pat
         erased = admin.delete(f"/api/admin/leads/{lead['id']}")
         assert erased.status_code == 200, erased.text
         body = erased.json()
-        assert body["name"] == "" and body["erased_at"] and body["checkpointed"] is True
+        assert body["name"] == "" and body["erased_at"]
         assert [body[f] for f in ("email", "phone", "source", "notes")] == [None] * 4
         assert (body["status"], body["provider_id"]) == ("contacted", provider["id"])
         assert body["events_rewritten"] == 2
@@ -78,21 +85,28 @@ def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(tmp_pat
         counts = ("pending", "delivered", "dead", "total")
         assert [after[c] for c in counts] == [before[c] for c in counts] == [3, 0, 0, 3]
 
-        on_disk = _raw_bytes(db)  # the daemon still running: db, -wal and -shm
-        assert _found(on_disk, ERASED) == []
-        assert _found(on_disk, KEPT) == list(KEPT.values())  # the search does find values
+        if isinstance(db, Path):
+            assert body["checkpointed"] is True
+            data = _raw_bytes(db)  # the daemon still running: db, -wal and -shm
+            assert _found(data, ERASED) == []
+            assert _found(data, KEPT) == list(KEPT.values())  # the search does find values
 
-        backup = tmp_path / "after.db"
-        cli(db, "db", "backup", str(backup))
-        assert _found(backup.read_bytes(), ERASED) == []
-        assert kept["name"].encode() in backup.read_bytes()
+            backup = tmp_path / "after.db"
+            cli(db, "db", "backup", str(backup))
+            assert _found(backup.read_bytes(), ERASED) == []
+            assert kept["name"].encode() in backup.read_bytes()
 
         again = admin.delete(f"/api/admin/leads/{lead['id']}").json()
         assert again["erased_at"] == body["erased_at"]  # erasing twice keeps the first time
 
     by_cli = cli_json(db, "leads", "erase", str(kept["id"]))
     assert by_cli["name"] == "" and by_cli["email"] is None
-    assert _found(_raw_bytes(db), KEPT) == []
+    shown = cli_json(db, "leads", "show", str(kept["id"]))
+    assert (shown["name"], shown["email"], shown["status"]) == ("", None, "new")
+    listed = {lead["id"]: lead["name"] for lead in cli_json(db, "leads", "list")}
+    assert listed == {lead["id"]: "", kept["id"]: ""}
+    if isinstance(db, Path):
+        assert _found(_raw_bytes(db), KEPT) == []
     doctor = json.loads(cli(db, "doctor", "--json", check=False).stdout)["checks"]
     checks = {check["name"]: check["status"] for check in doctor}
     assert checks["database"] == checks["outbox ledger"] == "ok"  # Pusher is not set up here

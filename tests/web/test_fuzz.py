@@ -1,4 +1,4 @@
-"""Schemathesis against the app's own OpenAPI document, in-process over ASGI.
+"""Schemathesis against the app's own OpenAPI document, in-process over ASGI, on both backends.
 
 Both generation modes run: schema-valid requests must be accepted (or refused only for
 state a schema cannot express), schema-violating ones must get a 4xx, never a 5xx, and
@@ -23,10 +23,12 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from leadrelay import accounts, leads
 from leadrelay.config import Settings
 from leadrelay.pusher import config as pusher_config
-from leadrelay.store.sqlite import Store
+from leadrelay.store import open_store
 from leadrelay.web.app import create_app
 from leadrelay.web.openapi import document
 from support.app import running_app
+
+pytestmark = pytest.mark.both_backends
 
 MAX_EXAMPLES = 25
 # 422s that depend on what is stored, not on the request's shape
@@ -58,8 +60,8 @@ schema.config.generation.update(
 schema = schema.exclude(path="/api/admin/settings/pusher/test")
 
 
-async def _seed(db: Path) -> dict[str, str]:
-    store = await Store.open(db)
+async def _seed(db: Path | str) -> dict[str, str]:
+    store = await open_store(db)
     try:
         admin = await accounts.create_admin_token(store)
         assert admin is not None
@@ -76,10 +78,9 @@ async def _seed(db: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    db = tmp_path_factory.mktemp("fuzz") / "leadrelay.db"
-    seeded = anyio.run(_seed, db)
-    SLOT.app = create_app(Settings(db=db, relay="off"))
+def tokens(module_db: Path | str) -> Iterator[dict[str, str]]:
+    seeded = anyio.run(_seed, module_db)
+    SLOT.app = create_app(Settings(db=module_db, relay="off"))
     yield seeded
     SLOT.app = None
 

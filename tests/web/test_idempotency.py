@@ -304,8 +304,8 @@ async def test_two_rotations_keep_every_secret_in_its_grace(lr: InProcess, secre
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    with Serve(tmp_path_factory.mktemp("idem") / "leadrelay.db", relay="off") as server:
+def daemon(module_db: Path | str) -> Iterator[Serve]:
+    with Serve(module_db, relay="off") as server:
         yield server
 
 
@@ -327,7 +327,7 @@ async def _race(server: Serve, headers: dict[str, str], body: bytes) -> list[htt
         )
 
 
-def _secret_of(db: Path) -> str:
+def _secret_of(db: Path | str) -> str:
     secret: str = cli_json(db, "webhooks", "secret")["secret"]
     return secret
 

@@ -1,8 +1,10 @@
-"""Retention: pruning old delivered events and expired keys, the 410 it leaves, cheap counts."""
+"""Retention: pruning old delivered events and expired keys, the 410 it leaves, cheap counts.
+
+On both backends, but for the SQLite migration that first counted the stored events.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
@@ -12,14 +14,16 @@ import pytest
 from leadrelay import leads
 from leadrelay.cli.tail.history import ApiHistory, DaemonError, StoreHistory, TailError
 from leadrelay.config import Settings
-from leadrelay.store import retention
+from leadrelay.store import open_store, retention
+from leadrelay.store.base import Store
 from leadrelay.store.connection import connect, migrate
 from leadrelay.store.schema import MIGRATIONS
-from leadrelay.store.sqlite import Store
+from leadrelay.store.sqlite import Store as SqliteStore
 from support.app import running_app
+from support.database import execute
 from support.serve import Serve, cli_json
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 DAY = 86400.0
 
@@ -34,16 +38,13 @@ async def _leads(store: Store, count: int, key_prefix: str | None = None) -> lis
     return ids
 
 
-def _age(db: Path, sql: str, *params: object) -> None:
+def _age(db: Path | str, sql: str, *params: object) -> None:
     """Make rows old, as time would (tests cannot wait thirty days)."""
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(sql, params)
-    conn.close()
+    execute(db, sql, *params)
 
 
 async def test_outbox_counters_follow_every_change(settings: Settings) -> None:
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         await _leads(store, 6)
         await store.write(lambda tx: tx.mark_delivered([1, 2]))
@@ -85,7 +86,7 @@ async def test_migration_counts_the_events_already_stored(tmp_path: Path) -> Non
         )
     migrate(conn)
     conn.close()
-    store = await Store.open(db)
+    store = await SqliteStore.open(db)
     try:
         counts = await store.outbox_counts()
         assert (counts["pending"], counts["delivered"], counts["dead"]) == (1, 2, 1)
@@ -96,7 +97,7 @@ async def test_migration_counts_the_events_already_stored(tmp_path: Path) -> Non
 async def test_prune_deletes_only_old_delivered_events_and_expired_keys(
     settings: Settings,
 ) -> None:
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         await _leads(store, 8, key_prefix="k")  # events 1..8, keys k0..k7
         await store.write(lambda tx: tx.mark_delivered([1, 2, 3, 5, 7]))
@@ -105,8 +106,8 @@ async def test_prune_deletes_only_old_delivered_events_and_expired_keys(
         _age(settings.db, "UPDATE events SET created_at = created_at - ? WHERE id <= 6", 40 * DAY)
         _age(
             settings.db,
-            "UPDATE idempotency_keys SET created_at = created_at - ? WHERE rowid <= 3",
-            100 * 3600,
+            "UPDATE idempotency_keys SET created_at = created_at - ? WHERE key IN (?, ?, ?)",
+            *(100 * 3600, "k0", "k1", "k2"),
         )
         policy = retention.Policy.of(settings)
         dry = retention.prune(settings.db, policy, dry_run=True)
@@ -122,8 +123,8 @@ async def test_prune_deletes_only_old_delivered_events_and_expired_keys(
             (7, "delivered"),
             (8, "pending"),
         ]
-        keys = await store.fetch_all("SELECT key FROM idempotency_keys ORDER BY rowid")
-        assert len(keys) == 5
+        keys = await store.fetch_all("SELECT key FROM idempotency_keys")
+        assert sorted(row["key"] for row in keys) == [f"k{n}" for n in range(3, 8)]
         counts = await store.outbox_counts()
         assert (counts["delivered"], counts["total"]) == (1, 4)
         assert await retention.pruned_through(store) == 5
@@ -135,7 +136,7 @@ async def test_prune_deletes_only_old_delivered_events_and_expired_keys(
 
 async def test_retention_zero_keeps_every_event(settings: Settings) -> None:
     keep_all = settings.replace(events_retention_days=0)
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         await _leads(store, 3)
         await store.write(lambda tx: tx.mark_delivered([1, 2, 3]))
@@ -197,8 +198,7 @@ async def test_events_api_answers_an_expired_cursor_with_410(settings: Settings)
         assert [e["lead_id"] for e in (await history.page(3, lead_id=None, limit=10))[0]] == ids[3:]
 
 
-def test_the_daemon_prunes_and_db_prune_says_what_it_removed(tmp_path: Path) -> None:
-    db = tmp_path / "daemon.db"
+def test_the_daemon_prunes_and_db_prune_says_what_it_removed(db: Path | str) -> None:
     env = {"LEADRELAY_PRUNE_INTERVAL_SECONDS": "0.2"}
     with (
         Serve(db, relay="off", env=env) as server,

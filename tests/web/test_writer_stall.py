@@ -1,4 +1,5 @@
-"""A lead writer that is alive but stuck (SIGSTOP) must not hang intake: real `serve`."""
+"""A lead writer that is alive but stuck (SIGSTOP) must not hang intake: real `serve`, on
+both backends."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from support.serve import Serve, cli_json
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 DEADLINE = 2.0
 QUEUE_LIMIT = 6
@@ -74,8 +75,8 @@ def assert_refused_in_time(answers: list[tuple[httpx.Response, float]], within: 
         assert took < within, took
 
 
-def test_writer_stalled_answers_503_by_the_deadline_and_writes_nothing(tmp_path: Path) -> None:
-    with Serve(tmp_path / "leadrelay.db", env=ENV, relay="off") as serve:
+def test_writer_stalled_answers_503_by_the_deadline_and_writes_nothing(db: Path | str) -> None:
+    with Serve(db, env=ENV, relay="off") as serve:
         assert post_ok(serve, "before")
         (writer,) = writer_pids(serve)
         try:
@@ -91,8 +92,8 @@ def test_writer_stalled_answers_503_by_the_deadline_and_writes_nothing(tmp_path:
         assert names == ["before", "after"], names
 
 
-def test_writer_stalled_queue_is_bounded_and_the_writer_replaced(tmp_path: Path) -> None:
-    with Serve(tmp_path / "leadrelay.db", env=ENV, relay="off") as serve:
+def test_writer_stalled_queue_is_bounded_and_the_writer_replaced(db: Path | str) -> None:
+    with Serve(db, env=ENV, relay="off") as serve:
         assert post_ok(serve, "before")
         (stalled,) = writer_pids(serve)
         over: list[tuple[httpx.Response, float]] = []
