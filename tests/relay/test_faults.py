@@ -1,9 +1,11 @@
 """Faults at the edges: Pusher failing in every way a proxy can make it, and the database.
 
-Every test runs a real `leadrelay serve` (relay in its own process) on a real SQLite file.
-Pusher faults come from `support.faulty_pusher.FaultyPusher`, a proxy between the relay and
-a real soketi; the subscriber listens on soketi itself, as a dashboard would.  The relay's
-backoff is capped at 1 s and its Pusher timeout at 1 s so that a fault costs seconds.
+Every test runs a real `leadrelay serve` (relay in its own process).  The Pusher faults run
+on both backends: they come from `support.faulty_pusher.FaultyPusher`, a proxy between the
+relay and a real soketi; the subscriber listens on soketi itself, as a dashboard would.  The
+database faults are each backend's own: a locked, full or read-only SQLite file; a
+PostgreSQL server stopped under the daemon and started again.  The relay's backoff is
+capped at 1 s and its Pusher timeout at 1 s so that a fault costs seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import contextlib
 import os
 import sqlite3
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,17 @@ import httpx
 import pytest
 
 from support.faulty_pusher import FaultyPusher, point_at_proxy
-from support.serve import WALK, Serve, cli, cli_json, make_leads, stored_events, stored_leads
+from support.postgres import Cluster, Server
+from support.serve import (
+    WALK,
+    Serve,
+    cli,
+    cli_json,
+    make_leads,
+    point_at_soketi,
+    stored_events,
+    stored_leads,
+)
 from support.soketi import Soketi
 from support.subscriber import Subscriber, check_order_per_lead, ours
 
@@ -49,7 +63,7 @@ def wait_delivered(sub: Subscriber, event_ids: set[str], timeout: float) -> floa
     raise AssertionError(f"{len(missing)} of {len(event_ids)} events never arrived")
 
 
-def outbox(db: Path) -> dict[str, Any]:
+def outbox(db: Path | str) -> dict[str, Any]:
     status: dict[str, Any] = cli_json(db, "outbox", "status")
     return status
 
@@ -74,8 +88,9 @@ def proxy(soketi: Soketi) -> Iterator[FaultyPusher]:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Serve]:
-    with Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve:
+def daemon(db: Path | str) -> Iterator[Serve]:
+    """On the test's backend: SQLite, unless the test is marked both_backends."""
+    with Serve(db, env=RELAY_ENV) as serve:
         yield serve
 
 
@@ -106,6 +121,7 @@ FAULTS = {
 
 
 @pytest.mark.soketi
+@pytest.mark.both_backends
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_relay_fault_delays_events_and_loses_none(
     name: str, daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber
@@ -146,6 +162,7 @@ def test_relay_fault_delays_events_and_loses_none(
 
 
 @pytest.mark.soketi
+@pytest.mark.both_backends
 def test_relay_wrong_secret_pauses_visibly_and_resumes_when_fixed(
     daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber, soketi: Soketi
 ) -> None:
@@ -178,6 +195,7 @@ def test_relay_wrong_secret_pauses_visibly_and_resumes_when_fixed(
 
 
 @pytest.mark.soketi
+@pytest.mark.both_backends
 def test_relay_disable_holds_events_and_enable_delivers_them(
     daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber
 ) -> None:
@@ -224,6 +242,7 @@ def lead_names(client: httpx.Client) -> list[str]:
 def test_intake_locked_database_answers_503_and_recovers(
     daemon: Serve, client: httpx.Client
 ) -> None:
+    assert isinstance(daemon.db, Path)
     assert client.post("/api/leads", json={"name": "before"}).status_code == 201
     events_before = len(stored_events(client))
     with exclusive_lock(daemon.db):
@@ -338,6 +357,7 @@ def write_protected(*paths: Path) -> Iterator[None]:
 def test_intake_read_only_database_answers_503_and_recovers(
     daemon: Serve, client: httpx.Client
 ) -> None:
+    assert isinstance(daemon.db, Path)
     assert client.post("/api/leads", json={"name": "before"}).status_code == 201
     events_before = len(stored_events(client))
     wal = daemon.db.with_name(daemon.db.name + "-wal")
@@ -358,3 +378,169 @@ def test_intake_read_only_database_answers_503_and_recovers(
     assert client.get("/readyz").status_code == 200
     assert lead_names(client) == ["before", "after"]
     print("\nFAULT db_read_only: 503 database_unavailable, recovered")
+
+
+# --- PostgreSQL: the server stopped under a running daemon ---------------------------------
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Cluster]:
+    """A PostgreSQL server of the test's own: this test stops it."""
+    with Cluster() as cluster:
+        yield cluster
+
+
+class Intake:
+    """Leads created and walked through WALK from a few threads until stopped, riding out
+    refusals; every answer is kept, and what was acknowledged: lead id → its events."""
+
+    def __init__(self, serve: Serve, workers: int = 4) -> None:
+        self.serve = serve
+        self.acked: dict[int, int] = {}
+        self.refusals: list[httpx.Response] = []
+        self.outcomes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, args=(n,), daemon=True) for n in range(workers)
+        ]
+
+    def __enter__(self) -> Intake:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _answer(self, response: httpx.Response) -> bool:
+        with self._lock:
+            self.outcomes[str(response.status_code)] += 1
+            if not response.is_success:
+                self.refusals.append(response)
+        return response.is_success
+
+    def _work(self, worker: int) -> None:
+        serve = self.serve
+        with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=30) as client:
+            for n in range(100_000):
+                if self._stop.is_set():
+                    return
+                try:
+                    created = client.post("/api/leads", json={"name": f"w{worker}-{n}"})
+                    if not self._answer(created):
+                        time.sleep(0.05)
+                        continue
+                    lead_id = created.json()["id"]
+                    with self._lock:
+                        self.acked[lead_id] = 1
+                    for status in WALK:
+                        patch = client.patch(f"/api/admin/leads/{lead_id}", json={"status": status})
+                        if not self._answer(patch):
+                            break  # its later changes would skip a step: leave the lead here
+                        with self._lock:
+                            self.acked[lead_id] += 1
+                except httpx.HTTPError as exc:  # the daemon stays up: this is a failure
+                    with self._lock:
+                        self.outcomes[type(exc).__name__] += 1
+                    time.sleep(0.05)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    """A 503 with the contract's error body and a Retry-After to wait before sending again."""
+    assert response.status_code == 503, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] in ("database_unavailable", "writer_unavailable"), body
+    assert body["error"]["message"].strip(), body
+    assert int(response.headers.get("Retry-After", "0")) >= 1, dict(response.headers)
+
+
+def stored(response: httpx.Response) -> httpx.Response | None:
+    return response if response.status_code == 201 else None
+
+
+@pytest.mark.postgres
+@pytest.mark.soketi
+def test_intake_postgres_stopped_answers_503_and_recovers(
+    own_postgres: Cluster, soketi: Soketi
+) -> None:
+    url = Server(own_postgres.url).fresh_database()  # the daemon's first start migrates it
+    with (
+        Serve(url, env=RELAY_ENV) as serve,
+        httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=30) as client,
+        Subscriber(soketi, ["admin"]) as sub,
+    ):
+        point_at_soketi(url, soketi)
+        make_leads(client, "before", 2)
+        wait_delivered(sub, {e["event_id"] for e in stored_events(client)}, DELIVERY_TIMEOUT)
+
+        with Intake(serve) as intake:
+            time.sleep(1.0)  # the load under way
+            own_postgres.halt("fast")  # every session ended; connections refused from now
+            time.sleep(0.5)
+            # while it is down: each new lead a 503 (send again later), never stored
+            refusing = time.monotonic()
+            down = [client.post("/api/leads", json={"name": f"while down {n}"}) for n in range(5)]
+            refused_in = (time.monotonic() - refusing) / len(down)
+            ready = client.get("/readyz")
+            listed = client.get("/api/admin/leads")
+            time.sleep(2.0)
+            own_postgres.start()
+            back = time.monotonic()
+            # intake recovers by itself: a new lead is stored within a few seconds
+            recovered = wait_until(
+                lambda: stored(client.post("/api/leads", json={"name": "after"})),
+                15,
+                "a new lead to be stored after PostgreSQL came back",
+            )
+            recovered_in = time.monotonic() - back
+            acked_at_recovery = len(intake.acked)
+            time.sleep(2.0)  # and the load goes on through it
+        print(f"\nOUTAGE postgres outcomes: {dict(intake.outcomes)}")
+
+        for response in down:
+            assert_unavailable(response)
+        assert ready.status_code == 503 and ready.json()["problems"], ready.text
+        assert listed.status_code == 503, listed.text
+        assert set(listed.json()["error"]) == {"code", "message"}, listed.text
+        assert set(intake.outcomes) <= {"200", "201", "503"}, intake.outcomes
+        assert intake.outcomes["503"] > 0, "the load never met the stopped server"
+        for response in intake.refusals:
+            assert_unavailable(response)
+        assert len(intake.acked) > acked_at_recovery, "no lead acknowledged after recovery"
+        assert recovered.status_code == 201
+        assert client.get("/readyz").status_code == 200
+
+        # every acknowledged lead is stored with at least its acknowledged events; none of
+        # the leads refused while the server was down is; no lead is half-written
+        leads = {lead["id"]: lead for lead in stored_leads(client)}
+        lost = set(intake.acked) - set(leads)
+        assert not lost, f"{len(lost)} acknowledged leads are not stored"
+        assert not {lead["name"] for lead in leads.values()} & {f"while down {n}" for n in range(5)}
+        events = stored_events(client)
+        seqs: dict[int, list[int]] = {}
+        for event in events:
+            seqs.setdefault(event["lead_id"], []).append(event["seq"])
+        for lead_id, lead in leads.items():
+            order = seqs.get(lead_id, [])
+            assert order == list(range(1, len(order) + 1)) and order, (lead_id, order)
+            assert len(order) >= intake.acked.get(lead_id, 0), (lead_id, order)
+            assert lead["status"] == ("new", *WALK)[len(order) - 1], (lead, order)
+
+        # and every stored event reaches Pusher, in order per lead
+        event_ids = {e["event_id"] for e in events}
+        took = wait_delivered(sub, event_ids, DELIVERY_TIMEOUT)
+        duplicates, stale = check_order_per_lead(ours(sub, event_ids))
+        wait_until(lambda: outbox(url)["pending"] == 0, 10, "an empty outbox")
+        assert "Traceback" not in serve.logs(), serve.logs()[-3000:]
+    print(
+        f"OUTAGE postgres stopped: {len(intake.acked)} leads acknowledged, 0 lost, "
+        f"{intake.outcomes['503']} answered 503 while it was down (each in "
+        f"{refused_in * 1000:.0f} ms), a new lead stored {recovered_in:.1f}s after it was back, "
+        f"{len(event_ids)} events "
+        f"all delivered in order {took:.1f}s after the load, {duplicates} duplicates "
+        f"({stale} stale)"
+    )
