@@ -1,5 +1,5 @@
 """The CLI by the CRM's id for a lead (`--external-id`), and `webhooks sign` for the status
-webhook, checked against a real `leadrelay serve`."""
+webhook, checked against a real `leadrelay serve`, on both backends."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import pytest
 
 from support.serve import Serve, cli, cli_json
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    with Serve(tmp_path_factory.mktemp("ext") / "leadrelay.db", relay="off") as server:
+def daemon(module_db: Path | str) -> Iterator[Serve]:
+    with Serve(module_db, relay="off") as server:
         yield server
 
 

@@ -168,9 +168,10 @@ class Daemon:
 
 
 @pytest.fixture(scope="module")
-def daemon(soketi: Soketi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """Shared by tests that only look at events made after their tail started."""
-    running = Daemon(tmp_path_factory.mktemp("tail") / "leadrelay.db", soketi)
+def daemon(soketi: Soketi, module_db: Path | str) -> Iterator[Daemon]:
+    """Shared by tests that only look at events made after their tail started (one a
+    backend for the tests marked both_backends)."""
+    running = Daemon(module_db, soketi)
     yield running
     running.close()
 
@@ -333,6 +334,7 @@ async def test_history_sources_agree_on_cursors(settings: Settings) -> None:
 # --- against soketi and the daemon --------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_tail_admin_sees_every_event_once(daemon: Daemon, tails: list[TailProcess]) -> None:
     tail = start_tail(tails, daemon.db, "--json")
     first = daemon.lead("Ada", provider=1)
@@ -350,6 +352,7 @@ def test_tail_admin_sees_every_event_once(daemon: Daemon, tails: list[TailProces
     assert events[3]["data"]["new_status"] == "contacted"
 
 
+@pytest.mark.both_backends
 def test_tail_provider_sees_only_its_leads(daemon: Daemon, tails: list[TailProcess]) -> None:
     local = start_tail(tails, daemon.db, "--json", "--provider", "1")
     remote = start_tail(
@@ -381,6 +384,7 @@ def test_tail_provider_sees_only_its_leads(daemon: Daemon, tails: list[TailProce
         ]
 
 
+@pytest.mark.both_backends
 def test_tail_filters_by_event_and_lead(daemon: Daemon, tails: list[TailProcess]) -> None:
     watched = daemon.lead("Watched")
     tail = start_tail(
@@ -399,6 +403,7 @@ def test_tail_filters_by_event_and_lead(daemon: Daemon, tails: list[TailProcess]
     ]
 
 
+@pytest.mark.both_backends
 def test_tail_fetches_an_event_its_socket_missed(daemon: Daemon, tails: list[TailProcess]) -> None:
     tail = start_tail(tails, daemon.db, "--json")
     lead = daemon.lead("Gap")

@@ -45,3 +45,19 @@ def write_lock(db: Path | str) -> Iterator[None]:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def rows(db: Path | str, sql: str) -> list[dict[str, Any]]:
+    """What a query returns, read as another process would."""
+    if is_postgres(db):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(db), row_factory=dict_row) as conn:
+            return list(conn.execute(sql))  # type: ignore[arg-type]
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
