@@ -174,6 +174,15 @@ class _Server(uvicorn.Server):
             # before the first start (see listen), and people look for the line
             self._log_started_message(sockets)
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with self.capture_signals():
+            # Before uvicorn's handlers were in place, asyncio's answered Ctrl-C by cancelling
+            # this task, and a cancel still pending would land in the app's startup, which
+            # uvicorn logs as a failed lifespan, traceback and all. It lands here instead,
+            # before anything has started: an interrupted start, exit 130.
+            await asyncio.sleep(0)
+            await self._serve(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         while sig in (signal.SIGTERM, signal.SIGINT) and sig in self._captured_signals:

@@ -172,6 +172,39 @@ def test_serve_ctrl_c_while_its_children_start_exits_0_without_a_traceback(
     assert "ERROR" not in logs, logs  # no child died of the Ctrl-C ("exited (-2)")
 
 
+@pytest.mark.parametrize("after_ms", [0, 40, 80, 120])
+def test_serve_ctrl_c_while_it_starts_up_ends_quietly(tmp_path: Path, after_ms: int) -> None:
+    """Ctrl-C between opening the database and uvicorn taking the signals over (the app's
+    import, the socket, the lifespan's start): an interrupted start (130) or a clean stop
+    (0), never a traceback, and no process left behind."""
+    db = tmp_path / "lr.db"
+    command = [sys.executable, "-m", "leadrelay", "serve", "--db", str(db)]
+    command += ["--port", str(free_port())]
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not db.exists():  # first_start has opened the database
+                assert time.monotonic() < deadline, "the database was never created"
+                time.sleep(0.001)
+            time.sleep(after_ms / 1000)
+            os.killpg(process.pid, signal.SIGINT)
+            code = process.wait(20)
+            time.sleep(0.2)
+            left = children_of(process.pid, b"leadrelay")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        log.seek(0)
+        logs = log.read()
+    assert code in (0, 130), logs
+    assert "Traceback" not in logs and "KeyboardInterrupt" not in logs, logs
+    assert "ERROR" not in logs, logs
+    assert left == []
+
+
 def test_serve_port_in_use_says_so_in_one_line_and_starts_nothing(db: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
