@@ -11,11 +11,17 @@ import orjson
 import psycopg
 
 from leadrelay.events import iso_time
+from leadrelay.store import reads
 from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
+from leadrelay.store.rows import (
+    EVENT_INSERT_COLUMNS,
+    LEAD_INSERT_COLUMNS,
+    event_params,
+    lead_params,
+)
 
-# the lead that owns an external_id (its duplicates from before it was unique, on a
-# database copied from SQLite, have external_id_dup set)
-BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = %s AND external_id_dup = 0"
+# the lead that owns an external_id (reads.py's, with psycopg's placeholder)
+BY_EXTERNAL_ID = reads.BY_EXTERNAL_ID.replace("?", "%s")
 
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
 
@@ -25,14 +31,7 @@ _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the othe
 # an executemany.  Measured on batches of 64 (CPU a row, client + server): executemany
 # 24 + 45 µs, INSERT ... SELECT FROM unnest(arrays) 48 + 28 µs (psycopg dumps the arrays
 # element by element), this 9 + 28 µs.
-_LEAD_COLUMNS = (
-    "id, name, email, phone, status, provider_id, source, notes, external_id, created_at, "
-    "updated_at, last_seq"
-)
-_EVENT_COLUMNS = (
-    "event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, "
-    "next_attempt_at, created_at"
-)
+_LEAD_COLUMNS = f"id, {LEAD_INSERT_COLUMNS}"  # the id reserved beforehand, then the row
 _MAX_PARAMETERS = 65535  # a statement's, in PostgreSQL's protocol
 
 
@@ -85,7 +84,7 @@ class Tx:
             _insert_rows(self.conn, "leads", _LEAD_COLUMNS, rows)
         if self._events:
             rows, self._events = self._events, []
-            _insert_rows(self.conn, "events", _EVENT_COLUMNS, rows)
+            _insert_rows(self.conn, "events", EVENT_INSERT_COLUMNS, rows)
 
     def discard(self) -> None:
         """Drop what a failed job buffered (its savepoint undid the rest)."""
@@ -136,22 +135,7 @@ class Tx:
             self._ids = [int(row["id"]) for row in rows]
         lead_id = self._ids.pop(0)
         self.writes += 1
-        self._leads.append(
-            (
-                lead_id,
-                lead["name"],
-                lead.get("email"),
-                lead.get("phone"),
-                lead["status"],
-                lead.get("provider_id"),
-                lead.get("source"),
-                lead.get("notes"),
-                lead.get("external_id"),
-                lead["created_at"],
-                lead["updated_at"],
-                last_seq,
-            )
-        )
+        self._leads.append((lead_id, *lead_params(lead, last_seq)))
         return lead_id
 
     def get_lead(self, lead_id: int) -> Row | None:
@@ -223,20 +207,7 @@ class Tx:
     def insert_event(self, event: Row) -> None:
         """Buffered (see flush)."""
         self.writes += 1
-        self._events.append(
-            (
-                event["event_id"],
-                event["lead_id"],
-                event["seq"],
-                event["type"],
-                orjson.dumps(event["channels"]).decode(),
-                event["provider_id"],
-                event["payload"],
-                event.get("socket_id"),
-                self.now,
-                self.now,
-            )
-        )
+        self._events.append(event_params(event, self.now))
         self.events_written += 1
 
     def claim_due(self, owner: str, limit: int, skip: list[int], claim_seconds: float) -> list[Row]:

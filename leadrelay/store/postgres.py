@@ -6,14 +6,14 @@ functions, which are plain functions of a `Tx`, run), committed once with
 `synchronous_commit = on`, and only then is each caller answered.  Concurrent requests
 share the transaction's round trip and WAL flush.  A commit that wrote events also sends
 `NOTIFY leadrelay_events` (delivered with the commit) so the relays of every daemon wake.
-Reads go through a small pool of async connections.  All of this backend's SQL is here, in
-pg_transaction.py (writes) and pg_schema.py (migrations).
+Reads go through a small pool of async connections.  All of this backend's own SQL is
+here, in pg_transaction.py (writes) and pg_schema.py (migrations); reads.py holds the reads
+whose SQL both backends share.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,10 +26,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
+from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import Callback, Job
 from leadrelay.store.pg_schema import migrate
-from leadrelay.store.pg_transaction import BY_EXTERNAL_ID, Tx
+from leadrelay.store.pg_transaction import Tx
+from leadrelay.store.reads import Reads
 
 T = TypeVar("T")
 
@@ -67,8 +68,9 @@ def _connect(url: str, durable: bool) -> psycopg.Connection[Row]:
 
 
 @dataclass
-class Store:
-    """An open PostgreSQL database: one writer connection, a pool of readers."""
+class Store(Reads):
+    """An open PostgreSQL database: one writer connection, a pool of readers.  The reads
+    both backends share are in reads.py; here are those whose SQL is PostgreSQL's own."""
 
     url: str
     _writer: psycopg.Connection[Row]
@@ -266,104 +268,6 @@ class Store:
         rows = await self._read(sql, params)
         return rows[0] if rows else None
 
-    async def get_lead(self, lead_id: int) -> Row | None:
-        return await self._read_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,))
-
-    async def lead_by_external_id(self, external_id: str) -> Row | None:
-        return await self._read_one(BY_EXTERNAL_ID, (external_id,))
-
-    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
-        sql = f"{select} WHERE id > %s"
-        params: list[Any] = [after]
-        for column, value in equal.items():
-            if value is not None:
-                sql += f" AND {column} = %s"
-                params.append(value)
-        return await self._read(f"{sql} ORDER BY id LIMIT %s", (*params, limit))
-
-    async def list_leads(
-        self,
-        *,
-        status: str | None,
-        provider_id: int | None,
-        after: int,
-        limit: int,
-        external_id: str | None = None,
-    ) -> list[Row]:
-        select = f"SELECT {LEAD_COLUMNS} FROM leads"
-        equal = {"status": status, "provider_id": provider_id, "external_id": external_id}
-        return await self._page(select, after, limit, equal)
-
-    async def list_providers(self) -> list[Row]:
-        return await self._read(
-            "SELECT p.id, p.name, p.created_at, "
-            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads, "
-            "p.watching = 1 AS watching, p.last_seen "
-            "FROM providers p ORDER BY p.id"
-        )
-
-    async def count_watching(self) -> int:
-        row = await self._read_one("SELECT count(*) AS n FROM providers WHERE watching = 1")
-        return int(row["n"]) if row is not None else 0
-
-    async def principal_for(self, token_hash: str) -> Row | None:
-        return await self._read_one(
-            "SELECT token_hash, role, provider_id FROM tokens "
-            "WHERE token_hash = %s AND revoked_at IS NULL",
-            (token_hash,),
-        )
-
-    async def list_tokens(self) -> list[Row]:
-        return await self._read(
-            "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
-        )
-
-    async def lead_for_key(self, key: str) -> int | None:
-        row = await self._read_one("SELECT lead_id FROM idempotency_keys WHERE key = %s", (key,))
-        return None if row is None else int(row["lead_id"])
-
-    async def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
-        row = await self._read_one(
-            "SELECT lead_id, outcome FROM idempotency_keys WHERE key = %s", (key,)
-        )
-        return None if row is None else key_row(row)
-
-    async def external_id_duplicates(self, limit: int) -> list[Row]:
-        return await self._read(
-            "SELECT external_id, min(id) AS first_id, count(*) AS leads FROM leads "
-            "WHERE external_id IN (SELECT external_id FROM leads WHERE external_id_dup != 0) "
-            "GROUP BY external_id ORDER BY first_id LIMIT %s",
-            (limit,),
-        )
-
-    async def get_setting(self, key: str) -> Any:
-        row = await self._read_one("SELECT value FROM settings WHERE key = %s", (key,))
-        return None if row is None else json.loads(row["value"])
-
-    async def setting_version(self, key: str) -> str | None:
-        row = await self._read_one("SELECT updated_at FROM settings WHERE key = %s", (key,))
-        return None if row is None else str(row["updated_at"])
-
-    async def event_row_id(self, event_id: str) -> int | None:
-        row = await self._read_one("SELECT id FROM events WHERE event_id = %s", (event_id,))
-        return None if row is None else int(row["id"])
-
-    async def events_after(
-        self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
-    ) -> list[Row]:
-        select = f"SELECT {EVENT_COLUMNS} FROM events"
-        return await self._page(
-            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
-        )
-
-    async def events_since_time(self, since: float) -> int:
-        row = await self._read_one(
-            "SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM events)) - 1 AS c "
-            "FROM events WHERE created_at >= %s",
-            (since,),
-        )
-        return int(row["c"]) if row else 0
-
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
         return await self._read(
             f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
@@ -421,15 +325,6 @@ class Store:
         row = await self._read_one("SELECT sum(pending)::bigint AS n FROM outbox_counts")
         return int(row["n"]) if row is not None and row["n"] is not None else 0
 
-    async def lease(self, name: str) -> Row | None:
-        row = await self._read_one(
-            "SELECT owner, info, acquired_at, renewed_at, expires_at FROM leases WHERE name = %s",
-            (name,),
-        )
-        if row is not None:
-            row["info"] = json.loads(row["info"])
-        return row
-
     async def outbox_counts(self) -> Row:
         """The outbox's counts from the counters the triggers keep (pg_schema.py's
         migration 2), summed over their slots, and the oldest pending event from the head
@@ -461,26 +356,6 @@ class Store:
         assert row is not None
         return row
 
-    async def dead_events(self, limit: int) -> list[Row]:
-        return await self._read(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'dead' ORDER BY id LIMIT %s",
-            (limit,),
-        )
-
-    async def recent_errors(self, limit: int) -> list[Row]:
-        return await self._read(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'pending' AND attempts > 0 "
-            "ORDER BY id LIMIT %s",
-            (limit,),
-        )
-
-    async def ledger_problems(self) -> list[Row]:
-        return await self._read(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE (state = 'dead' AND last_error IS NULL) "
-            "OR (state = 'delivered' AND delivered_at IS NULL) "
-            "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
-        )
-
     async def integrity_problem(self) -> str | None:
         row = await self._read_one("SELECT max(version) AS v FROM migrations")
         return None if row is not None and row["v"] is not None else "no migrations applied"
@@ -498,9 +373,6 @@ class Store:
         except psycopg.Error as exc:
             raise translate(exc) from None
         return False
-
-    async def check_writable(self) -> None:
-        await self.write(lambda tx: tx.put_setting("readyz", {"at": tx.now}, ""))
 
 
 def _migrate(url: str) -> None:

@@ -1,4 +1,4 @@
-"""The SQLite store: the one writer, the reads, and (in transaction.py) the writes' SQL.
+"""The SQLite store: the one writer, its own reads, and (in transaction.py) the writes' SQL.
 
 Writes are group-committed: callers hand `Store.write` a function of a `Tx`; one writer
 task gathers every function waiting, runs them in one transaction (each in a savepoint,
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row
+from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import Callback as _Callback
 from leadrelay.store.batching import Job as _Job
 from leadrelay.store.connection import (
@@ -34,7 +34,8 @@ from leadrelay.store.connection import (
     migrate,
     translate,
 )
-from leadrelay.store.transaction import BY_EXTERNAL_ID, Tx, key_row
+from leadrelay.store.reads import Reads
+from leadrelay.store.transaction import Tx
 
 T = TypeVar("T")
 
@@ -43,8 +44,9 @@ BUSY_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
-class Store:
-    """An open database: one writer thread, one aiosqlite reader."""
+class Store(Reads):
+    """An open database: one writer thread, one aiosqlite reader.  The reads both backends
+    share are in reads.py; here are those whose SQL is SQLite's own."""
 
     backend = "sqlite"
     claims_per_event = False
@@ -263,109 +265,6 @@ class Store:
             raise translate(exc) from None
         return [dict(row) for row in rows]
 
-    async def get_lead(self, lead_id: int) -> Row | None:
-        return await self.fetch_one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
-
-    async def lead_by_external_id(self, external_id: str) -> Row | None:
-        return await self.fetch_one(BY_EXTERNAL_ID, (external_id,))
-
-    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
-        """Rows after an id cursor, oldest first, where each given column equals its value
-        (None means no filter on that column)."""
-        sql = f"{select} WHERE id > ?"
-        params: list[Any] = [after]
-        for column, value in equal.items():
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        return await self.fetch_all(f"{sql} ORDER BY id LIMIT ?", [*params, limit])
-
-    async def list_leads(
-        self,
-        *,
-        status: str | None,
-        provider_id: int | None,
-        after: int,
-        limit: int,
-        external_id: str | None = None,
-    ) -> list[Row]:
-        select = f"SELECT {LEAD_COLUMNS} FROM leads"
-        equal = {"status": status, "provider_id": provider_id, "external_id": external_id}
-        return await self._page(select, after, limit, equal)
-
-    async def list_providers(self) -> list[Row]:
-        return await self.fetch_all(
-            "SELECT p.id, p.name, p.created_at, "
-            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads, "
-            "p.watching = 1 AS watching, p.last_seen "
-            "FROM providers p ORDER BY p.id"
-        )
-
-    async def count_watching(self) -> int:
-        row = await self.fetch_one("SELECT count(*) AS n FROM providers WHERE watching = 1")
-        return int(row["n"]) if row is not None else 0
-
-    async def principal_for(self, token_hash: str) -> Row | None:
-        return await self.fetch_one(
-            "SELECT token_hash, role, provider_id FROM tokens "
-            "WHERE token_hash = ? AND revoked_at IS NULL",
-            (token_hash,),
-        )
-
-    async def list_tokens(self) -> list[Row]:
-        return await self.fetch_all(
-            "SELECT prefix, role, provider_id, created_at, revoked_at FROM tokens ORDER BY id"
-        )
-
-    async def lead_for_key(self, key: str) -> int | None:
-        row = await self.fetch_one("SELECT lead_id FROM idempotency_keys WHERE key = ?", (key,))
-        return None if row is None else int(row["lead_id"])
-
-    async def key_outcome(self, key: str) -> tuple[int, Row | None] | None:
-        """The lead a key names, and the outcome stored with it."""
-        row = await self.fetch_one(
-            "SELECT lead_id, outcome FROM idempotency_keys WHERE key = ?", (key,)
-        )
-        return None if row is None else key_row(row)
-
-    async def external_id_duplicates(self, limit: int) -> list[Row]:
-        """Leads that share an external_id from before it was unique (see schema.py)."""
-        return await self.fetch_all(
-            "SELECT external_id, min(id) AS first_id, count(*) AS leads FROM leads "
-            "WHERE external_id IN (SELECT external_id FROM leads WHERE external_id_dup != 0) "
-            "GROUP BY external_id ORDER BY first_id LIMIT ?",
-            (limit,),
-        )
-
-    async def get_setting(self, key: str) -> Any:
-        row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
-        return None if row is None else json.loads(row["value"])
-
-    async def setting_version(self, key: str) -> str | None:
-        row = await self.fetch_one("SELECT updated_at FROM settings WHERE key = ?", (key,))
-        return None if row is None else str(row["updated_at"])
-
-    async def event_row_id(self, event_id: str) -> int | None:
-        row = await self.fetch_one("SELECT id FROM events WHERE event_id = ?", (event_id,))
-        return None if row is None else int(row["id"])
-
-    async def events_after(
-        self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
-    ) -> list[Row]:
-        select = f"SELECT {EVENT_COLUMNS} FROM events"
-        return await self._page(
-            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
-        )
-
-    async def events_since_time(self, since: float) -> int:
-        """The cursor just before the first event committed at or after `since`."""
-        row = await self.fetch_one(
-            "SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM events)) - 1 AS c "
-            "FROM events WHERE created_at >= ?",
-            (since,),
-        )
-        return int(row["c"]) if row else 0
-
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
         """Pending events whose time has come and that no earlier event of their lead blocks,
         less the ids in `skip`."""
@@ -404,16 +303,6 @@ class Store:
         row = await self.fetch_one("SELECT n FROM outbox_counts WHERE name = 'pending'")
         return int(row["n"]) if row else 0
 
-    async def lease(self, name: str) -> Row | None:
-        """Who holds the lease `name` (see Tx.take_lease), expired or not."""
-        row = await self.fetch_one(
-            "SELECT owner, info, acquired_at, renewed_at, expires_at FROM leases WHERE name = ?",
-            (name,),
-        )
-        if row is not None:
-            row["info"] = json.loads(row["info"])
-        return row
-
     async def outbox_counts(self) -> Row:
         """The outbox's counts from the counters the triggers keep (migration 2), and the
         oldest pending event from the head of its partial index: a few rows read, however
@@ -445,27 +334,6 @@ class Store:
         assert row is not None
         return row
 
-    async def dead_events(self, limit: int) -> list[Row]:
-        return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'dead' ORDER BY id LIMIT ?",
-            (limit,),
-        )
-
-    async def recent_errors(self, limit: int) -> list[Row]:
-        return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE state = 'pending' AND attempts > 0 "
-            "ORDER BY id LIMIT ?",
-            (limit,),
-        )
-
-    async def ledger_problems(self) -> list[Row]:
-        """Events in no accounted state: dead without a reason, or delivered with no time."""
-        return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE (state = 'dead' AND last_error IS NULL) "
-            "OR (state = 'delivered' AND delivered_at IS NULL) "
-            "OR (state NOT IN ('pending', 'delivered', 'dead')) LIMIT 20"
-        )
-
     async def integrity_problem(self) -> str | None:
         row = await self.fetch_one("PRAGMA quick_check")
         result = None if row is None else next(iter(row.values()))
@@ -474,10 +342,6 @@ class Store:
     async def scrub_freed(self) -> bool:
         """A TRUNCATE checkpoint empties the WAL (secure_delete zeroed the pages)."""
         return await asyncio.to_thread(checkpoint_truncate, self.path)
-
-    async def check_writable(self) -> None:
-        """Raise Unavailable unless a write transaction can be opened and committed."""
-        await self.write(lambda tx: tx.put_setting("readyz", {"at": tx.now}, ""))
 
 
 def _wrap(exc: Exception) -> Exception:

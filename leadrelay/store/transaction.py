@@ -11,15 +11,26 @@ import orjson
 
 from leadrelay.events import iso_time
 from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, key_row
+from leadrelay.store.reads import BY_EXTERNAL_ID
+from leadrelay.store.rows import (
+    EVENT_INSERT_COLUMNS,
+    LEAD_INSERT_COLUMNS,
+    event_params,
+    lead_params,
+)
 
 __all__ = ["BY_EXTERNAL_ID", "EVENT_COLUMNS", "LEAD_COLUMNS", "Row", "Tx", "key_row"]
 
-# the lead that owns an external_id: its duplicates from before it was unique have
-# external_id_dup set (see schema.py)
-BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = ? AND external_id_dup = 0"
-
 
 _BLANK = {"name": "''"}  # what an erased field holds in the leads row; the others NULL
+
+
+def _insert(table: str, columns: str) -> str:
+    return f"INSERT INTO {table} ({columns}) VALUES ({','.join('?' * (columns.count(',') + 1))})"
+
+
+_INSERT_LEAD = _insert("leads", LEAD_INSERT_COLUMNS)
+_INSERT_EVENT = _insert("events", EVENT_INSERT_COLUMNS)
 
 
 class Tx:
@@ -37,23 +48,7 @@ class Tx:
 
     # leads -------------------------------------------------------------------
     def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO leads (name, email, phone, status, provider_id, source, notes, "
-            "external_id, created_at, updated_at, last_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                lead["name"],
-                lead.get("email"),
-                lead.get("phone"),
-                lead["status"],
-                lead.get("provider_id"),
-                lead.get("source"),
-                lead.get("notes"),
-                lead.get("external_id"),
-                lead["created_at"],
-                lead["updated_at"],
-                last_seq,
-            ),
-        )
+        cur = self.conn.execute(_INSERT_LEAD, lead_params(lead, last_seq))
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -126,22 +121,7 @@ class Tx:
 
     # events ------------------------------------------------------------------
     def insert_event(self, event: Row) -> None:
-        self.conn.execute(
-            "INSERT INTO events (event_id, lead_id, seq, type, channels, provider_id, payload, "
-            "socket_id, next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                event["event_id"],
-                event["lead_id"],
-                event["seq"],
-                event["type"],
-                orjson.dumps(event["channels"]).decode(),
-                event["provider_id"],
-                event["payload"],
-                event.get("socket_id"),
-                self.now,
-                self.now,
-            ),
-        )
+        self.conn.execute(_INSERT_EVENT, event_params(event, self.now))
         self.events_written += 1
 
     def mark_delivered(self, ids: list[int]) -> None:
