@@ -1,4 +1,4 @@
-"""A CRM's status webhook through a real `leadrelay serve` and a real soketi.
+"""A CRM's status webhook through a real `leadrelay serve` and a real soketi, on both backends.
 
 The CRM sends its own id for the lead (`external_id`), signs with the webhook secret,
 retries until it sees a 2xx and delivers out of order: what it relies on is that the event
@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,16 +24,15 @@ from support.serve import Serve, cli_json, point_at_soketi
 from support.soketi import Soketi
 from support.subscriber import Received, Subscriber
 
-pytestmark = pytest.mark.soketi
+pytestmark = [pytest.mark.soketi, pytest.mark.both_backends]
 
 CRM = {"role": "crm", "provider_id": None}
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, soketi: Soketi) -> Iterator[Serve]:
-    db = tmp_path_factory.mktemp("status") / "leadrelay.db"
-    with Serve(db) as serve:
-        point_at_soketi(db, soketi)
+def daemon(module_db: Path | str, soketi: Soketi) -> Iterator[Serve]:
+    with Serve(module_db) as serve:
+        point_at_soketi(module_db, soketi)
         yield serve
 
 
