@@ -1,10 +1,10 @@
-"""The console's server side in-process: GET /, its files and headers, /api/me, the outbox API."""
+"""The console's server side in-process: GET /, its files and headers, /api/me, the outbox API,
+on both backends."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from leadrelay.pusher import config as pusher_config
 from leadrelay.web import console
 from support.app import running_app
 from support.browser import PUSHER_JS
+from support.database import execute
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 CONSOLE_FILES = ("app.js", "api.js", "live.js", "feed.js", "bell.js", "table.js", "outbox.js")
 
@@ -153,9 +154,8 @@ async def test_admin_providers_lists_names_and_counts(settings: Settings) -> Non
         assert_error(other, 403, "admin_only")
 
 
-def kill_events(db: Path, reason: str) -> None:
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE events SET state = 'dead', last_error = ?", (reason,))
+def kill_events(db: Path | str, reason: str) -> None:
+    execute(db, "UPDATE events SET state = 'dead', last_error = ?", reason)
 
 
 async def test_outbox_api_shows_and_retries_dead_letters(settings: Settings) -> None:

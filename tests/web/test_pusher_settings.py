@@ -1,4 +1,5 @@
-"""PUT /api/admin/settings/pusher: what a settings form sends back keeps the stored secret."""
+"""PUT /api/admin/settings/pusher: what a settings form sends back keeps the stored secret (on
+both backends)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from leadrelay.config import Settings
 from leadrelay.pusher import config as pusher_config
 from support.app import running_app
+
+pytestmark = pytest.mark.both_backends
 
 SECRET = "pshsec-" + secrets.token_hex(16)
 PATH = "/api/admin/settings/pusher"
