@@ -13,8 +13,7 @@ from leadrelay.errors import LeadrelayError, PusherError
 from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import open_store
-from leadrelay.store.base import Store
-from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.base import RELAY_STATE_KEY, Store
 
 Check = dict[str, Any]
 

@@ -10,8 +10,7 @@ from typing import Any
 from leadrelay import events
 from leadrelay.auth import Principal
 from leadrelay.errors import NotFound, ValidationFailed
-from leadrelay.store.base import Row, Store, Tx
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID, Row, Store, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # field: (max length, required)

@@ -9,8 +9,7 @@ from typing import Any
 from leadrelay.errors import NotFound
 from leadrelay.events import iso_time
 from leadrelay.pusher import config as pusher_config
-from leadrelay.store.base import Row, Store
-from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.base import RELAY_STATE_KEY, Row, Store
 
 # the lease the relay that sends holds (relay/lease.py)
 RELAY_LEASE = "relay"

@@ -15,8 +15,8 @@ from leadrelay.config import DEFAULT_STATUSES, Settings, load_settings
 from leadrelay.errors import ConfigError, Conflict
 from leadrelay.store import open_store
 from leadrelay.store.base import Tx
-from leadrelay.store.schema import MIGRATIONS
 from leadrelay.store.sqlite import Store
+from leadrelay.store.sqlite.schema import MIGRATIONS
 from support.contract import LEAD_KEYS
 
 

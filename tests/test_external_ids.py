@@ -14,9 +14,9 @@ from leadrelay import crm_status, leads
 from leadrelay.config import Settings
 from leadrelay.doctor import run_checks
 from leadrelay.errors import Conflict
-from leadrelay.store.connection import statements
-from leadrelay.store.schema import MIGRATIONS
 from leadrelay.store.sqlite import Store
+from leadrelay.store.sqlite.connection import statements
+from leadrelay.store.sqlite.schema import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 

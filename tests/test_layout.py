@@ -7,7 +7,8 @@
     outbox    the outbox as an operator sees it (CLI and admin API)
     pusher/   Pusher settings, REST client, protocol client
     auth, leads, accounts, erasure: the use cases
-    store/    every SQL statement
+    store/    every SQL statement: base, reads, rows, batching, retention shared;
+              sqlite/ and postgres/ the backends, which never import each other
     errors, events, config, logs, metrics: the base every wing uses
 
 A module may import its own floor and the floors below; an import that reaches up fails
@@ -135,3 +136,49 @@ def test_layout_check_catches_an_upward_import(source: str, reaches: str) -> Non
 
 def test_layout_check_allows_a_downward_import() -> None:
     assert upward_imports("from leadrelay.store.sqlite import Store\n", "leadrelay.web.api") == []
+
+
+BACKENDS = ("leadrelay.store.sqlite", "leadrelay.store.postgres")
+# the store's modules that reach both backends: open_store, the retention policy's dispatch
+# to each backend's walk, and db copy (from the one into the other)
+BOTH = ("leadrelay.store", "leadrelay.store.retention", "leadrelay.store.copy")
+
+
+def backend_of(name: str) -> str | None:
+    return next((b for b in BACKENDS if name == b or name.startswith(b + ".")), None)
+
+
+def crossing_imports(source: str, name: str, *, package: bool = False) -> list[str]:
+    """A backend importing the other, or a shared store module importing a backend."""
+    own = backend_of(name)
+    if name in BOTH or not name.startswith("leadrelay.store"):
+        return []
+    return [
+        f"{name}:{line} imports {target}"
+        for line, target in imported_modules(source, name, package=package)
+        if backend_of(target) not in (None, own)
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in MODULES if module_name(p).startswith("leadrelay.store")], ids=module_name
+)
+def test_layout_backends_keep_to_themselves(path: Path) -> None:
+    crossing = crossing_imports(
+        path.read_text(), module_name(path), package=path.name == "__init__.py"
+    )
+    assert not crossing, "a backend reaches into another, or shared code into one:\n" + "\n".join(
+        crossing
+    )
+
+
+def test_layout_backend_check_catches_a_crossing() -> None:
+    found = crossing_imports(
+        "from leadrelay.store.sqlite.connection import connect\n", "leadrelay.store.postgres.store"
+    )
+    assert len(found) == 1 and "leadrelay.store.sqlite.connection" in found[0]
+    shared = crossing_imports(
+        "from leadrelay.store.postgres import Store\n", "leadrelay.store.reads"
+    )
+    assert len(shared) == 1
+    assert crossing_imports("from ..base import Row\n", "leadrelay.store.sqlite.store") == []

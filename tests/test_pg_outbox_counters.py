@@ -18,7 +18,7 @@ from leadrelay import erasure, leads
 from leadrelay.auth import Principal
 from leadrelay.store import open_store, retention
 from leadrelay.store.base import Store, Tx
-from leadrelay.store.pg_schema import MIGRATION_LOCK, MIGRATIONS, OUTBOX_SLOTS
+from leadrelay.store.postgres.schema import MIGRATION_LOCK, MIGRATIONS, OUTBOX_SLOTS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

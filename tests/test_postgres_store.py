@@ -11,7 +11,7 @@ import pytest
 from leadrelay.config import describe_db, load_settings
 from leadrelay.errors import Unavailable
 from leadrelay.store import open_store
-from leadrelay.store.pg_schema import MIGRATIONS
+from leadrelay.store.postgres.schema import MIGRATIONS
 from support.postgres import Server
 
 pytestmark = pytest.mark.anyio

@@ -71,7 +71,7 @@ def db_backup(
     as_json: JsonOption = False,
 ) -> None:
     """Copy the database consistently, safe while 'leadrelay serve' runs (SQLite's backup API)."""
-    from leadrelay.store.backup import backup
+    from leadrelay.store.sqlite.backup import backup
 
     settings = settings_for(db)
     if is_postgres(settings.db):

@@ -28,8 +28,7 @@ from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
 from leadrelay.relay.batches import backoff, batch_items, events_text, pack_batches
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
-from leadrelay.store.base import Row, Store
-from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.base import RELAY_STATE_KEY, Row, Store
 
 log = logging.getLogger("leadrelay.relay")
 

@@ -1,11 +1,14 @@
-"""The store wing: every SQL statement, one backend a module.
+"""The store wing: every SQL statement, one backend a subpackage.
 
-`base` defines what everyone else sees (the `Store` and `Tx` protocols); `sqlite.Store` and
-`postgres.Store` are the two backends, each with its write SQL (`transaction`,
-`pg_transaction`) and its numbered migrations (`schema`, `pg_schema`).  `open_store` picks
-the backend from the `db` setting: a postgresql:// URL, or a SQLite file's path.  It may
-import only the base modules (`errors`, `events`); nothing of `relay/`, `pusher/`, `web/`
-or `cli/`.
+`base` defines what everyone else sees (the `Store` and `Tx` protocols, the shared row
+columns and settings keys); `reads` the reads whose SQL both backends share, `rows` a new
+row's INSERT parameters, `batching` the group commit's queued job, `retention` the pruning
+policy.  `sqlite/` and `postgres/` are the two backends, each with its Store, its write SQL
+(`transaction`), its numbered migrations (`schema`) and its pruning walk (`retention`);
+neither imports the other.  `copy` is `db copy`, from the one into the other.  `open_store`
+picks the backend from the `db` setting: a postgresql:// URL, or a SQLite file's path.  The
+wing may import only the base modules (`errors`, `events`, `config`); nothing of `relay/`,
+`pusher/`, `web/` or `cli/`.
 """
 
 from __future__ import annotations

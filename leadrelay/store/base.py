@@ -1,6 +1,6 @@
 """What the use cases, the relay and the web see of a store, whichever backend runs it.
 
-`Store` is an open database (SQLite in sqlite.py, PostgreSQL in postgres.py); `Tx` is what a
+`Store` is an open database (SQLite in sqlite/, PostgreSQL in postgres/); `Tx` is what a
 write job sees inside one group-commit transaction.  Both are Protocols: the backends are
 plain classes that happen to fit them, and every call site types against these.
 """
@@ -13,6 +13,14 @@ from typing import Any, Protocol, TypeVar
 
 Row = dict[str, Any]
 T = TypeVar("T")
+
+# Row ids are 64-bit signed integers on both backends; the API refuses larger.
+MAX_ID = 2**63 - 1
+# The settings row in which the running relay records its state (read by doctor, /readyz
+# and `outbox status`).
+RELAY_STATE_KEY = "relay_state"
+# The settings row where pruning records how far it has deleted (the events API's 410).
+RETENTION_KEY = "retention"
 
 LEAD_COLUMNS = (
     "id, name, email, phone, status, provider_id, source, notes, external_id, "

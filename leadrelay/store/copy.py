@@ -21,9 +21,9 @@ import psycopg
 
 from leadrelay.config import describe_db
 from leadrelay.errors import ConfigError, Unavailable
-from leadrelay.store.connection import translate as translate_sqlite
-from leadrelay.store.postgres import CONNECT_TIMEOUT, _migrate
-from leadrelay.store.postgres import translate as translate_pg
+from leadrelay.store.postgres.store import CONNECT_TIMEOUT, _migrate
+from leadrelay.store.postgres.store import translate as translate_pg
+from leadrelay.store.sqlite.connection import translate as translate_sqlite
 
 # parents first (foreign keys); the runtime tables (leases, outbox_counts, migrations) stay
 TABLES = ("providers", "tokens", "leads", "settings", "idempotency_keys", "events")

@@ -16,7 +16,7 @@ from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, Tx, key_row
 T = TypeVar("T")
 
 # the lead that owns an external_id: its duplicates from before it was unique have
-# external_id_dup set (see schema.py's migration 4)
+# external_id_dup set (see sqlite/schema.py's migration 4)
 BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = ? AND external_id_dup = 0"
 
 
@@ -98,7 +98,7 @@ class Reads:
         return None if row is None else key_row(row)
 
     async def external_id_duplicates(self, limit: int) -> list[Row]:
-        """Leads that share an external_id from before it was unique (see schema.py)."""
+        """Leads that share an external_id from before it was unique (see sqlite/schema.py)."""
         return await self.fetch_all(
             "SELECT external_id, min(id) AS first_id, count(*) AS leads FROM leads "
             "WHERE external_id IN (SELECT external_id FROM leads WHERE external_id_dup != 0) "

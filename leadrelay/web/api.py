@@ -33,8 +33,7 @@ from leadrelay.outbox import relay_lease
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.http import test_connection
 from leadrelay.store import retention
-from leadrelay.store.base import Store
-from leadrelay.store.schema import RELAY_STATE_KEY
+from leadrelay.store.base import RELAY_STATE_KEY, Store
 from leadrelay.web.http import (
     JSON,
     path_id,

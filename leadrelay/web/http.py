@@ -20,7 +20,7 @@ from leadrelay.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID
 
 MAX_JSON_DEPTH = 32
 

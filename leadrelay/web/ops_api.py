@@ -14,8 +14,7 @@ from leadrelay.accounts import list_providers
 from leadrelay.auth import require_admin
 from leadrelay.errors import NotFound, ValidationFailed
 from leadrelay.events import Broadcast
-from leadrelay.store.base import Store
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID, Store
 from leadrelay.web.http import JSON, query_int, read_json
 from leadrelay.web.state import principal, state
 

@@ -109,7 +109,7 @@ def time_counts(lr: Leadrelay) -> dict[str, Any]:
 
     async def library() -> tuple[list[float], list[float]]:
         from leadrelay.pusher import config as pusher_config
-        from leadrelay.store.schema import RELAY_STATE_KEY
+        from leadrelay.store.base import RELAY_STATE_KEY
         from leadrelay.store.sqlite import Store
 
         store = await Store.open(lr.db)

@@ -23,7 +23,7 @@ import pytest
 
 from leadrelay import accounts
 from leadrelay.config import Settings
-from leadrelay.store.transaction import Tx
+from leadrelay.store.sqlite.transaction import Tx
 from leadrelay.web import webhook_secrets
 from leadrelay.web.webhooks import generate_secret, sign_headers
 from support.app import InProcess, running_app

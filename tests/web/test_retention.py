@@ -16,9 +16,9 @@ from leadrelay.cli.tail.history import ApiHistory, DaemonError, StoreHistory, Ta
 from leadrelay.config import Settings
 from leadrelay.store import open_store, retention
 from leadrelay.store.base import Store
-from leadrelay.store.connection import connect, migrate
-from leadrelay.store.schema import MIGRATIONS
 from leadrelay.store.sqlite import Store as SqliteStore
+from leadrelay.store.sqlite.connection import connect, migrate
+from leadrelay.store.sqlite.schema import MIGRATIONS
 from support.app import running_app
 from support.database import execute
 from support.serve import Serve, cli_json

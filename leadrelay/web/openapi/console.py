@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID
 from leadrelay.web.openapi.parts import UUID, Schema, json_body, obj, ok
 
 # no token needed: the page and its files (the page asks for the token)

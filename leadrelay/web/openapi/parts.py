@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID
 
 Schema = dict[str, Any]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leadrelay.config import Settings
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID
 from leadrelay.web.openapi.parts import Schema, header, id_param, json_body, ok, query, ref
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from leadrelay.config import Settings
 from leadrelay.crm_status import RFC3339
 from leadrelay.leads import NEW_LEAD_FIELDS
-from leadrelay.store.schema import MAX_ID
+from leadrelay.store.base import MAX_ID
 from leadrelay.web.openapi.parts import (
     EMAIL,
     NO_NUL,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from leadrelay.errors import Unavailable
-from leadrelay.store.connection import create_private, translate
+from leadrelay.store.sqlite.connection import create_private, translate
 
 
 def backup(source: Path, target: Path) -> dict[str, Any]:

@@ -27,15 +27,15 @@ from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import Callback as _Callback
 from leadrelay.store.batching import Job as _Job
-from leadrelay.store.connection import (
+from leadrelay.store.reads import Reads
+from leadrelay.store.sqlite.connection import (
     checkpoint_truncate,
     connect,
     create_private,
     migrate,
     translate,
 )
-from leadrelay.store.reads import Reads
-from leadrelay.store.transaction import Tx
+from leadrelay.store.sqlite.transaction import Tx
 
 T = TypeVar("T")
 

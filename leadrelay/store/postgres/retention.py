@@ -1,4 +1,4 @@
-"""Retention on PostgreSQL: the same policy as retention.py's SQLite walk, in small batches.
+"""Retention on PostgreSQL: the walk for the policy in store/retention.py, in small batches.
 
 Each batch is one short transaction on a connection of its own (row locks, not a database
 lock: the intake's writers of every daemon go on meanwhile).  Several daemons may prune at
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from leadrelay.store.postgres import CONNECT_TIMEOUT, translate
-from leadrelay.store.schema import RETENTION_KEY
+from leadrelay.store.base import RETENTION_KEY
+from leadrelay.store.postgres.store import CONNECT_TIMEOUT, translate
 
 if TYPE_CHECKING:
     from leadrelay.store.retention import Policy, Pruned

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from leadrelay.errors import Unavailable
-from leadrelay.store.schema import MIGRATIONS
+from leadrelay.store.sqlite.schema import MIGRATIONS
 
 
 def connect(path: Path, durable: bool) -> sqlite3.Connection:

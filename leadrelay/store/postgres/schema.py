@@ -1,4 +1,4 @@
-"""The PostgreSQL schema as numbered migrations, the same tables as schema.py's SQLite ones.
+"""The PostgreSQL schema as numbered migrations, the same tables as sqlite/schema.py's.
 
 Several daemons may start at once: `migrate` holds an advisory lock while it looks at and
 applies the migrations, so exactly one applies each, and the others wait and see it done.
@@ -54,7 +54,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             updated_at   TEXT NOT NULL,
             last_seq     INTEGER NOT NULL DEFAULT 0,
             erased_at    TEXT,                      -- when its personal fields were erased
-            external_id_dup BIGINT NOT NULL DEFAULT 0, -- see schema.py's migration 4
+            external_id_dup BIGINT NOT NULL DEFAULT 0, -- see sqlite/schema.py's migration 4
             crm_changed_at  BIGINT                  -- microseconds, the CRM's newest change
         );
         CREATE UNIQUE INDEX leads_by_external_id ON leads (external_id, external_id_dup)

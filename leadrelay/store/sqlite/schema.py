@@ -1,14 +1,6 @@
-"""The database schema as numbered migrations; applied ones are recorded in `migrations`."""
+"""SQLite's schema as numbered migrations; applied ones are recorded in `migrations`."""
 
 from __future__ import annotations
-
-# Row ids are 64-bit signed integers (SQLite's INTEGER PRIMARY KEY); the API refuses larger.
-MAX_ID = 2**63 - 1
-# The settings row in which the running relay records its state (read by doctor, /readyz
-# and `outbox status`).
-RELAY_STATE_KEY = "relay_state"
-# The settings row where pruning records how far it has deleted (the events API's 410).
-RETENTION_KEY = "retention"
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (

@@ -1,4 +1,4 @@
-"""The PostgreSQL store: the same interface as sqlite.py's, for several daemons on one database.
+"""The PostgreSQL store: the same interface as SQLite's, for several daemons on one database.
 
 Writes are group-committed as on SQLite: every write function waiting is run in one
 transaction on the writer's connection (psycopg 3, on a thread of its own, where the job
@@ -7,8 +7,8 @@ functions, which are plain functions of a `Tx`, run), committed once with
 share the transaction's round trip and WAL flush.  A commit that wrote events also sends
 `NOTIFY leadrelay_events` (delivered with the commit) so the relays of every daemon wake.
 Reads go through a small pool of async connections.  All of this backend's own SQL is
-here, in pg_transaction.py (writes) and pg_schema.py (migrations); reads.py holds the reads
-whose SQL both backends share.
+here and beside it, in transaction.py (writes), schema.py (migrations) and retention.py;
+store/reads.py holds the reads whose SQL both backends share.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from psycopg_pool import AsyncConnectionPool
 from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import Callback, Job
-from leadrelay.store.pg_schema import migrate
-from leadrelay.store.pg_transaction import Tx
+from leadrelay.store.postgres.schema import migrate
+from leadrelay.store.postgres.transaction import Tx
 from leadrelay.store.reads import Reads
 
 T = TypeVar("T")
@@ -326,7 +326,7 @@ class Store(Reads):
         return int(row["n"]) if row is not None and row["n"] is not None else 0
 
     async def outbox_counts(self) -> Row:
-        """The outbox's counts from the counters the triggers keep (pg_schema.py's
+        """The outbox's counts from the counters the triggers keep (schema.py's
         migration 2), summed over their slots, and the oldest pending event from the head
         of its partial index: a few rows read, however many events are stored."""
         row = await self._read_one(
