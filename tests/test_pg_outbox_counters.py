@@ -1,4 +1,4 @@
-"""PostgreSQL's outbox counters (pg_schema.py's migration 2): what /metrics and `outbox
+"""PostgreSQL's outbox counters (postgres/schema.py's migration 2): what /metrics and `outbox
 status` read equals a scan of the events after every kind of change, the migration counts
 what was stored before it even while a daemon writes, and no writer waits for another on
 a counter."""
