@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
@@ -45,6 +45,10 @@ CONNECT_TIMEOUT = 10
 # a few seconds instead lets the next read start afresh (at once, then 1 s, 2 s…), so the
 # readers come back within seconds of the server, however long it was away.
 RECONNECT_SECONDS = 5
+# A read waits up to CONNECT_TIMEOUT for a reader connection; once the server was found
+# unreachable, only this long, so that through an outage requests answer 503 at once, not
+# after 10 s each.  The first read that gets a connection again lifts it.
+UNREACHABLE_WAIT_SECONDS = 1.0
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
@@ -89,6 +93,7 @@ class Store(Reads):
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    unreachable: bool = False  # the last connection to the server failed
     transactions: int = 0
 
     @classmethod
@@ -182,6 +187,7 @@ class Store(Reads):
             try:
                 self._writer = _connect(self.url, self.durable)
             except psycopg.Error as exc:
+                self.unreachable = True
                 raise translate(exc) from None
         conn = self._writer
         try:
@@ -256,13 +262,19 @@ class Store(Reads):
         return await self._read(_qmark(sql), tuple(params))
 
     async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        wait = UNREACHABLE_WAIT_SECONDS if self.unreachable else CONNECT_TIMEOUT
+        conn = None
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=wait) as conn:
                 cur = await conn.execute(sql, params)
                 rows: list[Row] = await cur.fetchall() if cur.description else []
-                return rows
         except psycopg.Error as exc:
+            # no connection in time, or the one it had was lost: the server is away
+            if isinstance(exc, PoolTimeout) or conn is None or conn.broken:
+                self.unreachable = True
             raise translate(exc) from None
+        self.unreachable = False
+        return rows
 
     async def _read_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
         rows = await self._read(sql, params)
