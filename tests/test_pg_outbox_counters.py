@@ -338,3 +338,27 @@ async def test_a_job_with_more_events_than_one_statement_takes(pg_url: str) -> N
         assert await _agree(store) == (7001, 0, 0, 0, 7001)
     finally:
         await store.close()
+
+
+async def test_jobs_undone_in_a_batch_leave_no_count(pg_url: str) -> None:
+    """Two daemons' writers take the same idempotency key at once, each beside leads of its
+    own: the loser's batch is undone and run again with a savepoint a job (its key lost the
+    race after it wrote), and what it counted the first time is undone with it."""
+    stores = [await open_store(pg_url) for _ in range(2)]
+    try:
+        fields = leads.parse_new_lead({"name": "Same"})
+        for round_ in range(5):
+            results = await asyncio.gather(
+                *(
+                    leads.create_lead(store, fields, status="new", idempotency_key=f"k-{round_}")
+                    for store in stores
+                    for _ in range(10)
+                ),
+                *(leads.create_lead(store, fields, status="new") for store in stores),
+            )
+            assert len({r.lead["id"] for r in results}) == 3
+        assert await _agree(stores[0]) == (15, 0, 0, 0, 15)
+        rows = await stores[0].fetch_all("SELECT count(*) AS n FROM leads")
+        assert rows[0]["n"] == 15
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
