@@ -1,11 +1,13 @@
 """Erasure on PostgreSQL, down to the server's files: after `leads erase` (the rewrite and
-its VACUUM) and a checkpoint, no row version in the table files holds the erased values,
-and the command says what PostgreSQL may still keep.  The test runs a cluster of its own,
-so that it can read the cluster's data directory."""
+its VACUUM) and a checkpoint, no row version in the table files (nor their TOAST tables')
+holds the erased values, and the command says what PostgreSQL may still keep.  The test
+runs a cluster of its own, so that it can read the cluster's data directory."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +23,17 @@ from support.serve import cli, cli_json
 
 pytestmark = pytest.mark.postgres
 
+# notes long and random enough that PostgreSQL keeps them out of line, in the leads
+# table's TOAST table, uncompressed
+_NOTES = "".join(random.Random(15).choices(string.ascii_letters + string.digits, k=4500))
 ERASED = {
     "name": "Zebulon Quixwell-Pg",
     "email": "zebulon.quixwell.pg@example.org",
     "phone": "+44 7700 918274",
-    "notes": "prefers calls after six, zq-pg-notes",
+    "notes": _NOTES,
 }
+# what the files are searched for: the notes by two slices (TOAST cuts a value in chunks)
+SEARCHED = {**ERASED, "notes": _NOTES[1000:1040], "notes, later": _NOTES[3000:3040]}
 KEPT = {"name": "Henrietta Kept-Pg", "email": "henrietta.pg@example.org"}
 PAGE = 8192
 
@@ -38,13 +45,18 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _main_fork(cluster: Cluster, url: str, table: str) -> list[Path]:
-    """The table's data files (its main fork: not the free space or visibility maps)."""
+    """The data files of the table and of its TOAST table (their main forks: not the free
+    space or visibility maps)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")  # the server's buffers onto the files
-        row = conn.execute("SELECT pg_relation_filepath(%s)", (table,)).fetchone()
-    assert row is not None
-    first = cluster.data / row[0]
-    return [first, *sorted(first.parent.glob(f"{first.name}.[0-9]*"))]
+        rows = conn.execute(
+            "SELECT pg_relation_filepath(oid) FROM pg_class WHERE oid = %s::regclass "
+            "OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = %s::regclass)",
+            (table, table),
+        ).fetchall()
+    assert len(rows) == 2  # the table and its TOAST table
+    firsts = [cluster.data / row[0] for row in rows]
+    return [p for f in firsts for p in (f, *sorted(f.parent.glob(f"{f.name}.[0-9]*")))]
 
 
 def _tuples(data: bytes) -> Iterator[bytes]:
@@ -90,15 +102,16 @@ def test_leads_erase_leaves_no_row_version_and_says_what_postgres_keeps(
 ) -> None:
     url = Server(cluster.url).fresh_database()
     erased_id, kept_id = asyncio.run(_fill(url))
-    before = _where(cluster, url, ERASED)
-    assert before["leads"]["row versions"] >= 1 and before["events"]["row versions"] >= 2
+    before = _where(cluster, url, SEARCHED)
+    # the lead's row and two of its notes' TOAST chunks; two versions of its event
+    assert before["leads"]["row versions"] >= 3 and before["events"]["row versions"] >= 2
 
     done = cli(url, "leads", "erase", str(erased_id))
     said = done.stdout + done.stderr
     assert "the WAL could not be emptied yet" not in said  # SQLite's line, not true here
     assert "PostgreSQL may keep the old values" in said and "backups" in said
 
-    after = _where(cluster, url, ERASED)
+    after = _where(cluster, url, SEARCHED)
     assert after["leads"]["row versions"] == after["events"]["row versions"] == 0
     kept = _where(cluster, url, KEPT)  # the search does find what was not erased
     assert kept["leads"]["row versions"] >= 1 and kept["events"]["row versions"] >= 1
