@@ -1,11 +1,22 @@
-"""What the group commit of every backend queues: a write job and how its caller hears back."""
+"""The group commit both backends run: the queue of write jobs, the loop that takes every
+job waiting as one batch, and how each caller hears back once the batch is durable.
+
+A backend's Store inherits `GroupCommit` and provides `_commit_batch(jobs)`: the jobs in
+one transaction, committed once (each job's result or error set on it), returning how many
+events the batch wrote.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+TxT = TypeVar("TxT")
+
+MAX_BATCH = 512  # jobs a transaction at most
 
 
 class Callback:
@@ -42,3 +53,61 @@ class Job:
     future: asyncio.Future[Any] | Callback
     result: Any = None
     error: BaseException | None = None
+
+
+class GroupCommit(Generic[TxT]):
+    """`write` and `submit` over one writer task; the backend's Store holds the state."""
+
+    _waiting: list[Job]
+    _wake: asyncio.Event  # a write is waiting
+    _idle: asyncio.Event  # nothing waiting or running
+    commit_listeners: list[Callable[[int], None]]
+    transactions: int  # group commits so far: far fewer than writes under load
+
+    async def _commit_batch(self, jobs: list[Job]) -> int:
+        raise NotImplementedError
+
+    async def write(self, fn: Callable[[TxT], T]) -> T:
+        """Run `fn` in the next group commit; return once its transaction is durable."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # a caller that goes away cancels only its future: the writer skips answering it,
+        # and its job still commits with the batch (what was acknowledged is all that counts)
+        self._enqueue(Job(fn, future))
+        return await future
+
+    def submit(
+        self, fn: Callable[[TxT], T], done: Callable[[T | None, BaseException | None], None]
+    ) -> None:
+        """`write` for a caller that is not a coroutine: `done(result, error)` is called as
+        soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
+        self._enqueue(Job(fn, Callback(done)))
+
+    def _enqueue(self, job: Job) -> None:
+        self._waiting.append(job)
+        self._idle.clear()
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._waiting:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            jobs = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            self.transactions += 1
+            written = 0
+            try:
+                written = await self._commit_batch(jobs)
+            except BaseException as exc:  # the writer must outlive any one batch
+                for job in jobs:
+                    job.error = job.error or exc
+            for job in jobs:
+                if not job.future.done():
+                    if job.error is not None:
+                        job.future.set_exception(job.error)
+                    else:
+                        job.future.set_result(job.result)
+            if written:
+                for listener in self.commit_listeners:
+                    listener(written)

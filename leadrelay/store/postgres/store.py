@@ -1,14 +1,14 @@
 """The PostgreSQL store: the same interface as SQLite's, for several daemons on one database.
 
-Writes are group-committed as on SQLite: every write function waiting is run in one
-transaction on the writer's connection (psycopg 3, on a thread of its own, where the job
-functions, which are plain functions of a `Tx`, run), committed once with
-`synchronous_commit = on`, and only then is each caller answered.  Concurrent requests
-share the transaction's round trip and WAL flush.  A commit that wrote events also sends
-`NOTIFY leadrelay_events` (delivered with the commit) so the relays of every daemon wake.
-Reads go through a small pool of async connections.  All of this backend's own SQL is
-here and beside it, in transaction.py (writes), schema.py (migrations) and retention.py;
-store/reads.py holds the reads whose SQL both backends share.
+Writes are group-committed as on SQLite (batching.py's queue and writer task): every write
+function waiting is run in one transaction on the writer's connection (psycopg 3, on a
+thread of its own, where the job functions, which are plain functions of a `Tx`, run),
+committed once with `synchronous_commit = on`, and only then is each caller answered.
+Concurrent requests share the transaction's round trip and WAL flush. A commit that wrote
+events also sends `NOTIFY leadrelay_events` (delivered with the commit) so the relays of
+every daemon wake. Reads go through a small pool of async connections. All of this
+backend's own SQL is here and beside it, in transaction.py (writes), schema.py (migrations)
+and retention.py; store/reads.py holds the reads whose SQL both backends share.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -27,16 +27,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
-from leadrelay.store.batching import Callback, Job
+from leadrelay.store.batching import GroupCommit, Job
 from leadrelay.store.postgres.schema import migrate
 from leadrelay.store.postgres.transaction import Tx
 from leadrelay.store.reads import Reads
 
-T = TypeVar("T")
-
 log = logging.getLogger("leadrelay.store")
 
-MAX_BATCH = 512
 NOTIFY_CHANNEL = "leadrelay_events"
 LISTEN_APPLICATION = "leadrelay-listen"  # the LISTEN connection's name in pg_stat_activity
 CONNECT_TIMEOUT = 10
@@ -72,7 +69,7 @@ def _connect(url: str, durable: bool) -> psycopg.Connection[Row]:
 
 
 @dataclass
-class Store(Reads):
+class Store(GroupCommit[Tx], Reads):
     """An open PostgreSQL database: one writer connection, a pool of readers.  The reads
     both backends share are in reads.py; here are those whose SQL is PostgreSQL's own."""
 
@@ -140,46 +137,9 @@ class Store(Reads):
         self._executor.shutdown(wait=True)
 
     # writes ------------------------------------------------------------------
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue(Job(fn, future))
-        return await future
-
-    def submit(
-        self, fn: Callable[[Tx], T], done: Callable[[T | None, BaseException | None], None]
-    ) -> None:
-        self._enqueue(Job(fn, Callback(done)))
-
-    def _enqueue(self, job: Job) -> None:
-        self._waiting.append(job)
-        self._idle.clear()
-        self._wake.set()
-
-    async def _write_loop(self) -> None:
+    async def _commit_batch(self, jobs: list[Job]) -> int:
         loop = asyncio.get_running_loop()
-        while True:
-            if not self._waiting:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-            jobs = self._waiting[:MAX_BATCH]
-            del self._waiting[:MAX_BATCH]
-            self.transactions += 1
-            written = 0
-            try:
-                written = await loop.run_in_executor(self._executor, self._run_batch, jobs)
-            except BaseException as exc:  # the writer must outlive any one batch
-                for job in jobs:
-                    job.error = job.error or exc
-            for job in jobs:
-                if not job.future.done():
-                    if job.error is not None:
-                        job.future.set_exception(job.error)
-                    else:
-                        job.future.set_result(job.result)
-            if written:
-                for listener in self.commit_listeners:
-                    listener(written)
+        return await loop.run_in_executor(self._executor, self._run_batch, jobs)
 
     def _run_batch(self, jobs: list[Job]) -> int:
         """On the writer's thread: the jobs in one transaction, one COMMIT."""

@@ -1,12 +1,13 @@
 """The SQLite store: the one writer, its own reads, and (in transaction.py) the writes' SQL.
 
-Writes are group-committed: callers hand `Store.write` a function of a `Tx`; one writer
-task gathers every function waiting, runs them in one transaction (each in a savepoint,
-so one failing leaves the others alone) on a dedicated thread, commits once with
-synchronous=FULL, and only then answers each caller.  Durability costs one fsync per
-batch, not per request.  The batch runs in one thread hop because aiosqlite has no public
-way to run a function on its thread; reads use aiosqlite.  A process whose loop serves only
-its store (the lead writer, the relay) opens it `on_loop`: no thread hop at all.
+Writes are group-committed (the queue and the writer task are batching.py's, shared with
+PostgreSQL): callers hand `Store.write` a function of a `Tx`; one writer task gathers every
+function waiting, runs them in one transaction (each in a savepoint, so one failing leaves
+the others alone) on a dedicated thread, commits once with synchronous=FULL, and only then
+answers each caller. Durability costs one fsync per batch, not per request. The batch runs
+in one thread hop because aiosqlite has no public way to run a function on its thread;
+reads use aiosqlite. A process whose loop serves only its store (the lead writer, the
+relay) opens it `on_loop`: no thread hop at all.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import aiosqlite
 
 from leadrelay.errors import ApiError, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
-from leadrelay.store.batching import Callback as _Callback
+from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
 from leadrelay.store.reads import Reads
 from leadrelay.store.sqlite.connection import (
@@ -39,12 +40,11 @@ from leadrelay.store.sqlite.transaction import Tx
 
 T = TypeVar("T")
 
-MAX_BATCH = 512
 BUSY_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
-class Store(Reads):
+class Store(GroupCommit[Tx], Reads):
     """An open database: one writer thread, one aiosqlite reader.  The reads both backends
     share are in reads.py; here are those whose SQL is SQLite's own."""
 
@@ -123,52 +123,7 @@ class Store(Reads):
         self._executor.shutdown(wait=True)
 
     # writes ------------------------------------------------------------------
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in the next group commit; return once its transaction is durable."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        # a caller that goes away cancels only its future: the writer skips answering it,
-        # and its job still commits with the batch (what was acknowledged is all that counts)
-        self._enqueue(_Job(fn, future))
-        return await future
-
-    def submit(
-        self, fn: Callable[[Tx], T], done: Callable[[T | None, BaseException | None], None]
-    ) -> None:
-        """`write` for a caller that is not a coroutine: `done(result, error)` is called as
-        soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
-        self._enqueue(_Job(fn, _Callback(done)))
-
-    def _enqueue(self, job: _Job) -> None:
-        self._waiting.append(job)
-        self._idle.clear()
-        self._wake.set()
-
-    async def _write_loop(self) -> None:
-        while True:
-            if not self._waiting:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-            jobs = self._waiting[:MAX_BATCH]
-            del self._waiting[:MAX_BATCH]
-            self.transactions += 1
-            written = 0
-            try:
-                written = await self._run_batch(jobs)
-            except BaseException as exc:  # the writer must outlive any one batch
-                for job in jobs:
-                    job.error = job.error or exc
-            for job in jobs:
-                if not job.future.done():
-                    if job.error is not None:
-                        job.future.set_exception(job.error)
-                    else:
-                        job.future.set_result(job.result)
-            if written:
-                for listener in self.commit_listeners:
-                    listener(written)
-
-    async def _run_batch(self, jobs: list[_Job]) -> int:
+    async def _commit_batch(self, jobs: list[_Job]) -> int:
         """BEGIN and the jobs' statements on the loop's thread, where they need the GIL
         anyway (a GIL hand-off per statement would cost more than the statements); COMMIT,
         which waits for an fsync, on the writer thread unless the store is `on_loop`."""
