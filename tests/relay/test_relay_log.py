@@ -1,4 +1,5 @@
-"""The relay's log as an operator reads it: a real `serve` relaying through a faulty proxy."""
+"""The relay's log as an operator reads it: a real `serve` relaying through a faulty proxy,
+on both backends."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import Serve, cli, cli_json
 from support.soketi import Soketi
 
-pytestmark = [pytest.mark.slow, pytest.mark.soketi]
+pytestmark = [pytest.mark.slow, pytest.mark.soketi, pytest.mark.both_backends]
 
 RELAY_ENV = {"LEADRELAY_RELAY_MAX_BACKOFF_SECONDS": "1", "LEADRELAY_RELAY_TIMEOUT_SECONDS": "1"}
 RESUMED = re.compile(r"delivery resumed after \d+ s: (\d+) events? waiting")
@@ -30,11 +31,11 @@ def wait_for_log(serve: Serve, pattern: str, timeout: float = 15) -> str:
 
 
 def test_relay_log_reads_right_through_start_outage_and_pause(
-    tmp_path: Path, soketi: Soketi
+    db: Path | str, soketi: Soketi
 ) -> None:
     with (
         FaultyPusher(soketi) as proxy,
-        Serve(tmp_path / "leadrelay.db", env=RELAY_ENV) as serve,
+        Serve(db, env=RELAY_ENV) as serve,
         httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client,
     ):
         wait_for_log(serve, "Pusher is off")

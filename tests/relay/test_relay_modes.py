@@ -1,6 +1,6 @@
 """The relay in the private modes, against a real soketi and `leadrelay serve`: on encrypted
 channels every event still arrives, once per channel, in each lead's order, and opens with
-the channel's shared secret; what soketi carries is ciphertext."""
+the channel's shared secret; what soketi carries is ciphertext.  On both backends."""
 
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ from support.serve import WALK, Serve, cli, cli_json, make_leads, point_at_soket
 from support.soketi import Soketi
 from support.wire import Wire
 
-pytestmark = [pytest.mark.soketi, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.soketi, pytest.mark.both_backends, pytest.mark.timeout(90)]
 LEADS = 30
 
 
-def test_relay_modes_encrypted_keeps_every_event_in_order(tmp_path: Path, soketi: Soketi) -> None:
-    db = tmp_path / "enc.db"
+def test_relay_modes_encrypted_keeps_every_event_in_order(db: Path | str, soketi: Soketi) -> None:
     key = secrets.token_bytes(32)
     env = {"LEADRELAY_ENCRYPTED_CHANNELS": "true", "LEADRELAY_RELAY_BATCH_SIZE": "10"}
     with Serve(db, env=env) as serve:
@@ -64,9 +63,8 @@ def test_relay_modes_encrypted_keeps_every_event_in_order(tmp_path: Path, soketi
 
 
 def test_relay_modes_encrypted_without_a_key_pauses_and_sends_nothing(
-    tmp_path: Path, soketi: Soketi
+    db: Path | str, soketi: Soketi
 ) -> None:
-    db = tmp_path / "nokey.db"
     with Serve(db, env={"LEADRELAY_ENCRYPTED_CHANNELS": "true"}) as serve:
         point_at_soketi(db, soketi)
         with (
