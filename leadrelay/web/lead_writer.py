@@ -53,6 +53,8 @@ from leadrelay.store import open_store
 from leadrelay.web.http import INTERNAL_ERROR_BODY
 
 log = logging.getLogger("leadrelay.writer")
+# what a request of each kind ("lead", "status") writes, as a 503 names it
+WRITTEN = {"lead": "the lead", "status": "the status change"}
 
 HEARTBEAT_SECONDS = 0.5
 FIRST_RESTART_DELAY = 0.1
@@ -250,11 +252,10 @@ class LeadWriter:
                 "the lead writer is restarting; try again in a moment",
                 code="database_unavailable",
             )
-        what = "the lead" if request[0] == "lead" else "the status change"
         if len(self._waiting) >= self.queue_limit:
             raise WriterUnavailable(
                 f"{len(self._waiting)} writes are already waiting; "
-                f"{what} is not stored, try again shortly",
+                f"{WRITTEN[request[0]]} is not stored, try again shortly",
                 retry_after=self._retry_after,
             )
         request_id = (next(self._ids) & 0xFFFFFFFF) or 1  # 0 answers a heartbeat
@@ -268,8 +269,8 @@ class LeadWriter:
         except TimeoutError:
             self._waiting.pop(request_id, None)
             raise WriterUnavailable(
-                f"{what} could not be written within {self.timeout:g} s and is not stored; "
-                "try again shortly",
+                f"{WRITTEN[request[0]]} could not be written within {self.timeout:g} s and is "
+                "not stored; try again shortly",
                 retry_after=self._retry_after,
             ) from None
 
@@ -345,11 +346,9 @@ async def _serve(fd: int, db: Path | str) -> None:
         # daemon answered 503 is never written
         cutoff = deadline - max(0.05, min(1.0, (deadline - time.monotonic()) / 4))
 
-        what = "the lead" if kind == "lead" else "the status change"
-
         def in_time(tx: Any) -> Result:
             if time.monotonic() > cutoff:
-                raise WriterUnavailable(f"{what} could not be written in time; not stored")
+                raise WriterUnavailable(f"{WRITTEN[kind]} could not be written in time; not stored")
             return write(tx)
 
         def done(result: Result | None, error: BaseException | None) -> None:
