@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from leadrelay import metrics
 from leadrelay.config import Settings
@@ -62,6 +63,8 @@ class Relay:
         self._stopping = False
         self._failing_since: float | None = None  # when deliveries began to fail
         self.delivered = 0
+        # told whether commits should wake this relay: only while it can send (runner.py)
+        self.want_wake_ups: Callable[[bool], None] = lambda wanted: None
 
     def wake(self, _count: int = 0) -> None:
         self._wake.set()
@@ -155,6 +158,7 @@ class Relay:
                     await self._stand_by()
                     continue
                 await self.refresh_config()
+                self.want_wake_ups(self.client is not None and self.paused_reason is None)
                 if await self._can_send():
                     if await self._dispatch_due():
                         continue

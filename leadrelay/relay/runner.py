@@ -15,13 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from leadrelay import children
 from leadrelay.config import DB_ENV, Settings, parse_db, resolved_db
 from leadrelay.errors import Unavailable
-from leadrelay.relay.wake import Waker, listen_for_wakes
+from leadrelay.relay.wake import Waker, WakeSocket
 from leadrelay.store import open_store
 from leadrelay.store.base import Store
 
@@ -42,26 +43,70 @@ async def run_relay(
     # the events it sends (PostgreSQL): then every daemon relays
     lease = None if store.claims_per_event else RelayLease(store, owner_info(serve_pid))
     relay = Relay(store, settings, lease)
-    sock = listen_for_wakes(settings.db, relay.wake)
+    wake_ups = WakeUps(settings, store, relay.wake)
+    relay.want_wake_ups = wake_ups.want
     task = asyncio.create_task(relay.run())
-    notified = asyncio.create_task(store.follow_commits(relay.wake))  # other daemons' commits
     try:
-        while sock is None and not stop.is_set():
+        while not wake_ups.bound and not stop.is_set():
             # a standby's wake socket is taken by the relay that holds the lease; when that
             # one goes, this one takes the socket too
             try:
                 await asyncio.wait_for(stop.wait(), timeout=RENEW_SECONDS)
             except TimeoutError:
-                sock = listen_for_wakes(settings.db, relay.wake, quiet=True)
+                wake_ups.bind(quiet=True)
         await stop.wait()
     finally:
-        notified.cancel()
         await relay.stop()
         task.cancel()
-        await asyncio.gather(task, notified, return_exceptions=True)
-        if sock is not None:
-            asyncio.get_running_loop().remove_reader(sock.fileno())
-            sock.close()
+        await asyncio.gather(task, return_exceptions=True)
+        await wake_ups.close()
+
+
+class WakeUps:
+    """What wakes the relay the moment events are committed: this machine's commits (the wake
+    socket) and, on PostgreSQL, every daemon's (LISTEN).  Both are on only while the relay
+    can send: a relay with Pusher off, or paused by a settings error, looks again at its
+    poll instead, so that a paused daemon's intake does not pay a relay wake-up per commit
+    (docs/performance.md)."""
+
+    def __init__(self, settings: Settings, store: Store, on_wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_wake = on_wake
+        self.wanted = False
+        self.sock: WakeSocket | None = None
+        self._listen: asyncio.Task[None] | None = None
+        self.bind()
+
+    @property
+    def bound(self) -> bool:
+        return self.sock is not None
+
+    def bind(self, *, quiet: bool = False) -> None:
+        self.sock = WakeSocket.bind(self.settings.db, self.on_wake, quiet=quiet)
+        if self.sock is not None:
+            self.sock.read(self.wanted)
+
+    def want(self, wanted: bool) -> None:
+        if wanted == self.wanted:
+            return
+        self.wanted = wanted
+        if self.sock is not None:
+            self.sock.read(wanted)
+        if wanted:
+            # other daemons' commits; it wakes the relay once listening, for what it missed
+            self._listen = asyncio.create_task(self.store.follow_commits(self.on_wake))
+        elif self._listen is not None:
+            self._listen.cancel()
+            self._listen = None
+
+    async def close(self) -> None:
+        listen = self._listen
+        self.want(False)
+        if listen is not None:
+            await asyncio.gather(listen, return_exceptions=True)
+        if self.sock is not None:
+            self.sock.close()
 
 
 class RelayRunner:

@@ -42,28 +42,54 @@ class Waker:
         self._sock.close()
 
 
-def listen_for_wakes(db: Path | str, on_wake: Any, *, quiet: bool = False) -> socket.socket | None:
-    """Bind the relay's wake socket and call `on_wake` on each datagram (None when another
-    relay has it)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    try:
-        sock.bind(wake_address(db))
-    except OSError:
-        if not quiet:
-            log.info(
-                "another relay has the wake socket of %s; polling until it goes", describe_db(db)
-            )
-        sock.close()
-        return None
+class WakeSocket:
+    """The relay's end: bound for as long as the relay runs (the name is taken by one relay a
+    machine and database), read only while the relay wants wake-ups.  While it is not read,
+    datagrams pile up to the socket's limit and then go unsent: whoever commits pays a failed
+    `sendto`, not a wake-up of the relay."""
 
-    def drain() -> None:
+    def __init__(self, sock: socket.socket, on_wake: Any) -> None:
+        self._sock = sock
+        self._on_wake = on_wake
+        self._reading = False
+
+    @classmethod
+    def bind(cls, db: Path | str, on_wake: Any, *, quiet: bool = False) -> WakeSocket | None:
+        """None when another relay has the name."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
         try:
-            while sock.recv(64):
+            sock.bind(wake_address(db))
+        except OSError:
+            if not quiet:
+                log.info(
+                    "another relay has the wake socket of %s; polling until it goes",
+                    describe_db(db),
+                )
+            sock.close()
+            return None
+        return cls(sock, on_wake)
+
+    def read(self, wanted: bool) -> None:
+        """Start (with a wake-up for what came meanwhile) or stop reading."""
+        if wanted == self._reading:
+            return
+        self._reading = wanted
+        loop = asyncio.get_running_loop()
+        if wanted:
+            loop.add_reader(self._sock.fileno(), self._drain)
+            self._drain()
+        else:
+            loop.remove_reader(self._sock.fileno())
+
+    def _drain(self) -> None:
+        try:
+            while self._sock.recv(64):
                 pass
         except OSError:
             pass
-        on_wake()
+        self._on_wake()
 
-    asyncio.get_running_loop().add_reader(sock.fileno(), drain)
-    return sock
+    def close(self) -> None:
+        self.read(False)
+        self._sock.close()
