@@ -35,6 +35,7 @@ log = logging.getLogger("leadrelay.relay")
 
 PAUSING = {"auth", "unknown_app", "forbidden", "not_configured"}
 PAUSED_PROBE_SECONDS = 10.0
+CONFIG_CHECK_SECONDS = 0.5  # how often the settings are read again: followed within a second
 
 
 class Relay:
@@ -73,7 +74,7 @@ class Relay:
     async def refresh_config(self, *, force: bool = False) -> None:
         """Follow `pusher set/enable/disable` from any process within a second."""
         now = time.monotonic()
-        if not force and now - self._config_checked < 0.5:
+        if not force and now - self._config_checked < CONFIG_CHECK_SECONDS:
             return
         self._config_checked = now
         version = await self.store.setting_version(pusher_config.SETTING_KEY)
@@ -241,8 +242,11 @@ class Relay:
 
     async def _sleep_until_due(self) -> None:
         timeout = self.settings.relay_poll_seconds
+        if self.client is None or self.paused_reason is not None:
+            # no commit wakes a relay that cannot send: the settings must still be followed
+            timeout = min(timeout, CONFIG_CHECK_SECONDS)
         # with sends in flight, their completion wakes us; otherwise sleep to the next head
-        if self.client is not None and self.paused_reason is None and not self._tasks:
+        elif not self._tasks:
             next_due = await self.store.next_due_time()
             if next_due is not None:
                 timeout = min(timeout, max(0.0, next_due - time.time()))

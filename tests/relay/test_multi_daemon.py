@@ -120,6 +120,26 @@ def test_three_daemons_share_the_outbox_and_survive_a_sigkill(pg_url: str, soket
                 daemon.kill()
 
 
+def listening(url: str) -> int:
+    """The relays' LISTEN connections to the database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'leadrelay-listen' AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def until(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _other_spelling(url: str) -> str:
     """The same database by another host name: the wake socket is named after the db
     setting, so commits made through it wake no relay on this machine but by NOTIFY."""
@@ -133,6 +153,9 @@ def test_notify_wakes_relays_and_polling_catches_up_when_listen_drops(
     env = {**RELAY_ENV, "LEADRELAY_RELAY_POLL_SECONDS": str(poll)}
     other = _other_spelling(pg_url)
     with Subscriber(soketi, ["admin"]) as sub, Serve(pg_url, env=env) as daemon:
+        # with Pusher not set up, the relay has nothing to wake for: it does not listen
+        time.sleep(1.5)
+        assert listening(pg_url) == 0, "a relay that cannot send holds a LISTEN connection"
         point_at_soketi(pg_url, soketi)
 
         def arrived_after(name: str, timeout: float) -> float:
@@ -197,11 +220,13 @@ def test_notify_wakes_relays_and_polling_catches_up_when_listen_drops(
                 ).fetchall()
             time.sleep(0.2)
         assert back, "the relay never listened again"
+        cli(pg_url, "pusher", "disable")
+        assert until(lambda: listening(pg_url) == 0, 5), "a disabled relay still listens"
         print(
             f"\nLISTEN notified deliveries within {notified:.2f}s of the commit; an event "
             f"committed without NOTIFY, the LISTEN connection terminated, delivered "
             f"{caught_up:.2f}s later (the look on reconnecting, else the {poll:g}s poll); "
-            "the LISTEN connection came back"
+            "the LISTEN connection came back, and went with `pusher disable`"
         )
 
 
