@@ -555,3 +555,48 @@ def test_intake_postgres_stopped_answers_503_and_recovers(
         f"all delivered in order {took:.1f}s after the load, {duplicates} duplicates "
         f"({stale} stale)"
     )
+
+
+LONG_OUTAGE_SECONDS = 20.0
+
+
+@pytest.mark.postgres
+def test_reads_come_back_within_seconds_of_a_long_postgres_outage(own_postgres: Cluster) -> None:
+    """After a long outage the daemon reads again as soon as the server is back (the reader
+    pool's retries, doubling while the server is away, must not leave it waiting for a try
+    many seconds off), and its first write after is stored (not failed on a connection
+    the server hung up on)."""
+    url = Server(own_postgres.url).fresh_database()
+    with (
+        Serve(url, relay="off") as serve,
+        httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=30) as client,
+    ):
+        # the lead writer up and connected, so that the outage finds its connection open
+        assert client.post("/api/leads", json={"name": "before"}).status_code == 201
+        assert client.get("/api/admin/leads").status_code == 200
+        own_postgres.halt("fast")
+        halted = time.monotonic()
+        # reads all through it, as a dashboard makes them: each answered 503, at once
+        while time.monotonic() - halted < LONG_OUTAGE_SECONDS:
+            response, took = timed(client.get, "/api/admin/leads")
+            assert response.status_code == 503 and took < 3.0, (response.text, took)
+            time.sleep(1.0)
+        own_postgres.start()
+        back = time.monotonic()
+        wait_until(
+            lambda: client.get("/api/admin/leads").status_code == 200,
+            30,
+            "a read to succeed after PostgreSQL came back",
+        )
+        read_again = time.monotonic() - back
+        assert read_again < 3.0, f"reads came back {read_again:.1f}s after the server"
+        # the first writes go on new connections, not on the ones the server hung up on
+        first = client.post("/api/leads", json={"name": "first after"})
+        assert first.status_code == 201, first.text
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "Traceback" not in serve.logs(), serve.logs()[-3000:]
+    print(
+        f"\nOUTAGE postgres away {LONG_OUTAGE_SECONDS:g}s: reads answered 503 at once "
+        f"throughout, 200 again {read_again:.1f}s after it was back, the first lead stored"
+    )

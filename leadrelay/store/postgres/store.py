@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ RECONNECT_SECONDS = 5
 # unreachable, only this long, so that through an outage requests answer 503 at once, not
 # after 10 s each.  The first read that gets a connection again lifts it.
 UNREACHABLE_WAIT_SECONDS = 1.0
+READERS = 4  # the pool's connections at most
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
@@ -59,6 +61,25 @@ def translate(exc: psycopg.Error) -> Unavailable:
 def _qmark(sql: str) -> str:
     """The raw reads take SQLite's `?` placeholders on every backend."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """True when the server has closed this idle connection (a restart, a failover), seen
+    without a round trip: the server's goodbye is waiting on the socket.  Checked before a
+    connection is used, so that the first batch or read after an outage goes on a new one
+    rather than failing on the old."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        # the goodbye (an error message, then the end of the stream) may take two reads
+        for _ in range(3):
+            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+            if not readable:
+                break
+            conn.pgconn.consume_input()  # raises once it reads the end of the stream
+    except (OSError, psycopg.Error):
+        return True
+    return conn.pgconn.status != psycopg.pq.ConnStatus.OK
 
 
 def _connect(url: str, durable: bool) -> psycopg.Connection[Row]:
@@ -107,7 +128,7 @@ class Store(GroupCommit[Tx], Reads):
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                 url,
                 min_size=1,
-                max_size=4,
+                max_size=READERS,
                 kwargs={"autocommit": True, "row_factory": dict_row},
                 open=False,
                 timeout=CONNECT_TIMEOUT,
@@ -143,7 +164,8 @@ class Store(GroupCommit[Tx], Reads):
 
     def _run_batch(self, jobs: list[Job]) -> int:
         """On the writer's thread: the jobs in one transaction, one COMMIT."""
-        if self._writer.closed or self._writer.broken:  # the server restarted, say
+        if dropped(self._writer):  # the server restarted, say
+            self._writer.close()
             try:
                 self._writer = _connect(self.url, self.durable)
             except psycopg.Error as exc:
@@ -230,18 +252,29 @@ class Store(GroupCommit[Tx], Reads):
 
     async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         wait = UNREACHABLE_WAIT_SECONDS if self.unreachable else CONNECT_TIMEOUT
-        conn = None
-        try:
-            async with self._pool.connection(timeout=wait) as conn:
-                cur = await conn.execute(sql, params)
-                rows: list[Row] = await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            # no connection in time, or the one it had was lost: the server is away
-            if isinstance(exc, PoolTimeout) or conn is None or conn.broken:
-                self.unreachable = True
-            raise translate(exc) from None
-        self.unreachable = False
-        return rows
+        for _ in range(READERS + 1):  # every pooled connection dropped, then a new one
+            conn = None
+            try:
+                async with self._pool.connection(timeout=wait) as conn:
+                    if not dropped(conn):
+                        cur = await conn.execute(sql, params)
+                        rows: list[Row] = await cur.fetchall() if cur.description else []
+                        self.unreachable = False
+                        return rows
+                    # the server hung up on it (a restart): the pool replaces it, and the
+                    # read takes another, or answers 503 soon if the server is away
+                    await conn.close()
+                    wait = UNREACHABLE_WAIT_SECONDS
+            except psycopg.Error as exc:
+                # no connection in time, or the one it had was lost: the server is away
+                if isinstance(exc, PoolTimeout) or conn is None or conn.broken:
+                    self.unreachable = True
+                raise translate(exc) from None
+        self.unreachable = True
+        raise Unavailable(
+            "the PostgreSQL database keeps closing connections; check the server",
+            code="database_unavailable",
+        )
 
     async def _read_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
         rows = await self._read(sql, params)
