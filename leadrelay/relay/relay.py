@@ -124,6 +124,11 @@ class Relay:
 
     # the loop -----------------------------------------------------------------
     @property
+    def _sending(self) -> bool:
+        """Pusher is set up and no settings error paused it: events are due to be sent."""
+        return self.client is not None and self.paused_reason is None
+
+    @property
     def _active(self) -> bool:
         return self.lease is None or self.lease.held
 
@@ -159,7 +164,7 @@ class Relay:
                     await self._stand_by()
                     continue
                 await self.refresh_config()
-                self.want_wake_ups(self.client is not None and self.paused_reason is None)
+                self.want_wake_ups(self._sending)
                 if await self._can_send():
                     if await self._dispatch_due():
                         continue
@@ -242,7 +247,7 @@ class Relay:
 
     async def _sleep_until_due(self) -> None:
         timeout = self.settings.relay_poll_seconds
-        if self.client is None or self.paused_reason is not None:
+        if not self._sending:
             # no commit wakes a relay that cannot send: the settings must still be followed
             timeout = min(timeout, CONFIG_CHECK_SECONDS)
         # with sends in flight, their completion wakes us; otherwise sleep to the next head

@@ -182,10 +182,7 @@ class Store(GroupCommit[Tx], Reads):
                 tx = Tx(conn, time.time())
                 tx.reserve_hint = len(jobs)
                 self._apply(jobs, tx, isolate=True)
-                tx.flush()
-                if tx.events_written:
-                    conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-                conn.commit()
+                self._commit(tx)
         except psycopg.Error as exc:
             if not conn.closed:
                 try:
@@ -209,15 +206,20 @@ class Store(GroupCommit[Tx], Reads):
                 tx.pipeline = pipeline
                 if not self._apply(jobs, tx, isolate=False):
                     return False
-                tx.flush()  # the batch's new leads and events, one statement each
-                if tx.events_written:
-                    self._writer.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-                self._writer.commit()  # COMMIT, then the pipeline's one sync
+                self._commit(tx)  # in the pipeline: COMMIT, then its one sync
         except psycopg.Error:
             return False
         finally:
             tx.pipeline = None
         return True
+
+    def _commit(self, tx: Tx) -> None:
+        """The batch's new leads and events (one statement each), the NOTIFY that wakes
+        every daemon's relay when it wrote events, and the COMMIT."""
+        tx.flush()
+        if tx.events_written:
+            self._writer.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        self._writer.commit()
 
     def _apply(self, jobs: list[Job], tx: Tx, *, isolate: bool) -> bool:
         conn = self._writer
