@@ -64,31 +64,12 @@ def prune(
 ) -> Pruned:
     """Delete (or with `dry_run` only count) what the policy no longer keeps."""
     now = time.time() if now is None else now
-    pruned = Pruned()
     if is_postgres(path):
-        from leadrelay.store.postgres import retention as pg_retention
-
-        return pg_retention.prune(
-            str(path),
-            policy,
-            pruned,
-            now=now,
-            dry_run=dry_run,
-            pause=pause,
-            batch=batch,
-            stop=stop,
-        )
-    from leadrelay.store.sqlite import retention as sqlite_retention
-
-    return sqlite_retention.prune(
-        Path(path),
-        policy,
-        pruned,
-        now=now,
-        dry_run=dry_run,
-        pause=pause,
-        batch=batch,
-        stop=stop,
+        from leadrelay.store.postgres.retention import prune as prune_in
+    else:
+        from leadrelay.store.sqlite.retention import prune as prune_in
+    return prune_in(
+        path, policy, Pruned(), now=now, dry_run=dry_run, pause=pause, batch=batch, stop=stop
     )
 
 

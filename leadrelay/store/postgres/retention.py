@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -34,7 +35,7 @@ _COUNT_KEYS = "SELECT count(*) AS n FROM idempotency_keys WHERE created_at < %s"
 
 
 def prune(
-    url: str,
+    db: Path | str,
     policy: Policy,
     pruned: Pruned,
     *,
@@ -46,7 +47,7 @@ def prune(
 ) -> Pruned:
     try:
         with psycopg.connect(
-            url, row_factory=dict_row, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            str(db), row_factory=dict_row, autocommit=True, connect_timeout=CONNECT_TIMEOUT
         ) as conn:
             if policy.events_max_age is not None:
                 cutoff = now - policy.events_max_age

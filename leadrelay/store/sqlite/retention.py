@@ -32,7 +32,7 @@ MAX_PAUSE_SECONDS = 1.0
 
 
 def prune(
-    path: Path,
+    db: Path | str,
     policy: Policy,
     pruned: Pruned,
     *,
@@ -43,7 +43,7 @@ def prune(
     stop: threading.Event | None,
 ) -> Pruned:
     try:
-        conn = connect(Path(path), durable=True)
+        conn = connect(Path(db), durable=True)
     except sqlite3.Error as exc:
         raise translate(exc) from None
     try:
