@@ -1,8 +1,9 @@
 """The group commit both backends run: the queue of write jobs, the loop that takes every
 job waiting as one batch, and how each caller hears back once the batch is durable.
 
-A backend's Store inherits `GroupCommit` and provides `_commit_batch(jobs)`: the jobs in
-one transaction, committed once (each job's result or error set on it), returning how many
+A backend's Store inherits `GroupCommit`, starts and stops its writer task
+(`_start_writing`, `_stop_writing`) and provides `_commit_batch(jobs)`: the jobs in one
+transaction, committed once (each job's result or error set on it), returning how many
 events the batch wrote.
 """
 
@@ -61,8 +62,19 @@ class GroupCommit(Generic[TxT]):
     _waiting: list[Job]
     _wake: asyncio.Event  # a write is waiting
     _idle: asyncio.Event  # nothing waiting or running
+    _task: asyncio.Task[None] | None  # the writer task, while the store is open
     commit_listeners: list[Callable[[int], None]]
     transactions: int  # group commits so far: far fewer than writes under load
+
+    def _start_writing(self, name: str) -> None:
+        self._task = asyncio.create_task(self._write_loop(), name=name)
+
+    async def _stop_writing(self) -> None:
+        """End the writer task once every write already waiting is answered."""
+        if self._task is not None:
+            await self._idle.wait()
+            self._task.cancel()
+            self._task = None
 
     async def _commit_batch(self, jobs: list[Job]) -> int:
         raise NotImplementedError

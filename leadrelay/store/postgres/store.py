@@ -144,14 +144,11 @@ class Store(GroupCommit[Tx], Reads):
                 f"cannot open the PostgreSQL database: {exc}", code="database_unavailable"
             ) from None
         store = cls(url=url, _writer=writer, _pool=pool, _executor=executor, durable=durable)
-        store._task = asyncio.create_task(store._write_loop(), name="leadrelay-pg-writer")
+        store._start_writing("leadrelay-pg-writer")
         return store
 
     async def close(self) -> None:
-        if self._task is not None:
-            await self._idle.wait()
-            self._task.cancel()
-            self._task = None
+        await self._stop_writing()
         await self._pool.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._writer.close)

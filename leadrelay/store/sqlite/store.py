@@ -109,14 +109,11 @@ class Store(GroupCommit[Tx], Reads):
             durable=durable,
             on_loop=on_loop,
         )
-        store._task = asyncio.create_task(store._write_loop(), name="leadrelay-writer")
+        store._start_writing("leadrelay-writer")
         return store
 
     async def close(self) -> None:
-        if self._task is not None:
-            await self._idle.wait()  # every write already waiting is answered
-            self._task.cancel()
-            self._task = None
+        await self._stop_writing()
         await self.reader.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._writer.close)
