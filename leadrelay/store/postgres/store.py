@@ -19,6 +19,7 @@ import select
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ RECONNECT_SECONDS = 5
 # after 10 s each.  The first read that gets a connection again lifts it.
 UNREACHABLE_WAIT_SECONDS = 1.0
 READERS = 4  # the pool's connections at most
+SPARE_IDS_SECONDS = 1.0  # how long a batch's reserved lead ids wait for the next batch
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
@@ -83,9 +85,12 @@ def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> boo
 
 
 def _connect(url: str, durable: bool) -> psycopg.Connection[Row]:
-    conn = psycopg.connect(url, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT)
+    """The writer's connection, in autocommit mode: a batch that runs one statement (new
+    leads only) is committed by it, with no BEGIN or COMMIT; any other begins (Tx.begin)."""
+    conn = psycopg.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
+    )
     conn.execute(f"SET synchronous_commit = {'on' if durable else 'off'}")
-    conn.commit()
     return conn
 
 
@@ -99,6 +104,7 @@ class Store(GroupCommit[Tx], Reads):
     _pool: AsyncConnectionPool[Any]
     _executor: ThreadPoolExecutor
     durable: bool = True
+    on_loop: bool = False
     backend: str = "postgresql"
     claims_per_event: bool = True
     left_behind: str = (
@@ -111,6 +117,8 @@ class Store(GroupCommit[Tx], Reads):
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     commit_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    _spare_ids: list[int] = field(default_factory=list)  # see _run_batch
+    _spare_until: float = 0.0
     unreachable: bool = False  # the last connection to the server failed
     transactions: int = 0
 
@@ -143,7 +151,7 @@ class Store(GroupCommit[Tx], Reads):
             raise Unavailable(
                 f"cannot open the PostgreSQL database: {exc}", code="database_unavailable"
             ) from None
-        store = cls(url=url, _writer=writer, _pool=pool, _executor=executor, durable=durable)
+        store = cls(url, writer, pool, executor, durable=durable, on_loop=on_loop)
         store._start_writing("leadrelay-pg-writer")
         return store
 
@@ -156,6 +164,8 @@ class Store(GroupCommit[Tx], Reads):
 
     # writes ------------------------------------------------------------------
     async def _commit_batch(self, jobs: list[Job]) -> int:
+        if self.on_loop:
+            return self._run_batch(jobs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run_batch, jobs)
 
@@ -169,17 +179,23 @@ class Store(GroupCommit[Tx], Reads):
                 self.unreachable = True
                 raise translate(exc) from None
         conn = self._writer
+        # lead ids the previous batch reserved: still good after a failed attempt (no row
+        # kept them), but not kept long, so that lead ids follow commit order across daemons
+        spare = self._spare_ids if time.monotonic() < self._spare_until else []
+        self._spare_ids = []
         try:
-            tx = Tx(conn, time.time())
+            tx = Tx(conn, time.time(), list(spare))
             tx.reserve_hint = len(jobs)
             if not self._commit_pipelined(jobs, tx):
                 # a job failed after writing (or a statement aborted the transaction, which
                 # its COMMIT then rolled back): the batch is run again, one savepoint a job
                 conn.rollback()
-                tx = Tx(conn, time.time())
+                tx = Tx(conn, time.time(), list(spare))
                 tx.reserve_hint = len(jobs)
+                tx.begin()
                 self._apply(jobs, tx, isolate=True)
                 self._commit(tx)
+            self._spare_ids, self._spare_until = tx.ids, time.monotonic() + SPARE_IDS_SECONDS
         except psycopg.Error as exc:
             if not conn.closed:
                 try:
@@ -199,24 +215,24 @@ class Store(GroupCommit[Tx], Reads):
         a statement, which is what two daemons on two cores pay for most (docs/performance.md).
         """
         try:
-            with self._writer.pipeline() as pipeline:
-                tx.pipeline = pipeline
+            with ExitStack() as stack:
+                tx.open_pipeline = lambda: stack.enter_context(self._writer.pipeline())
                 if not self._apply(jobs, tx, isolate=False):
                     return False
                 self._commit(tx)  # in the pipeline: COMMIT, then its one sync
         except psycopg.Error:
             return False
         finally:
-            tx.pipeline = None
+            tx.pipeline = tx.open_pipeline = None
         return True
 
     def _commit(self, tx: Tx) -> None:
-        """The batch's new leads and events (one statement each), the NOTIFY that wakes
-        every daemon's relay when it wrote events, and the COMMIT."""
-        tx.flush()
-        if tx.events_written:
-            self._writer.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        self._writer.commit()
+        """The batch's last statement (its new leads and events, the NOTIFY that wakes
+        every daemon's relay when it wrote events), and the COMMIT if it began one."""
+        tx.send_last(NOTIFY_CHANNEL)
+        if tx.began:
+            tx.commit()
+        tx.collect_ids()
 
     def _apply(self, jobs: list[Job], tx: Tx, *, isolate: bool) -> bool:
         conn = self._writer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -35,16 +35,48 @@ _LEAD_COLUMNS = f"id, {LEAD_INSERT_COLUMNS}"  # the id reserved beforehand, then
 _MAX_PARAMETERS = 65535  # a statement's, in PostgreSQL's protocol
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: str, rows: int) -> str:
-    """INSERT of `rows` rows, with the server's own $n placeholders (a raw cursor: psycopg
-    would otherwise parse the long statement's %s marks on every batch)."""
-    width = columns.count(",") + 1
-    values = ", ".join(
-        "(" + ", ".join(f"${row * width + n + 1}" for n in range(width)) + ")"
+_LEAD_WIDTH = _LEAD_COLUMNS.count(",") + 1
+_EVENT_WIDTH = EVENT_INSERT_COLUMNS.count(",") + 1
+_RESERVE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('leads', 'id')) AS id FROM generate_series(1, %s)"
+)
+
+
+def _values(rows: int, width: int, first: int = 1) -> str:
+    """`rows` rows of `width` of the server's own $n placeholders, from $first (a raw
+    cursor: psycopg would otherwise parse a long statement's %s marks on every batch)."""
+    return ", ".join(
+        "(" + ", ".join(f"${first + row * width + n}" for n in range(width)) + ")"
         for row in range(rows)
     )
-    return f"INSERT INTO {table} ({columns}) VALUES {values}"
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: str, rows: int) -> str:
+    """INSERT of `rows` rows."""
+    return f"INSERT INTO {table} ({columns}) VALUES {_values(rows, columns.count(',') + 1)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _last_sql(leads: int, events: int, notify: str | None) -> str:
+    """The batch's last statement: its buffered leads and events (data-modifying WITHs, run
+    to completion whether read or not), the NOTIFY when it wrote events, and as many lead
+    ids reserved for the next batch as the last parameter says."""
+    inserts = []
+    if leads:
+        values = _values(leads, _LEAD_WIDTH)
+        inserts.append(f"l AS (INSERT INTO leads ({_LEAD_COLUMNS}) VALUES {values})")
+    if events:
+        values = _values(events, _EVENT_WIDTH, 1 + leads * _LEAD_WIDTH)
+        inserts.append(f"e AS (INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES {values})")
+    count = 1 + leads * _LEAD_WIDTH + events * _EVENT_WIDTH
+    select = (
+        f"SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('leads', 'id')) "
+        f"FROM generate_series(1, ${count}::int)) AS ids"
+    )
+    if notify is not None:
+        select += f", pg_notify('{notify}', '') AS notified"
+    return f"WITH {', '.join(inserts)} {select}" if inserts else select
 
 
 def _insert_rows(conn: psycopg.Connection[Row], table: str, columns: str, rows: list[Any]) -> None:
@@ -61,24 +93,50 @@ def _insert_rows(conn: psycopg.Connection[Row], table: str, columns: str, rows: 
 class Tx:
     """One transaction on the writer's connection.  Its methods are the write-side SQL."""
 
-    def __init__(self, conn: psycopg.Connection[Row], now: float) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection[Row], now: float, ids: list[int]) -> None:
+        self.conn = conn  # in autocommit mode: the transaction begins at its first statement
         self.now = now
         self.now_iso = iso_time(now)
         self.events_written = 0
         self.writes = 0  # statements that changed something: a failed job after one aborts
         # set while the batch runs in pipeline mode: statements whose result nobody reads
-        # go out without waiting for it, so a lead costs one round trip, not two
+        # go out without waiting for it, so a lead costs one round trip, not two.  Entered
+        # with the transaction's first statement (open_pipeline, set by the store): a
+        # batch of new leads only, which runs none before its last, needs neither
         self.pipeline: psycopg.Pipeline | None = None
+        self.open_pipeline: Callable[[], psycopg.Pipeline] | None = None
+        self.began = False  # BEGIN sent: the batch commits with a COMMIT of its own
         # new leads and events wait here and go in one statement each (flush): before
         # any other statement, so that every statement sees them, and before the commit
         self.reserve_hint = 1  # lead ids to reserve at once: the batch's job count
-        self._ids: list[int] = []
+        # lead ids reserved from the identity, unused: the previous batch's reservation
+        # for this one (send_last), and what this one leaves for the next
+        self.ids = ids
+        self._leads_inserted = 0
+        self._last: psycopg.Cursor[Row] | None = None
         self._leads: list[tuple[Any, ...]] = []
         self._events: list[tuple[Any, ...]] = []
 
+    def begin(self) -> None:
+        """Before the transaction's first statement (the pipeline's, if there is one)."""
+        if not self.began:
+            if self.pipeline is None and self.open_pipeline is not None:
+                self.pipeline = self.open_pipeline()
+            self.conn.execute("BEGIN")
+            self.began = True
+
+    def commit(self) -> None:
+        """COMMIT what begin began, and (in pipeline mode) sync: an earlier statement's
+        error is raised here.  Sent as a statement: in autocommit mode, psycopg's commit()
+        trusts a transaction status that pipeline mode reports only at a sync."""
+        cur = self.conn.execute("COMMIT")
+        if self.pipeline is not None:
+            self.pipeline.sync()
+        elif cur.statusmessage != "COMMIT":  # the server rolled back an aborted transaction
+            raise psycopg.errors.InFailedSqlTransaction("the transaction was rolled back")
+
     def flush(self) -> None:
-        """Write the buffered leads, then their events."""
+        """Write the buffered leads, then their events (in the transaction begun)."""
         if self._leads:
             rows, self._leads = self._leads, []
             _insert_rows(self.conn, "leads", _LEAD_COLUMNS, rows)
@@ -92,6 +150,7 @@ class Tx:
         self._events.clear()
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Row]:
+        self.begin()
         self.flush()
         return self.conn.execute(sql, tuple(params))
 
@@ -126,17 +185,47 @@ class Tx:
     # leads -------------------------------------------------------------------
     def insert_lead(self, lead: Row, *, last_seq: int = 0) -> int:
         """Buffered (see flush) under an id reserved from the identity beforehand."""
-        if not self._ids:
-            rows = self._execute(
-                "SELECT nextval(pg_get_serial_sequence('leads', 'id')) AS id "
-                "FROM generate_series(1, %s)",
-                (max(1, self.reserve_hint),),
-            ).fetchall()
-            self._ids = [int(row["id"]) for row in rows]
-        lead_id = self._ids.pop(0)
+        if not self.ids:
+            # nextval is outside transactions: no BEGIN needed (in autocommit mode)
+            rows = self.conn.execute(_RESERVE_IDS, (max(1, self.reserve_hint),)).fetchall()
+            self.ids = [int(row["id"]) for row in rows]
+        lead_id = self.ids.pop(0)
         self.writes += 1
+        self._leads_inserted += 1
         self._leads.append((lead_id, *lead_params(lead, last_seq)))
         return lead_id
+
+    def send_last(self, notify: str) -> None:
+        """The batch's last statement, before its COMMIT (when it began one; otherwise the
+        statement is the transaction, committed as it runs): the leads and events still
+        buffered, the NOTIFY on channel `notify` when the batch wrote events, and as many
+        lead ids as this batch took, reserved for the next, which then needs no round trip
+        of its own for them (collect_ids).  A batch of new leads is one statement and one
+        round trip."""
+        leads, events = self._leads, self._events
+        params = [value for row in leads for value in row]
+        params += [value for row in events for value in row]
+        if len(params) >= _MAX_PARAMETERS:  # more than one statement can carry
+            self.begin()
+            self.flush()
+            leads, events, params = [], [], []
+        self._leads, self._events = [], []
+        want = max(0, self._leads_inserted - len(self.ids))
+        if not (leads or events or want or self.events_written):
+            return  # nothing left to send: a batch of reads, or of claims
+        params.append(want)
+        sql = _last_sql(len(leads), len(events), notify if self.events_written else None)
+        self._last = psycopg.RawCursor(self.conn).execute(sql, params)
+
+    def collect_ids(self) -> None:
+        """After the COMMIT: what follows it must not fail the committed batch."""
+        if self._last is not None:
+            try:
+                row = self._last.fetchone()
+                self.ids.extend(int(n) for n in (row["ids"] if row else ()))
+            except psycopg.Error:
+                pass  # the next batch reserves its own
+            self._last = None
 
     def get_lead(self, lead_id: int) -> Row | None:
         return self._one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = %s", (lead_id,))
