@@ -125,7 +125,10 @@ class LeadWriter:
         self.queue_limit = queue_limit
         self._last_answer = 0.0  # monotonic time of the writer's last heartbeat answer
         self._ids: Iterator[int] = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        # request id → (its deadline, its kind, its answer), oldest first; one timer, set
+        # for the oldest deadline, answers 503 to those that pass it (_expire)
+        self._waiting: dict[int, tuple[float, str, asyncio.Future[tuple[int, bytes]]]] = {}
+        self._expiry: asyncio.TimerHandle | None = None
         self._frames: _Frames | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._closing = False
@@ -206,7 +209,7 @@ class LeadWriter:
 
     def _fail_waiting(self) -> None:
         waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
+        for _, _, future in waiting.values():
             if not future.done():
                 future.set_exception(
                     WriterUnavailable(
@@ -218,9 +221,9 @@ class LeadWriter:
     def _answered(self, frame: bytes) -> None:
         self._last_answer = time.monotonic()  # any answer shows it is alive
         request_id, status = _ANSWER.unpack_from(frame)
-        future = self._waiting.pop(request_id, None)
-        if future is not None and not future.done():
-            future.set_result((status, frame[_ANSWER.size :]))
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is not None and not waiting[2].done():
+            waiting[2].set_result((status, frame[_ANSWER.size :]))
 
     async def create(
         self,
@@ -259,20 +262,37 @@ class LeadWriter:
                 retry_after=self._retry_after,
             )
         request_id = (next(self._ids) & 0xFFFFFFFF) or 1  # 0 answers a heartbeat
-        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         deadline = time.monotonic() + self.timeout
+        self._waiting[request_id] = (deadline, request[0], future)
+        if self._expiry is None:
+            self._expiry = loop.call_later(self.timeout, self._expire)
         frames.send(orjson.dumps([request_id, deadline, *request]))
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:
-            self._waiting.pop(request_id, None)
-            raise WriterUnavailable(
-                f"{WRITTEN[request[0]]} could not be written within {self.timeout:g} s and is "
-                "not stored; try again shortly",
-                retry_after=self._retry_after,
-            ) from None
+        return await future
+
+    def _expire(self) -> None:
+        """Answer 503 to every request whose deadline has passed, then set the timer for the
+        oldest left.  Deadlines come in the order the requests do: one timer serves all of
+        them, where a timeout each cost every request a timer to set and cancel."""
+        self._expiry = None
+        now = time.monotonic()
+        expired = []
+        for request_id, (deadline, _, _) in self._waiting.items():
+            if deadline > now:
+                self._expiry = asyncio.get_running_loop().call_later(deadline - now, self._expire)
+                break
+            expired.append(request_id)
+        for request_id in expired:
+            _, kind, future = self._waiting.pop(request_id)
+            if not future.done():
+                future.set_exception(
+                    WriterUnavailable(
+                        f"{WRITTEN[kind]} could not be written within {self.timeout:g} s and "
+                        "is not stored; try again shortly",
+                        retry_after=self._retry_after,
+                    )
+                )
 
     @property
     def _retry_after(self) -> int:
