@@ -4,13 +4,17 @@ daemons start at once, its failures said in words without the password."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from leadrelay import leads
 from leadrelay.config import describe_db, load_settings
 from leadrelay.errors import Unavailable
 from leadrelay.store import open_store
+from leadrelay.store.postgres import store as pg_store
 from leadrelay.store.postgres.schema import MIGRATIONS
 from support.postgres import Server
 
@@ -50,6 +54,56 @@ async def test_daemons_starting_at_once_migrate_exactly_once(pg_url: str) -> Non
         assert all(store.backend == "postgresql" for store in stores)
     finally:
         await asyncio.gather(*(store.close() for store in stores))
+
+
+def _new_lead(n: int) -> object:
+    fields = {"name": f"Lead {n}", "email": None, "phone": None, "source": None}
+    fields |= {"notes": None, "external_id": None, "provider_id": None}
+    return leads.new_lead(fields, "new", None, None)
+
+
+@pytest.mark.postgres
+async def test_a_lead_writer_lingers_only_beside_another_and_under_load(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead writer's commit_delay (Store._linger_seconds): a small batch waits for more
+    only while another daemon's lead writer shares the database and leads arrive fast."""
+    monkeypatch.setattr(pg_store, "SIBLINGS_SECONDS", 0.05)
+    window = 0.06
+
+    async def busy(store: Any) -> None:
+        """Leads as fast as the store takes them, for three counting windows."""
+        until = time.monotonic() + 3 * window
+        while time.monotonic() < until:
+            await asyncio.gather(*(store.write(_new_lead(n)) for n in range(50)))
+
+    async def trickle(store: Any) -> None:
+        """A lead a window: 1/window a second."""
+        for n in range(3):
+            await asyncio.sleep(window)
+            await store.write(_new_lead(n))
+
+    # as the lead writer process opens it; and serve's own store (or the CLI's), which is not
+    first: Any = await open_store(pg_url, on_loop=True)
+    other: Any = await open_store(pg_url)
+    try:
+        await busy(first)
+        assert first._rate > 1000 and first._siblings == 0
+        assert first._linger_seconds() == 0  # alone: never
+        second = await open_store(pg_url, on_loop=True)
+        try:
+            await busy(first)
+            assert first._rate > 1000 and first._siblings == 1
+            assert first._linger_seconds() == pg_store.LINGER_SECONDS
+            await trickle(first)
+            assert first._rate < 100 and first._siblings == 1
+            assert first._linger_seconds() == 0
+            await busy(other)
+            assert other._siblings == 0 and other._linger_seconds() == 0
+        finally:
+            await second.close()
+    finally:
+        await asyncio.gather(first.close(), other.close())
 
 
 @pytest.mark.postgres

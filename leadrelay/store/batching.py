@@ -79,6 +79,11 @@ class GroupCommit(Generic[TxT]):
     async def _commit_batch(self, jobs: list[Job]) -> int:
         raise NotImplementedError
 
+    def _linger_seconds(self) -> float:
+        """How long to wait for more jobs before taking the batch: none, unless the backend
+        says otherwise (PostgreSQL's lead writer, when daemons share the database)."""
+        return 0.0
+
     async def write(self, fn: Callable[[TxT], T]) -> T:
         """Run `fn` in the next group commit; return once its transaction is durable."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -105,6 +110,9 @@ class GroupCommit(Generic[TxT]):
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
+            linger = self._linger_seconds()
+            if linger:
+                await asyncio.sleep(linger)
             jobs = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
             self.transactions += 1
