@@ -37,9 +37,8 @@ _MAX_PARAMETERS = 65535  # a statement's, in PostgreSQL's protocol
 
 _LEAD_WIDTH = _LEAD_COLUMNS.count(",") + 1
 _EVENT_WIDTH = EVENT_INSERT_COLUMNS.count(",") + 1
-_RESERVE_IDS = (
-    "SELECT nextval(pg_get_serial_sequence('leads', 'id')) AS id FROM generate_series(1, %s)"
-)
+_NEXT_LEAD_ID = "nextval(pg_get_serial_sequence('leads', 'id'))"
+_RESERVE_IDS = f"SELECT {_NEXT_LEAD_ID} AS id FROM generate_series(1, %s)"
 
 
 def _values(rows: int, width: int, first: int = 1) -> str:
@@ -70,10 +69,7 @@ def _last_sql(leads: int, events: int, notify: str | None) -> str:
         values = _values(events, _EVENT_WIDTH, 1 + leads * _LEAD_WIDTH)
         inserts.append(f"e AS (INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES {values})")
     count = 1 + leads * _LEAD_WIDTH + events * _EVENT_WIDTH
-    select = (
-        f"SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('leads', 'id')) "
-        f"FROM generate_series(1, ${count}::int)) AS ids"
-    )
+    select = f"SELECT ARRAY(SELECT {_NEXT_LEAD_ID} FROM generate_series(1, ${count}::int)) AS ids"
     if notify is not None:
         select += f", pg_notify('{notify}', '') AS notified"
     return f"WITH {', '.join(inserts)} {select}" if inserts else select
