@@ -8,7 +8,7 @@ bench's 64 wrk connections split across the daemons, 10 s).  For each load it pr
 req/s, the server's commits and WAL flushes (pg_stat_database, pg_stat_wal), what the
 server's busy backends were waiting on (pg_stat_activity, sampled every 5 ms), and for each
 kind of process its CPU and context switches a lead (from /proc; wrk's from its rusage).
-docs/performance.md quotes it.
+docs/dev/performance.md quotes it.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class PooledBackend:
     Pusher's API needs one kind of exchange: a small POST or GET with a Content-Length,
     answered with a small body.  A general client costs more than that exchange: aiohttp
     took 245–323 µs of CPU a request here, this ~100 µs, and the relay makes ~2,000 a
-    second in a drain (docs/performance.md).  A connection is reused only when the answer
+    second in a drain (docs/dev/performance.md).  A connection is reused only when the answer
     allows it; one the server closed while idle is replaced once, before any answer.
     """
 

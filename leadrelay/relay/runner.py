@@ -67,7 +67,7 @@ class WakeUps:
     socket) and, on PostgreSQL, every daemon's (LISTEN).  Both are on only while the relay
     can send: a relay with Pusher off, or paused by a settings error, looks again at its
     poll instead, so that a paused daemon's intake does not pay a relay wake-up per commit
-    (docs/performance.md)."""
+    (docs/dev/performance.md)."""
 
     def __init__(self, settings: Settings, store: Store, on_wake: Callable[[], None]) -> None:
         self.settings = settings

@@ -2,7 +2,7 @@
 
 Every lead a CRM sends comes through here, so it skips what Starlette does per request for
 the other routes (its middleware, router and Request object: about a third of a bare
-endpoint's time, measured in docs/performance.md) and reads the few headers it needs straight
+endpoint's time, measured in docs/dev/performance.md) and reads the few headers it needs straight
 off the ASGI scope.  What it checks, in order, and how it answers are the same as any route's:
 errors are `ApiError`s answered with the contract's error body.  Under `serve`, the lead itself
 is written by the lead writer process (lead_writer.py), which answers once it is durable.

@@ -2,7 +2,7 @@
 loop only speaks HTTP.
 
 On two cores, one interpreter that both served HTTP and ran each new lead's SQL was the
-intake's limit: the write took ~30 µs of its one core per lead (docs/performance.md).  So
+intake's limit: the write took ~30 µs of its one core per lead (docs/dev/performance.md).  So
 `serve` hands each new lead to this process over a socket pair.  It runs the same write as
 `leads.create_lead` (`leads.new_lead`, through `Store.submit`) on its own `Store` (group
 commit, fsync before the answer) and sends back the HTTP status and body to answer with,

@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        help="the report (default: docs/benchmarks.md; with --smoke, a file in "
+        help="the report (default: docs/dev/benchmarks.md; with --smoke, a file in "
         "the temporary directory)",
     )
     parser.add_argument(
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (
         Path(tempfile.gettempdir()) / "leadrelay-bench-smoke.md"
         if plan.smoke
-        else REPO_ROOT / "docs" / "benchmarks.md"
+        else REPO_ROOT / "docs" / "dev" / "benchmarks.md"
     )
     raw_out = args.raw or REPO_ROOT / "docs" / "bench-raw" / f"{plan.name}.json"
     work = Path(tempfile.mkdtemp(prefix="leadrelay-bench-"))

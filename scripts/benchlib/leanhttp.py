@@ -3,7 +3,7 @@
 The end-to-end row sends 1,000 requests a second from the bench's own process, on the same
 two cores as the servers it measures.  With aiohttp that process took 56% of a core beside
 leadrelay and 95% beside soketi on a slow host: the load generator was the busiest process
-in the run, and it saturated in the peer's (docs/performance.md).  Here each connection is
+in the run, and it saturated in the peer's (docs/dev/performance.md).  Here each connection is
 an asyncio protocol that carries one small request at a time and reads one answer framed by
 Content-Length (or by the connection closing); idle connections are kept for the next one.
 """

@@ -1,4 +1,4 @@
-"""docs/benchmarks.md from one run: the machine, the table, how it was measured, the raw numbers."""
+"""docs/dev/benchmarks.md from one run: the machine, the table, how it was measured, raw numbers."""
 
 from __future__ import annotations
 

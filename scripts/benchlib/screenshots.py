@@ -1,4 +1,4 @@
-"""The README's console screenshots, from a real run (see scripts/screenshots)."""
+"""The console screenshots in docs/console.md, from a real run (see scripts/screenshots)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def test_backup_under_load_restores_every_acknowledged_lead(tmp_path: Path, soke
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
     assert not list(copy.parent.glob(".*partial"))
 
-    # restore as the README says: the daemon stopped, the copy in place, no stale -wal/-shm
+    # restore as docs/operations.md says: the daemon stopped, the copy in place, no stale -wal/-shm
     restored = tmp_path / "restored.db"
     shutil.copy2(copy, restored)
     with Serve(restored):

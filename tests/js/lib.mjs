@@ -1,5 +1,5 @@
 // What every JS client test shares: the daemon it talks to (from the pytest that launched
-// it), Echo and pusher-js set up the way the README's frontend section shows, and waiting.
+// it), Echo and pusher-js set up the way docs/frontends.md shows, and waiting.
 import { after, before } from 'node:test';
 
 import Echo from 'laravel-echo';
@@ -18,7 +18,7 @@ export async function broadcastingConfig(token = daemon.admin) {
   return response.json();
 }
 
-// the Pusher options a page builds from /broadcasting/config (README, "Frontends")
+// the Pusher options a page builds from /broadcasting/config (docs/frontends.md)
 export function pusherOptions(config, token) {
   return {
     cluster: config.cluster,
@@ -35,7 +35,7 @@ export function pusherOptions(config, token) {
   };
 }
 
-// Laravel Echo as the README shows it; `auth` is given so no instance shares Echo's
+// Laravel Echo as docs/frontends.md shows it; `auth` is given so no instance shares Echo's
 // default headers object (2.5.0's bearerToken writes into it)
 export function echoFor(config, token) {
   return new Echo({
