@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +27,9 @@ from leadrelay.cli.support import (
 from leadrelay.cli.tail.command import tail
 from leadrelay.config import is_postgres
 
+if TYPE_CHECKING:
+    from leadrelay.pusher.config import PusherConfig
+
 pusher_app = command_group("The Pusher settings stored in the database.")
 outbox_app = command_group("The events waiting for, or given up by, the relay.")
 webhooks_app = command_group("Standard Webhooks signing for CRMs.")
@@ -39,7 +42,7 @@ def _update_pusher(db: str | None, data: dict[str, Any], as_json: bool) -> None:
 
     async def update() -> dict[str, Any]:
         async with open_store(settings) as store:
-            return (await pusher_config.update(store, data)).masked()
+            return _shown(await pusher_config.update(store, data))
 
     show(run(update()), as_json, print_fields)
 
@@ -53,9 +56,14 @@ def pusher_show(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     async def load() -> dict[str, Any]:
         async with open_store(settings) as store:
-            return (await pusher_config.load(store)).masked()
+            return _shown(await pusher_config.load(store))
 
     show(run(load()), as_json, print_fields)
+
+
+def _shown(config: PusherConfig) -> dict[str, Any]:
+    """The settings as `pusher show` prints them: masked, and which server is in force."""
+    return {**config.masked(), "server": config.server}
 
 
 @pusher_app.command("set")
@@ -65,9 +73,13 @@ def pusher_set(
     secret: Annotated[
         str | None, typer.Option(help="the app secret; '-' reads it from stdin", show_default=False)
     ] = None,
-    cluster: Annotated[str | None, typer.Option(help="Pusher's cluster, e.g. mt1 or eu")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Pusher's cluster, e.g. mt1 or eu; without --host: Pusher's own host"),
+    ] = None,
     host: Annotated[
-        str | None, typer.Option(help="a self-hosted Pusher-compatible server; '' for Pusher")
+        str | None,
+        typer.Option(help="a self-hosted Pusher-compatible server (soketi); '' for Pusher's own"),
     ] = None,
     port: Annotated[int | None, typer.Option(help="its port", min=1, max=65535)] = None,
     scheme: Annotated[str | None, typer.Option(help="http or https")] = None,
@@ -83,7 +95,10 @@ def pusher_set(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Store Pusher settings; a running daemon follows within a second."""
+    """Store Pusher settings; a running daemon follows within a second.
+
+    --cluster without --host means Pusher's own host (port 443, https), whatever server was
+    set before; --host means a self-hosted server. `pusher show` says which is in force."""
     if secret == "-":
         secret = _read_secret()
     if encryption_master_key == "-":

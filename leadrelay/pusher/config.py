@@ -55,6 +55,13 @@ class PusherConfig:
     def base_url(self) -> str:
         return f"{self.scheme}://{self.server_host}:{self.server_port}"
 
+    @property
+    def server(self) -> str:
+        """Which server is in force, in words: Pusher's own (by cluster) or a self-hosted one."""
+        if self.host:
+            return f"self-hosted: {self.base_url}"
+        return f"Pusher, cluster {self.cluster}: {self.base_url}"
+
     def masked(self) -> dict[str, Any]:
         """What may be shown: the secret reduced to a hint of its last characters."""
         shown = asdict(self)
@@ -170,9 +177,12 @@ def from_mapping(data: Mapping[str, Any], base: PusherConfig | None = None) -> P
         ):
             continue
         changes[name] = value
-    # an empty host means "back to Pusher's cluster host"
-    if changes.get("host") == "":
+    # Where the server is. A cluster without a host, or an empty host, means Pusher's own
+    # host: the port and scheme a self-hosted server had must not follow it there (port
+    # 6001 and http on api-eu.pusher.com was the first stumble moving from soketi).
+    if changes.get("host") == "" or ("cluster" in changes and "host" not in changes):
         changes["host"] = None
+        changes.setdefault("port", None)
         changes.setdefault("scheme", "https")
     return check(replace(base, **changes))
 
