@@ -101,8 +101,15 @@ def pusher_set(
     set before; --host means a self-hosted server. `pusher show` says which is in force."""
     if secret == "-":
         secret = _read_secret()
+        if not secret:
+            fail("the secret read from stdin was empty: nothing was changed")
     if encryption_master_key == "-":
         encryption_master_key = _read_secret("encryption master key")
+        if not encryption_master_key:
+            fail(
+                "the encryption master key read from stdin was empty: nothing was changed "
+                "(--encryption-master-key '' removes it)"
+            )
     data = {
         "app_id": app_id,
         "key": key,

@@ -64,3 +64,14 @@ def test_pusher_set_empty_host_is_pusher_own_port_too(tmp_path: Path) -> None:
     pusher(db, "set", "--cluster", "eu", "--port", "8443")
     assert url_in_force(db) == "https://api-eu.pusher.com:8443"
 
+
+def test_pusher_set_secret_from_empty_stdin_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "leadrelay.db"
+    runner.invoke(app, ["init", "--db", str(db)])
+    pusher(db, "set", "--app-id", "1", "--key", "k", "--secret", "kept-secret")
+    empty = pusher(db, "set", "--secret", "-", "--app-id", "2", stdin="\n", code=1)
+    said = "error: the secret read from stdin was empty: nothing was changed"
+    assert empty.stderr.strip() == said
+    assert shown(db)["app_id"] == "1"  # nothing half-written
+    key = pusher(db, "set", "--encryption-master-key", "-", stdin="", code=1)
+    assert "encryption master key read from stdin was empty" in key.stderr
