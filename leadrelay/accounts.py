@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from leadrelay import events
 from leadrelay.auth import hash_token, new_token, token_prefix
 from leadrelay.errors import Conflict, ValidationFailed
@@ -69,6 +71,25 @@ async def list_providers(store: Store) -> list[Row]:
     occupied now) and `last_seen` (when it was last occupied or vacated; None: never)."""
     rows = await store.list_providers()
     return [{**row, "watching": bool(row["watching"])} for row in rows]
+
+
+def watching_in_words(provider: Row, now: float) -> str:
+    """'watching now', 'last seen 3 min ago' or 'never seen': a bare time read as
+    "watching since" to the first user who saw it."""
+    if provider["watching"]:
+        return "watching now"
+    if not provider["last_seen"]:
+        return "never seen"
+    seen = datetime.fromisoformat(provider["last_seen"]).timestamp()
+    return f"last seen {_ago(max(0.0, now - seen))}"
+
+
+def _ago(seconds: float) -> str:
+    for unit, size, up_to in (("s", 1, 60), ("min", 60, 3600), ("h", 3600, 48 * 3600)):
+        if seconds < up_to:
+            return f"{int(seconds // size)} {unit} ago"
+    days = int(seconds // 86400)
+    return f"{days} days ago"
 
 
 async def sync_presence(store: Store, occupied_channels: list[str], at_ms: int) -> int:

@@ -294,8 +294,10 @@ def providers_add(
 def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List providers with their number of leads and who is watching.
 
-    "watching now" while the provider's channel is occupied, else when it was last seen
-    (Pusher's channel webhooks at POST /pusher/webhooks; "never" without them)."""
+    "watching now" while the provider's channel is occupied, else "last seen 3 min ago"
+    (Pusher's channel webhooks at POST /pusher/webhooks; "never seen" without them)."""
+    import time
+
     from leadrelay import accounts
 
     settings = settings_for(db)
@@ -304,17 +306,24 @@ def providers_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         async with open_store(settings) as store:
             return await accounts.list_providers(store)
 
-    def seen(row: dict[str, Any]) -> str:
-        return "watching now" if row["watching"] else (row["last_seen"] or "never")
-
     rows = run(fetch())
+    now = time.time()
     show(
         rows,
         as_json,
         lambda data: print_table(
             None,
             ["id", "name", "leads", "watching", "created_at"],
-            [[r["id"], r["name"], r["leads"], seen(r), r["created_at"]] for r in data],
+            [
+                [
+                    r["id"],
+                    r["name"],
+                    r["leads"],
+                    accounts.watching_in_words(r, now),
+                    r["created_at"],
+                ]
+                for r in data
+            ],
         ),
     )
 
