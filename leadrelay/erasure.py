@@ -1,10 +1,12 @@
 """Erasure: a lead's personal fields leave its row, its stored events and the database file.
 
 The row, its status, its seq and its events stay (counts, `doctor` and the ledger remain
-true); no event is written, so nothing is broadcast.  The lead then shows `name` "" and
-`email`, `phone`, `source`, `notes` null, and (to admins) `erased_at`.  SQLite zeroes the
-overwritten bytes (secure_delete) and a TRUNCATE checkpoint then empties the WAL, so the old
-values are in neither the database file nor its -wal, nor in any backup made afterwards.
+true); its idempotency keys go (a CRM may use the e-mail as its key); no event is written,
+so nothing is broadcast.  The lead then shows `name` "" and `email`, `phone`, `source`,
+`notes` null, and (to admins) `erased_at`.  SQLite zeroes freed bytes (secure_delete, on
+for every connection, so the old copy a row left when an update moved it is zeroed too)
+and a TRUNCATE checkpoint then empties the WAL, so the old values are in neither the
+database file nor its -wal, nor in any backup made afterwards.
 PostgreSQL's tables are vacuumed, which removes the old row versions but not every byte of
 them, and its WAL and backups are the server's: there the answer's `checkpointed` is false.
 """

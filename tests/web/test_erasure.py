@@ -4,12 +4,19 @@ on SQLite they leave the bytes on disk too (what PostgreSQL's files keep is its 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from leadrelay import erasure, leads
+from leadrelay.auth import ADMIN
+from leadrelay.store import open_store
+from support.database import rows
 from support.serve import Serve, cli, cli_json
 
 pytestmark = pytest.mark.both_backends
@@ -110,3 +117,76 @@ def test_erase_removes_personal_fields_everywhere_and_broadcasts_nothing(
     doctor = json.loads(cli(db, "doctor", "--json", check=False).stdout)["checks"]
     checks = {check["name"]: check["status"] for check in doctor}
     assert checks["database"] == checks["outbox ledger"] == "ok"  # Pusher is not set up here
+
+
+LEAD_B = {
+    "name": "Bartholomew Second-Erasure",
+    "email": "bartholomew.second@example.org",
+    "source": "second-erasure-stand",
+}
+
+
+def test_erase_after_an_earlier_erase_leaves_no_bytes_and_no_idempotency_rows(
+    db: Path | str, tmp_path: Path
+) -> None:
+    """The review's sequence, found twice: erase A; create B; three more leads; B's status
+    changes (its row grows and moves in its page); erase B.  Once a first erasure switched
+    secure_delete off for the daemon's life, B's old row stayed in the file.  B was sent
+    with its e-mail as the Idempotency-Key, as some CRMs do: that row goes too."""
+    cli(db, "init")
+    with (
+        Serve(db, relay="off") as server,
+        httpx.Client(base_url=server.url, headers=server.auth()) as admin,
+    ):
+        a = admin.post("/api/leads", json={"name": "Alma First-Erasure"}).json()
+        assert admin.delete(f"/api/admin/leads/{a['id']}").status_code == 200
+        b = admin.post(
+            "/api/leads", json=LEAD_B, headers={"Idempotency-Key": LEAD_B["email"]}
+        ).json()
+        for n in range(3):
+            assert admin.post("/api/leads", json={"name": f"Other Lead {n}"}).status_code == 201
+        assert admin.patch(f"/api/admin/leads/{b['id']}", json={"status": "qualified"}).is_success
+        erased = admin.delete(f"/api/admin/leads/{b['id']}").json()
+        assert erased["name"] == ""
+
+        if isinstance(db, Path):
+            assert erased["checkpointed"] is True
+            assert _found(_raw_bytes(db), LEAD_B) == []
+            backup = tmp_path / "after.db"
+            cli(db, "db", "backup", str(backup))
+            assert _found(backup.read_bytes(), LEAD_B) == []
+        keys = rows(db, f"SELECT key FROM idempotency_keys WHERE lead_id = {b['id']}")
+        assert keys == []
+
+
+def test_erase_holds_when_sqlite_starts_connections_without_secure_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite built without SECURE_DELETE opens connections with the pragma off: leadrelay
+    sets it on at connect, so the copy a status change leaves behind is zeroed too."""
+    opened = sqlite3.connect
+
+    def without_secure_delete(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = opened(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", without_secure_delete)
+    db = tmp_path / "leadrelay.db"
+
+    async def run() -> None:
+        store = await open_store(db)
+        try:
+            created = await leads.create_lead(store, leads.parse_new_lead(LEAD_B), status="new")
+            lead_id = created.lead["id"]
+            for n in range(3):
+                await leads.create_lead(
+                    store, leads.parse_new_lead({"name": f"Other Lead {n}"}), status="new"
+                )
+            await leads.change_lead(store, lead_id, {"status": "qualified"}, actor=ADMIN)
+            assert (await erasure.erase_lead(store, lead_id))["checkpointed"] is True
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    assert _found(_raw_bytes(db), LEAD_B) == []

@@ -264,14 +264,16 @@ class Tx:
         return None if row is None else int(row["lead_id"])
 
     def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
-        """Blank the lead's personal `fields` in its row and in every stored event payload;
-        return how many events were rewritten (the name becomes "", the others NULL)."""
+        """Blank the lead's personal `fields` in its row and in every stored event payload,
+        and delete its idempotency keys (a CRM may use the e-mail as its key); return how
+        many events were rewritten (the name becomes "", the others NULL)."""
         blanks = ", ".join(f"{name} = {_BLANK.get(name, 'NULL')}" for name in fields)
         self._change(
             f"UPDATE leads SET {blanks}, erased_at = coalesce(erased_at, %s), updated_at = %s "
             "WHERE id = %s",
             (self.now_iso, self.now_iso, lead_id),
         )
+        self._change("DELETE FROM idempotency_keys WHERE lead_id = %s", (lead_id,))
         rows = self._execute(
             "SELECT id, payload FROM events WHERE lead_id = %s", (lead_id,)
         ).fetchall()

@@ -11,11 +11,17 @@ from pathlib import Path
 from leadrelay.errors import Unavailable
 from leadrelay.store.sqlite.schema import MIGRATIONS
 
+# Every connection zeroes what its statements free (deleted rows, the old copy of a row an
+# update moved), whatever SQLite's build defaults to: erasure relies on it, and so does a
+# lead whose row moved long before it was erased.  Set at connect and never turned off.
+SECURE_DELETE = "PRAGMA secure_delete = ON"
+
 
 def connect(path: Path, durable: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(SECURE_DELETE)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")

@@ -30,6 +30,7 @@ from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
 from leadrelay.store.reads import Reads
 from leadrelay.store.sqlite.connection import (
+    SECURE_DELETE,
     checkpoint_truncate,
     connect,
     create_private,
@@ -101,6 +102,7 @@ class Store(GroupCommit[Tx], Reads):
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA busy_timeout = 5000")
         await reader.execute("PRAGMA foreign_keys = ON")
+        await reader.execute(SECURE_DELETE)
         store = cls(
             path=path,
             reader=reader,

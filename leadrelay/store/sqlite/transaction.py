@@ -90,34 +90,32 @@ class Tx:
 
     def erase_lead(self, lead_id: int, fields: tuple[str, ...]) -> int:
         """Blank the lead's personal `fields` in its row and in every stored event payload,
-        with SQLite overwriting the freed bytes (secure_delete) for this job; return how
+        and delete its idempotency keys (a CRM may use the e-mail as its key); return how
         many events were rewritten.  The lead's name becomes "" (it is NOT NULL), the other
-        fields NULL; `erased_at` keeps the first erasure's time."""
-        self.conn.execute("PRAGMA secure_delete = ON")
-        try:
-            blanks = ", ".join(f"{name} = {_BLANK.get(name, 'NULL')}" for name in fields)
+        fields NULL; `erased_at` keeps the first erasure's time.  The freed bytes are
+        zeroed by secure_delete, on for every connection (connection.py)."""
+        blanks = ", ".join(f"{name} = {_BLANK.get(name, 'NULL')}" for name in fields)
+        self.conn.execute(
+            f"UPDATE leads SET {blanks}, erased_at = coalesce(erased_at, ?), updated_at = ? "
+            "WHERE id = ?",
+            (self.now_iso, self.now_iso, lead_id),
+        )
+        self.conn.execute("DELETE FROM idempotency_keys WHERE lead_id = ?", (lead_id,))
+        rows = self.conn.execute(
+            "SELECT id, payload FROM events WHERE lead_id = ?", (lead_id,)
+        ).fetchall()
+        for event_row_id, payload in rows:
+            data = orjson.loads(payload)
+            lead = data.get("lead")
+            if isinstance(lead, dict):
+                for name in fields:
+                    if name in lead:
+                        lead[name] = "" if name == "name" else None
             self.conn.execute(
-                f"UPDATE leads SET {blanks}, erased_at = coalesce(erased_at, ?), updated_at = ? "
-                "WHERE id = ?",
-                (self.now_iso, self.now_iso, lead_id),
+                "UPDATE events SET payload = ? WHERE id = ?",
+                (orjson.dumps(data).decode(), event_row_id),
             )
-            rows = self.conn.execute(
-                "SELECT id, payload FROM events WHERE lead_id = ?", (lead_id,)
-            ).fetchall()
-            for event_row_id, payload in rows:
-                data = orjson.loads(payload)
-                lead = data.get("lead")
-                if isinstance(lead, dict):
-                    for name in fields:
-                        if name in lead:
-                            lead[name] = "" if name == "name" else None
-                self.conn.execute(
-                    "UPDATE events SET payload = ? WHERE id = ?",
-                    (orjson.dumps(data).decode(), event_row_id),
-                )
-            return len(rows)
-        finally:
-            self.conn.execute("PRAGMA secure_delete = OFF")
+        return len(rows)
 
     # events ------------------------------------------------------------------
     def insert_event(self, event: Row) -> None:
