@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,31 @@ class Settings:
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
+# LEADRELAY_* variables that are not settings but are read all the same
+OTHER_ENV = ("LEADRELAY_CONFIG", "LEADRELAY_SERVER", "LEADRELAY_TOKEN", "LEADRELAY_TEST_POSTGRES",
+             "LEADRELAY_BENCH_POSTGRES", "LEADRELAY_JS_TEST")  # fmt: skip
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_name(name: str) -> str:
+    return f"LEADRELAY_{name.upper()}"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' when one choice is close to a misspelt word, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_env_warnings(env: Mapping[str, str]) -> list[str]:
+    """A LEADRELAY_* variable that names no setting is ignored: say so, rather than let a
+    typo (LEADRELAY_PROT) pass for a setting in force."""
+    known = {env_name(name) for name in SETTING_NAMES} | set(OTHER_ENV)
+    return [
+        f"{var} is not a leadrelay setting and is ignored{did_you_mean(var, known)}"
+        for var in sorted(env)
+        if var.startswith("LEADRELAY_") and var not in known
+    ]
 
 
 def is_postgres(db: object) -> bool:
@@ -153,31 +179,50 @@ def parse_db(text: str) -> Path | str:
     return text if is_postgres(text) else Path(text)
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a TOML, env or flag value into the type the field wants."""
+def _coerce(name: str, value: Any, source: str = "") -> Any:
+    """Turn a TOML, env or flag value into the type the field wants; a value it cannot
+    take is one line naming the setting, where it came from, what was given and what
+    is expected (never Python's "invalid literal for int()")."""
     default = next(f.default for f in fields(Settings) if f.name == name)
-    try:
-        if name == "db" and is_postgres(value):
-            return str(value)
-        if isinstance(default, Path):
-            return Path(str(value)).expanduser()
-        if isinstance(default, tuple):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            cleaned = tuple(str(item).strip() for item in items if str(item).strip())
-            if not cleaned and name not in _MAY_BE_EMPTY:
-                raise ValueError("empty list")
-            if name == "cors_origins":
-                return tuple(_origin(item) for item in cleaned)
-            return cleaned
-        if isinstance(default, bool):
-            return str(value).lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
+    where = f" (from {source})" if source else ""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"setting {name!r}{where} must be {expected}; got {value!r}")
+
+    if name == "db" and is_postgres(value):
         return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r} has a bad value {value!r}: {exc}") from None
+    if isinstance(default, Path):
+        return Path(str(value)).expanduser()
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise bad("a list of text values")
+        cleaned = tuple(str(item).strip() for item in items if str(item).strip())
+        if not cleaned and name not in _MAY_BE_EMPTY:
+            raise bad("a list of at least one value")
+        if name == "cors_origins":
+            try:
+                return tuple(_origin(item) for item in cleaned)
+            except ValueError as exc:
+                raise ConfigError(f"setting {name!r}{where}: {exc}") from None
+        return cleaned
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise bad("true or false")
+        return text in _TRUE
+    if isinstance(default, int):
+        if isinstance(value, bool) or not re.fullmatch(r"\s*[+-]?[0-9]+\s*", str(value)):
+            raise bad("a whole number, e.g. 8000")
+        return int(value)
+    if isinstance(default, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number, e.g. 0.5 or 30") from None
+    return str(value)
 
 
 def _origin(text: str) -> str:
@@ -206,10 +251,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"settings file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    # the settings sit in a [leadrelay] table, or at the top of the file without one
+    sections = sorted(key for key, value in data.items() if isinstance(value, dict))
+    strays = [key for key in sections if key != "leadrelay"]
+    if strays:
+        raise ConfigError(
+            f"settings file {path} has an unknown section [{strays[0]}]"
+            f"{did_you_mean(strays[0], ['leadrelay'])}: the settings go under [leadrelay]"
+        )
     table = data.get("leadrelay", data)
     unknown = sorted(set(table) - set(SETTING_NAMES))
     if unknown:
-        raise ConfigError(f"settings file {path} has unknown settings: {', '.join(unknown)}")
+        hints = "".join(did_you_mean(name, SETTING_NAMES) for name in unknown[:1])
+        raise ConfigError(f"settings file {path} has unknown settings: {', '.join(unknown)}{hints}")
     return dict(table)
 
 
@@ -222,21 +276,27 @@ def load_settings(
     """Build Settings; `flags` holds command-line values (None means "not given")."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value came from, for the error that names it
     path = find_config_file(config_file, env)
     if path is not None:
         values.update(read_config_file(path))
+        sources.update(dict.fromkeys(values, str(path)))
         # a relative db path in the file is relative to the file, as users expect
         db = values.get("db")
         if db is not None and not is_postgres(db) and not Path(str(db)).is_absolute():
             values["db"] = path.parent / str(values["db"])
     for name in SETTING_NAMES:
-        env_value = env.get(f"LEADRELAY_{name.upper()}")
+        env_value = env.get(env_name(name))
         if env_value is not None and env_value != "":
             values[name] = env_value
+            sources[name] = env_name(name)
     for name, value in (flags or {}).items():
         if value is not None:
             values[name] = value
-    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
+            sources[name] = "--" + name.replace("_", "-")
+    settings = Settings(
+        **{name: _coerce(name, value, sources[name]) for name, value in values.items()}
+    )
     # absolute from here on: every message names the file exactly, whatever the cwd
     if not is_postgres(settings.db):
         settings = settings.replace(db=Path(settings.db).absolute())

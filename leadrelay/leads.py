@@ -197,7 +197,7 @@ async def change_lead(
     def apply(tx: Tx) -> Row:
         before = tx.get_lead(lead_id)
         if before is None or (not actor.is_admin and before["provider_id"] != actor.provider_id):
-            raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
+            raise lead_not_found(lead_id, actor)
         after, _ = apply_change(tx, before, change, actor.provider_id, socket_id=socket_id)
         return events.lead_view(after)
 
@@ -244,10 +244,16 @@ def apply_change(
     return after, True
 
 
+def lead_not_found(lead_id: int, actor: Principal) -> NotFound:
+    """A provider is not told whether another provider's lead exists: one answer for both."""
+    where = "" if actor.is_admin else " among your leads"
+    return NotFound(f"there is no lead {lead_id}{where}", code="lead_not_found")
+
+
 async def get_lead(store: Store, lead_id: int, *, actor: Principal) -> Row:
     lead = await store.get_lead(lead_id)
     if lead is None or (not actor.is_admin and lead["provider_id"] != actor.provider_id):
-        raise NotFound(f"there is no lead {lead_id} for you", code="lead_not_found")
+        raise lead_not_found(lead_id, actor)
     view = events.lead_view(lead)
     if actor.is_admin:
         view.update(

@@ -61,10 +61,20 @@ async def failed(store: Store, limit: int = 100) -> dict[str, list[dict[str, Any
 async def retry(store: Store, event_id: int | None) -> int:
     """Make one dead-lettered event (or, with None, every one) pending again; how many.
 
-    Retrying one that is not dead-lettered is a NotFound, so a caller can say so."""
+    Retrying one that is not dead-lettered is a NotFound, so a caller can say so, and
+    whether the event does not exist or is there in another state."""
     count = await store.write(lambda tx: tx.retry_dead(event_id))
     if count == 0 and event_id is not None:
-        raise NotFound(f"event {event_id} is not dead-lettered", code="event_not_dead")
+        found = await store.events_after(event_id - 1, provider_id=None, lead_id=None, limit=1)
+        if not found or found[0]["id"] != event_id:
+            raise NotFound(
+                f"there is no event {event_id} (see `leadrelay outbox failed` for the ids)",
+                code="event_not_found",
+            )
+        raise NotFound(
+            f"event {event_id} is {found[0]['state']}, not dead-lettered: nothing to retry",
+            code="event_not_dead",
+        )
     return count
 
 

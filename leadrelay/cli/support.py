@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -12,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from leadrelay.config import Settings, describe_db, is_postgres, load_settings
+from leadrelay.config import (
+    Settings,
+    describe_db,
+    is_postgres,
+    load_settings,
+    unknown_env_warnings,
+)
 from leadrelay.errors import LeadrelayError, Unavailable
 
 if TYPE_CHECKING:
@@ -61,6 +68,8 @@ def set_root_db(db: Path | str | None) -> None:
 
 
 def settings_for(db: Path | str | None, config: Path | None = None, **flags: Any) -> Settings:
+    for warning in unknown_env_warnings(os.environ):
+        typer.echo(f"warning: {warning}", err=True)
     try:
         return load_settings({"db": db or _ROOT_DB.get(), **flags}, config_file=config)
     except LeadrelayError as exc:

@@ -48,10 +48,18 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            why = "is in use (another leadrelay serve?)"
-        else:
-            why = f"cannot be listened on ({exc.strerror})"
-        raise ConfigError(f"port {port} on {host} {why}; choose another with --port N") from None
+            raise ConfigError(
+                f"port {port} on {host} is in use (another leadrelay serve?); "
+                "choose another with --port N"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(
+                f"cannot listen on {host}: no network interface of this machine has that "
+                "address; give one it has with --host (127.0.0.1, or 0.0.0.0 for all)"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host} port {port} ({exc.strerror}); check --host and --port"
+        ) from None
     sock.set_inheritable(False)
     return sock
 

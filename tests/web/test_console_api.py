@@ -181,6 +181,7 @@ async def test_outbox_api_shows_and_retries_dead_letters(settings: Settings) -> 
 
         assert (await retry({"event_id": first["id"]})).json() == {"retried": 1}
         assert_error(await retry({"event_id": first["id"]}), 404, "event_not_dead")
+        assert_error(await retry({"event_id": 999999}), 404, "event_not_found")
         assert (await retry({"event_id": second["event_id"]})).json() == {"retried": 1}
         status = (await lr.client.get("/api/admin/outbox", headers=lr.auth())).json()
         assert status["pending"] == 2 and status["dead"] == 0
