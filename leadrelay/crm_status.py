@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadrelay import events, leads
-from leadrelay.errors import NotFound, ValidationFailed
+from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused
 from leadrelay.store.base import Row, Store, Tx
 
 STALE = "stale"  # older than the lead's last change from the CRM
@@ -152,8 +152,12 @@ def change_status(
 
 
 def _replayed(lead: Row | None, outcome: Row | None) -> StatusResult:
-    """A repeated delivery: the first answer's `applied` and `reason`, the lead as it is now."""
-    assert lead is not None and outcome is not None
+    """A repeated delivery: the first answer's `applied` and `reason`, the lead as it is now.
+    A key stored without an outcome is a create's: only a webhook-id is shared by both
+    endpoints (intake.py), and the same delivery is not applied a second way."""
+    if outcome is None:
+        raise WebhookIdReused("POST /api/leads")
+    assert lead is not None
     return StatusResult(events.lead_view(lead), bool(outcome["applied"]), outcome["reason"])
 
 

@@ -7,6 +7,7 @@
     │   ├── Forbidden           403  a valid caller asking for what is not theirs
     │   ├── NotFound            404  no such lead or provider (or not yours)
     │   ├── Conflict            409  e.g. a provider id that is taken
+    │   │   └── WebhookIdReused 409  a webhook-id already used on the other signed endpoint
     │   ├── CursorExpired       410  an events cursor older than what retention keeps
     │   ├── PayloadTooLarge     413  body over the configured limit
     │   ├── UnsupportedMedia    415  not application/json
@@ -66,6 +67,19 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class WebhookIdReused(Conflict):
+    """A `webhook-id` names one delivery: the same id signed for the other endpoint (a
+    create replayed as a status change, or the reverse) is refused, not applied."""
+
+    code = "webhook_id_reused"
+
+    def __init__(self, used_on: str) -> None:
+        super().__init__(
+            f"this webhook-id was already used for {used_on}; a webhook-id names one "
+            "delivery: send this one with a new webhook-id"
+        )
 
 
 class CursorExpired(ApiError):

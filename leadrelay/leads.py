@@ -9,7 +9,7 @@ from typing import Any
 
 from leadrelay import events
 from leadrelay.auth import Principal
-from leadrelay.errors import NotFound, ValidationFailed
+from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused
 from leadrelay.store.base import MAX_ID, Row, Store, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -138,7 +138,7 @@ def new_lead(
 
     def create(tx: Tx) -> CreateResult:
         if idempotency_key is not None:
-            earlier = tx.lead_for_key(idempotency_key)
+            earlier = created_by_key(tx.key_outcome(idempotency_key))
             if earlier is not None:
                 return CreateResult(events.lead_view(_must(tx.get_lead(earlier))), False)
         if fields["external_id"] is not None:
@@ -167,8 +167,20 @@ def new_lead(
 
 async def lead_of_key(store: Store, key: str) -> CreateResult:
     """The lead an idempotency key stored, as a replay answers it."""
-    lead_id = _must(await store.lead_for_key(key))
+    lead_id = _must(created_by_key(await store.key_outcome(key)))
     return CreateResult(events.lead_view(_must(await store.get_lead(lead_id))), False)
+
+
+def created_by_key(stored: tuple[int, Row | None] | None) -> int | None:
+    """The lead a stored key (lead id, outcome) names, when a create stored it.  A status
+    change stores an outcome with its key; a create none.  Only a webhook-id is shared by
+    both endpoints (intake.py): one a status webhook stored is refused here."""
+    if stored is None:
+        return None
+    lead_id, outcome = stored
+    if outcome is not None:
+        raise WebhookIdReused("POST /api/leads/status")
+    return lead_id
 
 
 class LostRace(Exception):

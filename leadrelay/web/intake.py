@@ -58,10 +58,12 @@ class Caller:
 
     def idempotency_key(self, header: str | None, kind: str = "") -> str | None:
         """The stored key of the request: scoped to the caller, so that two callers' keys
-        never meet (a webhook-id within its sender; an Idempotency-Key within its token),
-        and to the `kind` of write, so that a status change never replays a lead's answer."""
+        never meet (a webhook-id within its sender; an Idempotency-Key within its token).
+        An Idempotency-Key is scoped to the `kind` of write too, so that a status change
+        never replays a lead's answer; a webhook-id is not: it names one delivery, and the
+        same id on the other signed endpoint is refused (webhook_id_reused), not applied."""
         if self.webhook is not None:
-            return f"{kind}webhook:{self.webhook.idempotency_key}"
+            return f"webhook:{self.webhook.idempotency_key}"
         if header is None:
             return None
         if not 1 <= len(header) <= 255:

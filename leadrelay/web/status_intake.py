@@ -2,7 +2,8 @@
 
 It is read and authorised like `POST /api/leads` (intake.py: the body limit, an admin token
 or a Standard Webhooks signature, the rate limit), its key is scoped to its caller the same
-way (under `status:`, so it never replays a lead's answer), and under `serve` its change is
+way (an Idempotency-Key under `status:`, so it never replays a lead's answer; a webhook-id
+is one delivery for both endpoints, refused on the second), and under `serve` its change is
 written by the lead writer process, group-committed with the leads and durable before the 200.
 """
 

@@ -374,3 +374,57 @@ async def test_serve_same_key_from_two_tokens_makes_two_leads(daemon: Serve) -> 
         ]
     assert [a.status_code for a in answers] == [201, 201, 200, 200]
     assert [a.json()["name"] for a in answers] == ["Caller 0", "Caller 1", "Caller 0", "Caller 1"]
+
+
+# --- a webhook-id is one delivery, whichever signed endpoint it went to ------------------------
+
+
+async def _replay_across(client: httpx.AsyncClient, secret: str, admin: dict[str, str]) -> None:
+    """The review's replay: a signed create whose body also carries `status` was answered
+    `applied: true` on the status webhook, and the lead went back to `new`.  Now each
+    endpoint answers the other's webhook-id 409 `webhook_id_reused`, and writes nothing."""
+    create = json.dumps({"name": "Replayed", "external_id": "crm-replay", "status": "new"}).encode()
+    headers = signed(secret, create, msg_id="msg_across")
+    made = await client.post("/api/leads", content=create, headers=headers)
+    assert made.status_code == 201, made.text
+    lead = made.json()
+    moved = await client.patch(
+        f"/api/admin/leads/{lead['id']}", json={"status": "contacted"}, headers=admin
+    )
+    assert moved.status_code == 200
+
+    replayed = await client.post("/api/leads/status", content=create, headers=headers)
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json()["error"]["code"] == "webhook_id_reused"
+    after = await client.get(f"/api/admin/leads/{lead['id']}", headers=admin)
+    assert after.json()["status"] == "contacted"
+
+    # and the other way: a status webhook's id sent again as a create makes no lead
+    change = json.dumps({"external_id": "crm-replay", "status": "qualified"}).encode()
+    status_headers = signed(secret, change, msg_id="msg_status_first")
+    first = await client.post("/api/leads/status", content=change, headers=status_headers)
+    assert first.json()["applied"] is True
+    body = json.dumps({"name": "Smuggled", "external_id": "crm-smuggled"}).encode()
+    smuggled = await client.post(
+        "/api/leads", content=body, headers=signed(secret, body, msg_id="msg_status_first")
+    )
+    assert smuggled.status_code == 409, smuggled.text
+    assert smuggled.json()["error"]["code"] == "webhook_id_reused"
+    found = await client.get(
+        "/api/admin/leads", params={"external_id": "crm-smuggled"}, headers=admin
+    )
+    assert found.json()["leads"] == []
+    # each endpoint still answers its own repeat as before
+    again = await client.post("/api/leads", content=create, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (200, lead["id"])
+    repeat = await client.post("/api/leads/status", content=change, headers=status_headers)
+    assert (repeat.status_code, repeat.json()["applied"]) == (200, True)
+
+
+async def test_webhook_id_is_refused_on_the_other_endpoint(lr: InProcess, secret: str) -> None:
+    await _replay_across(lr.client, secret, lr.auth())
+
+
+async def test_serve_webhook_id_is_refused_on_the_other_endpoint(daemon: Serve) -> None:
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        await _replay_across(client, _secret_of(daemon.db), daemon.auth())

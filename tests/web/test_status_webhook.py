@@ -182,10 +182,11 @@ async def test_status_webhook_signed_and_replayed(lr: InProcess) -> None:
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json() == first.json() and first.json()["applied"] is True
     assert len(await event_types(lr, lead["id"])) == 2
-    # the same webhook-id on the lead intake is another delivery
+    # the same webhook-id on the lead intake is the same delivery, refused there
     lead_raw = json.dumps({"name": "Cy"}).encode()
     signed = {"Content-Type": "application/json", **sign_headers(secret, lead_raw, msg_id="m-1")}
-    assert (await lr.client.post("/api/leads", content=lead_raw, headers=signed)).status_code == 201
+    reused = await lr.client.post("/api/leads", content=lead_raw, headers=signed)
+    assert_error(reused, 409, "webhook_id_reused")
 
 
 async def test_create_with_a_known_external_id_returns_that_lead(lr: InProcess) -> None:
