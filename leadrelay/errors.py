@@ -13,12 +13,16 @@
     │   ├── UnsupportedMedia    415  not application/json
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
-    │   └── Unavailable         503  database locked, read-only, full or down; `retry_after`
-    │       └── WriterUnavailable  503  a new lead not written in time
+    │   ├── Unavailable         503  database locked, read-only, full or down; `retry_after`
+    │   │   └── WriterUnavailable  503  a new lead not written in time
+    │   └── LoopDetected        508  the stored Pusher host is this daemon (or another leadrelay)
     ├── ConfigError             a setting or settings file is wrong
-    └── PusherError             talking to Pusher failed; `kind` names the cause class
+    ├── PusherError             talking to Pusher failed; `kind` names the cause class
+    └── PusherApiRefused        a request to the daemon's Pusher HTTP API (pusher_api) refused
+                                as Pusher refuses it: Pusher's `status`, a plain-text reason
 
-The API turns ApiError into the contract's body `{"error": {"code", "message"}}`; the
+The API turns ApiError into the contract's body `{"error": {"code", "message"}}`, and
+PusherApiRefused into the plain text Pusher answers with (what Pusher's SDKs expect); the
 CLI prints `str(err)` on one line and exits non-zero.  Lower-level exceptions are
 translated at the boundary (`raise Unavailable(...) from exc`).
 """
@@ -125,6 +129,14 @@ class WriterUnavailable(Unavailable):
         self.retry_after = retry_after
 
 
+class LoopDetected(ApiError):
+    """A request that a leadrelay sent to its upstream Pusher came back to a leadrelay: the
+    stored Pusher settings name a leadrelay, not Pusher. Answered at once, so that a read or
+    an event cannot chase itself round the loop."""
+
+    status, code = 508, "pusher_loop"
+
+
 class ConfigError(LeadrelayError):
     """A setting, the settings file or the stored Pusher settings are wrong."""
 
@@ -142,6 +154,16 @@ class PusherError(LeadrelayError):
     @property
     def exit_code(self) -> int:  # type: ignore[override]
         return PUSHER_ERROR_KINDS.get(self.kind, 10)
+
+
+class PusherApiRefused(LeadrelayError):
+    """A request to the daemon's Pusher HTTP API refused as Pusher refuses it: its `status`
+    and the reason as Pusher words it, answered as plain text (Pusher's SDKs raise on the
+    status and carry the text as their message)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 # Distinct exit codes for `leadrelay test-connection`, one per cause class.
