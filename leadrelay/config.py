@@ -121,6 +121,10 @@ class Settings:
         default="",
         metadata=_doc("a local pusher-js file the console loads instead of Pusher's CDN"),
     )
+    pusher_api: bool = field(
+        default=False,
+        metadata=_doc("serve Pusher's HTTP API (/apps/{id}/...) for apps' Pusher SDKs to use"),
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -34,7 +34,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _status_in_body(body: str) -> int | None:
+def status_in_body(body: str) -> int | None:
     """soketi (as installed here) answers some errors with HTTP 200 and the real status in
     the body — `{"error": "...", "code": 401}` — which would pass for success."""
     if not body.startswith('{"error"'):
@@ -102,6 +102,7 @@ class _StaleConnection(Exception):
 
 
 MAX_RESPONSE_BYTES = 1 << 20
+VIA = "Via: 1.1 leadrelay"
 MAX_IDLE_CONNECTIONS = 64
 
 
@@ -122,25 +123,29 @@ class PooledBackend:
         self._tls = ssl.create_default_context() if client.ssl else None
 
     async def send_request(self, request: Any) -> Any:
-        where = request.base_url
-        try:
-            async with asyncio.timeout(self.client.timeout):
-                status, headers, body = await self._exchange(self._encode(request))
-        except (OSError, TimeoutError, ssl.CertificateError, _BadResponse) as exc:
-            raise transport_error(exc, where) from None
+        status, headers, body = await self.exchange(request)
         text = body.decode("utf-8", errors="replace")
         if status in (200, 202):
-            status = _status_in_body(text) or status
+            status = status_in_body(text) or status
         if status not in (200, 202):
             raise status_error(status, text, _retry_after(headers))
         return pusher.http.process_response(status, text)
+
+    async def exchange(self, request: Any) -> tuple[int, dict[str, str], bytes]:
+        """Send a signed `pusher.http.Request`; its answer as it came (status, headers, body)."""
+        try:
+            async with asyncio.timeout(self.client.timeout):
+                return await self._exchange(self._encode(request))
+        except (OSError, TimeoutError, ssl.CertificateError, _BadResponse) as exc:
+            raise transport_error(exc, request.base_url) from None
 
     def _encode(self, request: Any) -> bytes:
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
         target = request.signed_path
-        lines = [f"{request.method} {target} HTTP/1.1", f"Host: {self._host_header()}"]
+        # Via: a leadrelay's Pusher API refuses what a leadrelay sent (settings naming one)
+        lines = [f"{request.method} {target} HTTP/1.1", f"Host: {self._host_header()}", VIA]
         lines += [f"{name}: {value}" for name, value in request.headers.items()]
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -312,6 +317,13 @@ class PusherClient:
         info = self._pusher.channels_info(prefix_filter=prefix)
         return cast(dict[str, Any], await cast(Awaitable[Any], info))
 
+    async def get_raw(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """GET /apps/{app id}{path}, signed now; the answer as it came (status, headers, body)."""
+        app_path = f"/apps/{self.config.app_id}{path}"
+        return await self._backend.exchange(
+            pusher.http.Request(self._pusher, "GET", app_path, params)
+        )
+
     async def aclose(self) -> None:
         await self._backend.aclose()
 
@@ -340,8 +352,6 @@ async def _roundtrip(client: PusherClient, config: PusherConfig) -> float:
     With an encryption master key stored, the channel is an encrypted one and the event must
     come back opened with the key: the whole encrypted path, not only the server, is tried.
     """
-    import asyncio
-
     from leadrelay.auth import shared_secret
     from leadrelay.pusher.protocol import (
         DecryptError,

@@ -21,10 +21,10 @@ from starlette.types import Receive, Scope, Send
 
 from leadrelay.auth import Authenticator
 from leadrelay.config import Settings
-from leadrelay.errors import ApiError
+from leadrelay.errors import ApiError, PusherApiRefused
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import open_store, retention
-from leadrelay.web import console, intake, ops_api, status_intake
+from leadrelay.web import console, intake, ops_api, pusher_api, status_intake
 from leadrelay.web.api import (
     admin_change_lead,
     admin_erase_lead,
@@ -233,7 +233,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             await store.close()
 
     return LeadrelayApp(
-        routes=ROUTES,
+        # Pusher's HTTP API only when asked for: off, /apps/… is a 404 like any unknown path
+        routes=ROUTES + pusher_api.ROUTES if settings.pusher_api else ROUTES,
         lifespan=lifespan,
         # no origins, no middleware: the default costs nothing
         middleware=[Middleware(Cors, origins=settings.cors_origins)]
@@ -241,6 +242,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
         else [],
         exception_handlers={
             ApiError: _api_error,
+            PusherApiRefused: pusher_api.refused,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

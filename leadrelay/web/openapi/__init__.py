@@ -4,7 +4,8 @@ It states what the validators in `leads`, `http` and `pusher_config` accept, so 
 request valid by this document is refused only for what a schema cannot say (an unknown
 provider, Pusher settings that are incomplete); `tests/web/test_fuzz.py` holds it to that. The
 parts: `parts` (patterns, schema makers), `schemas` (components), `paths` (the API of
-CONTRACT §2 and the status webhook), `console` (the console and its API).
+CONTRACT §2 and the status webhook), `console` (the console and its API), `pusher_api`
+(Pusher's HTTP API, when the setting serves it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from leadrelay.config import Settings
 from leadrelay.web.openapi import console
 from leadrelay.web.openapi.parts import PUBLIC, Schema
 from leadrelay.web.openapi.paths import api_paths
+from leadrelay.web.openapi.pusher_api import pusher_api_paths
 from leadrelay.web.openapi.schemas import components
 
 
@@ -24,6 +26,8 @@ def document(settings: Settings) -> Schema:
             continue
         for operation in operations.values():
             operation["security"] = [{"bearer": []}]
+    if settings.pusher_api:  # signed as Pusher signs, with the stored app's secret
+        paths.update(pusher_api_paths())
     return {
         "openapi": "3.1.0",
         "info": {
