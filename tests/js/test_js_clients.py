@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
 import secrets
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,36 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
+from support.node import run_node
 from support.serve import Serve, cli, cli_json, point_at_soketi
 from support.soketi import Soketi, free_port
 from support.subscriber import Subscriber
 from support.wire import Wire
 
 pytestmark = pytest.mark.soketi
-
-JS_DIR = Path(__file__).resolve().parent
-NODE = shutil.which("node")
-
-
-def run_node(files: list[str], context: dict[str, Any], timeout: float = 90) -> None:
-    """`node --test FILES` with the daemon's address and tokens; fails with node's report."""
-    assert NODE is not None, "node is required (Debian: apt-get install nodejs npm)"
-    assert (JS_DIR / "node_modules" / "laravel-echo").is_dir(), "run scripts/install-js-clients"
-    result = subprocess.run(
-        [NODE, "--test", "--test-reporter=spec", *files],
-        cwd=JS_DIR,
-        env={**os.environ, "LEADRELAY_JS_TEST": json.dumps(context)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout}\n{result.stderr}"
-    # the runner's summary: something ran, nothing failed, was skipped or left to do
-    summary = dict(
-        re.findall(r"^\S+ (tests|pass|fail|skipped|todo|cancelled) (\d+)$", result.stdout, re.M)
-    )
-    assert int(summary["tests"]) >= len(files) and summary["pass"] == summary["tests"], summary
-
 
 # what must never cross the wire in clear in the private modes
 PERSON = {"name": "Wire Ada Secret", "email": "wire.ada@example.com", "phone": "+44 7700 900123"}
