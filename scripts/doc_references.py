@@ -45,11 +45,14 @@ def api_reference() -> list[str]:
     from leadrelay.config import Settings
     from leadrelay.web.openapi import document
 
-    doc = document(Settings())
+    # every route, the Pusher API's too (served only with the setting pusher_api)
+    doc = document(Settings(pusher_api=True))
     lines = ["| method and path | what | auth | answers |", "|---|---|---|---|"]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             auth = "bearer token" if operation.get("security") else "none"
+            if path.startswith("/apps/"):
+                auth = "Pusher's signature"
             statuses = ", ".join(sorted(operation.get("responses", {})))
             lines.append(
                 f"| `{method.upper()} {path}` | {_cell(operation.get('summary', ''))} "

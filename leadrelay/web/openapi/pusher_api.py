@@ -31,6 +31,10 @@ REFUSALS = {
     "413": {"description": f"data over {MAX_DATA_BYTES} bytes", **PLAIN},
     # until phase 2 of issue 26 stores them, every valid trigger: pusher_api_not_ready
     "503": {"description": "not stored (send it again later)", **json_body(ref("Error"))},
+    "508": {
+        "description": "sent by a leadrelay: its Pusher settings name a leadrelay",
+        **json_body(ref("Error")),
+    },
 }
 
 
