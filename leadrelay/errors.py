@@ -182,3 +182,9 @@ PUSHER_ERROR_KINDS: dict[str, int] = {
     "protocol": 20,  # anything else unexpected from the server
     "websocket": 21,  # round-trip over the websocket failed
 }
+
+
+# the body of a 500: what went wrong is in the log, never in the answer
+INTERNAL_ERROR_BODY = {
+    "error": {"code": "internal_error", "message": "leadrelay hit an unexpected error"}
+}

@@ -32,11 +32,11 @@ import pytest
 from leadrelay import leads
 from leadrelay.config import Settings
 from leadrelay.errors import Unavailable
+from leadrelay.lead_writer import LeadWriter
+from leadrelay.lead_writer import handle as lead_writer
 from leadrelay.relay import runner as relay_runner
 from leadrelay.relay.runner import RelayRunner
 from leadrelay.store.sqlite import Store
-from leadrelay.web import lead_writer
-from leadrelay.web.lead_writer import LeadWriter
 from support.database import write_lock
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import (
@@ -211,7 +211,7 @@ def writer_pid(serve: Serve) -> int:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == serve.process.pid and b"leadrelay.web.lead_writer" in cmdline:
+        if parent == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
             return int(proc.name)
     raise AssertionError("the daemon has no lead writer process")
 

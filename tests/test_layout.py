@@ -46,6 +46,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("leadrelay.outbox",),
     ("leadrelay.relay",),
     ("leadrelay.doctor",),
+    ("leadrelay.lead_writer",),
     ("leadrelay.web",),
     ("leadrelay.cli", "leadrelay.__main__"),
 ]

@@ -14,14 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from leadrelay import children
 from leadrelay.config import DB_ENV, Settings, parse_db, resolved_db
-from leadrelay.errors import Unavailable
 from leadrelay.relay.wake import Waker, WakeSocket
 from leadrelay.store import open_store
 from leadrelay.store.base import Store
@@ -29,8 +27,6 @@ from leadrelay.store.base import Store
 log = logging.getLogger("leadrelay.relay")
 
 FIRST_RESTART_DELAY = 0.5
-MAX_RESTART_DELAY = 10.0
-HEALTHY_RUN_SECONDS = 60.0
 
 
 async def run_relay(
@@ -125,42 +121,30 @@ class RelayRunner:
         if self.settings.relay == "inline":
             self._task = asyncio.create_task(run_relay(self.settings, self.store, self._stop))
         else:
-            self._task = asyncio.create_task(self._supervise())
+            supervisor = children.Supervisor("relay", FIRST_RESTART_DELAY, log)
+            self._task = asyncio.create_task(
+                supervisor.keep_running(self._spawn, self._ended, self._stop.is_set)
+            )
 
-    async def _supervise(self) -> None:
-        """Keep the relay process alive; restart it if it dies: after 0.5 s, doubling while
-        it keeps dying, afresh after a healthy run."""
-        delay = FIRST_RESTART_DELAY
-        while not self._stop.is_set():
-            started = time.monotonic()
+    async def _spawn(self) -> None:
+        self._child = children.start(
+            [sys.executable, "-m", "leadrelay.relay.runner", json.dumps(_settings_json(self))],
+            env={**os.environ, DB_ENV: resolved_db(self.settings.db)},
+            stdin=subprocess.DEVNULL,
+        )
+
+    async def _ended(self) -> tuple[bool, int | None]:
+        """Wait for the process to end (or the daemon to stop).  It exits 0 only when told
+        to stop (a SIGTERM to the daemon's process group reaches it too): that is final,
+        anything else is a crash to recover from."""
+        child = self._child
+        assert child is not None
+        while child.poll() is None and not self._stop.is_set():
             try:
-                self._child = children.start(
-                    [
-                        sys.executable,
-                        "-m",
-                        "leadrelay.relay.runner",
-                        json.dumps(_settings_json(self)),
-                    ],
-                    env={**os.environ, DB_ENV: resolved_db(self.settings.db)},
-                    stdin=subprocess.DEVNULL,
-                )
-            except OSError as exc:  # out of processes or memory, for a while
-                log.error("could not start the relay process (%s); trying again", exc)
-            else:
-                while self._child.poll() is None and not self._stop.is_set():
-                    try:
-                        await asyncio.wait_for(self._stop.wait(), timeout=0.2)
-                    except TimeoutError:
-                        pass
-                # it exits 0 only when told to stop (a SIGTERM to the daemon's process group
-                # reaches it too): that is final, anything else is a crash to recover from
-                if self._stop.is_set() or self._child.returncode == 0:
-                    return
-                log.error("the relay process exited (%s); restarting it", self._child.returncode)
-                if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
-                    delay = FIRST_RESTART_DELAY
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RESTART_DELAY)
+                await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+            except TimeoutError:
+                pass
+        return not (self._stop.is_set() or child.returncode == 0), child.returncode
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -206,23 +190,11 @@ async def _child_main(settings: Settings) -> None:
 
 
 def main() -> None:
-    from leadrelay.logs import setup_logging
-
     data = json.loads(sys.argv[1])
     data["db"] = parse_db(os.environ[DB_ENV])
     data["statuses"] = tuple(data["statuses"])
     settings = Settings(**data)
-    setup_logging(settings.log_level)
-    try:
-        try:
-            import uvloop
-
-            uvloop.run(_child_main(settings))
-        except ImportError:
-            asyncio.run(_child_main(settings))
-    except Unavailable as exc:  # the database is down as it starts: the daemon retries
-        log.error("the relay process cannot open the database: %s", exc)
-        sys.exit(1)
+    children.run_child("relay", log, settings.log_level, lambda: _child_main(settings))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ class GroupCommit(Generic[TxT]):
         self, fn: Callable[[TxT], T], done: Callable[[T | None, BaseException | None], None]
     ) -> None:
         """`write` for a caller that is not a coroutine: `done(result, error)` is called as
-        soon as the batch is durable, with no task to wake in between (lead_writer.py)."""
+        soon as the batch is durable, with no task to wake in between (lead_writer/process.py)."""
         self._enqueue(Job(fn, Callback(done)))
 
     def _enqueue(self, job: Job) -> None:

@@ -21,7 +21,8 @@ from starlette.types import Receive, Scope, Send
 
 from leadrelay.auth import Authenticator
 from leadrelay.config import Settings
-from leadrelay.errors import ApiError, PusherApiRefused
+from leadrelay.errors import INTERNAL_ERROR_BODY, ApiError, PusherApiRefused
+from leadrelay.lead_writer import LeadWriter
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import open_store, retention
 from leadrelay.web import console, intake, ops_api, pusher_api, status_intake
@@ -46,8 +47,7 @@ from leadrelay.web.api import (
     test_pusher_settings,
 )
 from leadrelay.web.cors import Cors
-from leadrelay.web.http import INTERNAL_ERROR_BODY, JSON, error_response
-from leadrelay.web.lead_writer import LeadWriter
+from leadrelay.web.http import JSON, error_response
 from leadrelay.web.presence_sync import keep_presence_in_sync
 from leadrelay.web.pusher_webhooks import pusher_webhooks
 from leadrelay.web.ratelimit import RateLimiter

@@ -33,11 +33,6 @@ class JSON(JSONResponse):
 
 
 # what an unexpected exception is answered with (its details go to the log only)
-INTERNAL_ERROR_BODY = {
-    "error": {"code": "internal_error", "message": "leadrelay hit an unexpected error"}
-}
-
-
 def error_headers(err: ApiError) -> dict[str, str]:
     """The headers an error's answer carries besides its body: Retry-After on a 429 or a
     503."""

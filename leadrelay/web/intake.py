@@ -5,7 +5,7 @@ the other routes (its middleware, router and Request object: about a third of a 
 endpoint's time, measured in docs/dev/performance.md) and reads the few headers it needs straight
 off the ASGI scope.  What it checks, in order, and how it answers are the same as any route's:
 errors are `ApiError`s answered with the contract's error body.  Under `serve`, the lead itself
-is written by the lead writer process (lead_writer.py), which answers once it is durable.
+is written by the lead writer process (leadrelay/lead_writer/), which answers once it is durable.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import orjson
 
 from leadrelay import leads, metrics
 from leadrelay.auth import Principal, require_admin
-from leadrelay.errors import ApiError, RateLimited, Unavailable
+from leadrelay.errors import INTERNAL_ERROR_BODY, ApiError, RateLimited, Unavailable
 from leadrelay.web import webhook_secrets
 from leadrelay.web.http import (
-    INTERNAL_ERROR_BODY,
     check_length,
     collect_body,
     decode_json,

@@ -8,9 +8,9 @@ from starlette.requests import Request
 
 from leadrelay.auth import Authenticator, Principal
 from leadrelay.config import Settings
+from leadrelay.lead_writer import LeadWriter
 from leadrelay.store.base import Store
 from leadrelay.web.http import socket_id
-from leadrelay.web.lead_writer import LeadWriter
 from leadrelay.web.ratelimit import RateLimiter
 
 SOCKET_ID_HEADER = "x-socket-id"

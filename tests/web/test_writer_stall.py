@@ -38,7 +38,7 @@ def writer_pids(serve: Serve) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == serve.process.pid and b"leadrelay.web.lead_writer" in cmdline:
+        if ppid == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
             found.append(int(entry.name))
     return found
 
