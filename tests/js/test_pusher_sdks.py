@@ -138,3 +138,15 @@ def test_pusher_sdks_python_read_while_the_upstream_is_down(tmp_path: Path, soke
         with pytest.raises(PusherBadAuth):
             client(serve, soketi, secret="stored-but-wrong-0123").channels_info()
         cli(db, "pusher", "show")  # the daemon is still well
+
+
+def test_pusher_sdks_a_daemon_pointed_at_itself_refuses_at_once(
+    tmp_path: Path, soketi: Soketi
+) -> None:
+    # PUSHER_HOST seeded from an app's .env that names the daemon: the read goes out once,
+    # carrying Via, and comes back refused instead of going round again
+    db = tmp_path / "loop.db"
+    with Serve(db, env={"LEADRELAY_PUSHER_API": "true"}) as serve:
+        point_at_soketi(db, soketi, via=("127.0.0.1", serve.port))
+        with pytest.raises(PusherBadStatus, match='^508: .*"pusher_loop"'):
+            client(serve, soketi).channels_info()
