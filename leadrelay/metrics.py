@@ -26,6 +26,12 @@ EVENTS_FAILED = Counter(
     "leadrelay_events_failed_total", "Failed delivery attempts, by cause", ["cause"]
 )
 EVENTS_DEAD = Counter("leadrelay_events_dead_total", "Events moved to the dead-letter state")
+WRITES_REFUSED = Counter(
+    "leadrelay_writes_refused_total",
+    "New leads and status changes answered 503 by the lead writer, by error code "
+    "(writer_unavailable: not written in time or too many waiting; database_unavailable)",
+    ["code"],
+)
 RELAY_LATENCY = Histogram(
     "leadrelay_relay_latency_seconds",
     "From the event's commit to Pusher accepting it",
@@ -37,8 +43,17 @@ def _gauge(name: str, help_text: str, value: float) -> str:
     return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name} {value}\n"
 
 
-def render(outbox: dict[str, Any], now: float, watching: int = 0) -> str:
-    """The exposition text: this process's (or all processes') metrics plus outbox gauges."""
+def render(
+    outbox: dict[str, Any],
+    now: float,
+    watching: int = 0,
+    *,
+    relay_paused: bool = False,
+    lease_held: bool | None = None,
+) -> str:
+    """The exposition text: this process's (or all processes') metrics plus the gauges read
+    from the database at scrape time (the outbox, who watches, the relay's state and lease;
+    the lease gauge only where there is one, on SQLite)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -58,5 +73,19 @@ def render(outbox: dict[str, Any], now: float, watching: int = 0) -> str:
             "leadrelay_providers_watching",
             "Providers whose channel is occupied now (Pusher's channel webhooks)",
             watching,
+        )
+        + _gauge(
+            "leadrelay_relay_paused",
+            "1 while relaying is paused by a settings error (wrong key, secret or app)",
+            int(relay_paused),
+        )
+        + (
+            ""
+            if lease_held is None
+            else _gauge(
+                "leadrelay_relay_lease_held",
+                "1 while a daemon holds the relay lease (SQLite: the one daemon that relays)",
+                int(lease_held),
+            )
         )
     )

@@ -127,7 +127,8 @@ def metrics_reference() -> list[str]:
             if value._labelnames:
                 name += "{" + ",".join(value._labelnames) + "}"
             lines.append(f"| `{name}` | {value._type} | {_cell(value._documentation)} |")
-    text = metrics.render({"pending": 0, "dead": 0, "oldest_pending": None}, 0.0)
+    outbox = {"pending": 0, "dead": 0, "oldest_pending": None}
+    text = metrics.render(outbox, 0.0, lease_held=False)
     helps = {}
     for line in text.splitlines():
         if line.startswith("# HELP leadrelay_"):

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from leadrelay import children, crm_status
+from leadrelay import children, crm_status, metrics
 from leadrelay.config import DB_ENV, resolved_db
 from leadrelay.errors import Unavailable, WriterUnavailable
 from leadrelay.lead_writer.frames import ANSWER, Frames
@@ -156,6 +156,17 @@ class LeadWriter:
         return await self._request(["status", request, idempotency_key, socket_id])
 
     async def _request(self, request: list[Any]) -> tuple[int, bytes]:
+        """Send one write; count each 503 it ends in (leadrelay_writes_refused_total)."""
+        try:
+            status, body = await self._send(request)
+        except Unavailable as exc:
+            metrics.WRITES_REFUSED.labels(code=exc.code).inc()
+            raise
+        if status == 503:
+            metrics.WRITES_REFUSED.labels(code=orjson.loads(body)["error"]["code"]).inc()
+        return status, body
+
+    async def _send(self, request: list[Any]) -> tuple[int, bytes]:
         frames = self._frames
         if frames is None or frames.closed.done():
             raise Unavailable(

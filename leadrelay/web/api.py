@@ -304,7 +304,16 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     st = state(request)
     counts = await st.store.outbox_counts()
-    text = metrics.render(counts, time.time(), await st.store.count_watching())
+    relay = await st.store.get_setting(RELAY_STATE_KEY) or {}
+    lease = await relay_lease(st.store)
+    text = metrics.render(
+        counts,
+        time.time(),
+        await st.store.count_watching(),
+        relay_paused=bool(relay.get("paused_reason")),
+        # PostgreSQL has no lease to hold: every daemon relays, claiming each event
+        lease_held=None if lease.get("claims_per_event") else lease["held"],
+    )
     return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
 

@@ -178,6 +178,10 @@ def test_relay_metrics_count_relayed_events(daemon: Serve, soketi: Soketi) -> No
     assert "leadrelay_leads_received_total 3.0" in text
     assert "leadrelay_relay_latency_seconds_count 3.0" in text
     assert "leadrelay_outbox_pending 0" in text
+    assert "leadrelay_relay_paused 0" in text.splitlines()
+    # SQLite: one daemon holds the relay lease; PostgreSQL has none to hold (no gauge)
+    held = "leadrelay_relay_lease_held 1" in text.splitlines()
+    assert held == (not str(daemon.db).startswith("postgresql://")), text
 
 
 def test_test_connection_success_and_each_failure(tmp_path: Path, soketi: Soketi) -> None:

@@ -62,6 +62,7 @@ def test_relay_log_reads_right_through_start_outage_and_pause(
         for n in range(3):
             client.post("/api/leads", json={"name": f"paused {n}"})
         wait_for_log(serve, "relaying paused")
+        wait_for_metric(client, "leadrelay_relay_paused 1")
         time.sleep(1.0)
         logs = serve.logs()
         assert "retry in 0.0" not in logs, logs
@@ -69,5 +70,18 @@ def test_relay_log_reads_right_through_start_outage_and_pause(
 
         cli(serve.db, "pusher", "set", "--secret", soketi.secret)
         wait_for_log(serve, r"relaying running again")
+        wait_for_metric(client, "leadrelay_relay_paused 0")
         logs = wait_for_log(serve, rf"{RESUMED.pattern}[\s\S]*{RESUMED.pattern}")
         assert len(RESUMED.findall(logs)) == 2
+
+
+def wait_for_metric(client: httpx.Client, line: str, seconds: float = 15.0) -> None:
+    """/metrics shows `line` (a gauge read from the database at scrape time) in time."""
+    deadline = time.monotonic() + seconds
+    text = ""
+    while time.monotonic() < deadline:
+        text = client.get("/metrics").text
+        if line in text.splitlines():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"/metrics never showed {line!r}:\n{text}")

@@ -85,6 +85,8 @@ def test_writer_stalled_answers_503_by_the_deadline_and_writes_nothing(db: Path 
             os.kill(writer, signal.SIGCONT)  # thawed before it is replaced: it has them all
         assert len(answers) == 3
         assert_refused_in_time(answers, DEADLINE + 1.5)
+        refused = 'leadrelay_writes_refused_total{code="writer_unavailable"} 3.0'
+        assert refused in httpx.get(f"{serve.url}/metrics").text.splitlines()
         assert post_ok(serve, "after")
         assert writer_pids(serve) == [writer], "a writer that thawed in time is kept"
         # nothing half-written: the thawed writer refused what the daemon had answered 503
