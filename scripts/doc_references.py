@@ -87,15 +87,15 @@ def _code_of(node: ast.expr) -> str | None:
 
 def errors_reference() -> list[str]:
     """Every code the API can answer with: the classes' own, and each `code=` given where
-    one of them is raised, found in the source."""
+    one of them is raised, found in the source.  Where it is raised is left out on purpose:
+    moving a module must not make the reference stale."""
     classes = _api_error_classes()
-    found: dict[tuple[int, str], set[str]] = {}
+    found: dict[tuple[int, str], str] = {}
     for name, (status, code) in classes.items():
         if name != "ApiError":
-            found.setdefault((status, code), set())
+            found[(status, code)] = name
     for source in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(source.read_text())
-        module = source.relative_to(ROOT).as_posix()
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
@@ -105,11 +105,10 @@ def errors_reference() -> list[str]:
             for keyword in node.keywords:
                 if keyword.arg == "code":
                     code = _code_of(keyword.value) or code
-            found.setdefault((status, code), set()).add(module)
-    lines = ["| status | code | raised in |", "|---|---|---|"]
-    for (status, code), modules in sorted(found.items()):
-        where = ", ".join(f"`{m}`" for m in sorted(modules)) or "(the class's default)"
-        lines.append(f"| {status} | `{code}` | {where} |")
+            found.setdefault((status, code), node.func.id)
+    lines = ["| status | code | error class |", "|---|---|---|"]
+    for (status, code), name in sorted(found.items()):
+        lines.append(f"| {status} | `{code}` | `{name}` |")
     return lines
 
 
