@@ -60,7 +60,7 @@ def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption =
         return
     say(f"created the database {shown}" + ("" if postgres else " (mode 0600)"))
     print_fields({"admin token": token})
-    say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
+    say("Keep the token now: it is stored hashed and cannot be shown again.", "yellow")
     say("next: leadrelay pusher set …, leadrelay providers add NAME, leadrelay serve")
 
 

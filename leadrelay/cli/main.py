@@ -241,7 +241,7 @@ def leads_erase(
     result, left_behind = run(erase())
     show(result, as_json, print_fields)
     if not as_json and not result["checkpointed"]:
-        say(f"[yellow]{left_behind}[/]")
+        say(left_behind, "yellow")
 
 
 def _change(lead: int | str, body: dict[str, Any], db: str | None, as_json: bool) -> None:
@@ -287,7 +287,7 @@ def providers_add(
         show(result, True, print_fields)
         return
     print_fields(result)
-    say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
+    say("Keep the token now: it is stored hashed and cannot be shown again.", "yellow")
 
 
 @providers_app.command("list")
@@ -369,7 +369,7 @@ def tokens_create(
         show({"token": token}, True, print_fields)
         return
     print_fields({"token": token})
-    say("[yellow]Keep the token now: it is stored hashed and cannot be shown again.[/]")
+    say("Keep the token now: it is stored hashed and cannot be shown again.", "yellow")
 
 
 @tokens_app.command("list")

@@ -25,6 +25,7 @@ from leadrelay.cli.support import (
     stdout_console,
 )
 from leadrelay.cli.tail.command import tail
+from leadrelay.cli.text import plain, visible
 from leadrelay.config import is_postgres
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def test_connection(
     line = f"ok: {result['server']} app {result['app_id']} answered in {result['http_ms']} ms"
     if "roundtrip_ms" in result:
         line += f"; a test event came back over the websocket in {result['roundtrip_ms']} ms"
-    typer.echo(line)
+    typer.echo(visible(line))
 
 
 def _failure(cause: str, message: str, exit_code: int) -> dict[str, Any]:
@@ -370,10 +371,15 @@ def doctor(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"ok": not failed, "checks": checks})
     else:
-        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        from rich.text import Text
+
+        marks = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
         console = stdout_console()
         for check in checks:
-            console.print(f"{marks[check['status']]:>14}  {check['name']}: {check['detail']}")
+            mark, style = marks[check["status"]]
+            # the detail may quote a database or server error: text, never markup
+            line = plain(f"{check['name']}: {check['detail']}")
+            console.print(Text.assemble((mark.rjust(4), style), "  ", line))
     if failed:
         raise typer.Exit(1)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from leadrelay.cli.text import ESCAPES, plain, visible
 from leadrelay.config import (
     Settings,
     describe_db,
@@ -69,7 +70,7 @@ def set_root_db(db: Path | str | None) -> None:
 
 def settings_for(db: Path | str | None, config: Path | None = None, **flags: Any) -> Settings:
     for warning in unknown_env_warnings(os.environ):
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {visible(warning)}", err=True)
     try:
         return load_settings({"db": db or _ROOT_DB.get(), **flags}, config_file=config)
     except LeadrelayError as exc:
@@ -77,8 +78,9 @@ def settings_for(db: Path | str | None, config: Path | None = None, **flags: Any
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One actionable line on stderr and a non-zero exit; never a traceback."""
-    typer.echo(f"error: {message}", err=True)
+    """One actionable line on stderr and a non-zero exit; never a traceback (and never a
+    control character a database or server error text carried: see text.py)."""
+    typer.echo(f"error: {visible(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -136,27 +138,36 @@ def _at_path(exc: Unavailable, db: Path | str) -> Unavailable:
     return Unavailable(f"{shown}: {exc}", code=exc.code)
 
 
+# JSON escapes C0 controls itself; these it leaves raw, and a terminal may obey them
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in ESCAPES if code >= 0x7F}
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    """One JSON document: the same data, with the characters a terminal would obey escaped."""
+    text = json.dumps(data, ensure_ascii=False, default=str).translate(_JSON_ESCAPES)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table whose every cell is text (text.py), whatever the database holds."""
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(
+        title=None if title is None else plain(title),
+        title_justify="left",
+        header_style="bold",
+    )
     for column in columns:
-        table.add_column(column)
+        table.add_column(plain(column))
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(plain("" if cell is None else cell) for cell in row))
     stdout_console().print(table)
 
 
 def stdout_console() -> Any:
     """Rich cuts to 80 columns when stdout is not a terminal; a table piped to a file or to
     grep keeps every character instead (COLUMNS, when set, still wins)."""
-    import os
-
     from rich.console import Console
 
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
@@ -178,8 +189,11 @@ def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
         human(data)
 
 
-def say(message: str) -> None:
-    """A note for people, on stderr so that stdout stays clean for --json."""
+def say(message: str, style: str = "") -> None:
+    """A note for people, on stderr so that stdout stays clean for --json.  The message is
+    text, never markup (it may carry a path, a name or an error text; `style` colours it).
+    A terminal wraps it at its width; a pipe or a file gets it whole on one line."""
     from rich.console import Console
 
-    Console(stderr=True).print(message)
+    console = Console(stderr=True, highlight=False)
+    console.print(plain(message, style), soft_wrap=not console.is_terminal)

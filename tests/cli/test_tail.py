@@ -285,8 +285,10 @@ def status_change(lead: dict[str, Any], old: str, new: str, ago: float) -> dict[
 @pytest.mark.parametrize("width", [80, 100])
 def test_rich_output_fits_the_terminal(width: int) -> None:
     buffer = io.StringIO()
-    output = RichOutput(["private-provider.3"], Console(file=buffer, width=width))
-    lead = {"id": 12, "name": "Bartholomew Fitzgerald-Montgomery", "provider_id": 3}
+    console = Console(file=buffer, width=width, force_terminal=True, color_system=None)
+    output = RichOutput(["private-provider.3"], console)
+    name = "Bartholomew Fitzgerald-Montgomery"
+    lead = {"id": 12, "name": name, "provider_id": 3}
     now, channel = datetime.now(UTC), "private-provider.3"
     for old, new, ago in (("new", "contacted", 0.04), ("contacted", "qualified", 12)):
         change = status_change(lead, old, new, ago)
@@ -294,13 +296,22 @@ def test_rich_output_fits_the_terminal(width: int) -> None:
     assigned = {"type": "lead.assigned", "seq": 1, "occurred_at": now.isoformat(), "lead": lead}
     output.event(Shown(channel, "lead.assigned", assigned, now, Origin.STORED))
     lines = buffer.getvalue().splitlines()
-    assert len(lines) == 3 and all(len(line) <= width for line in lines), lines
-    assert " provider.3 status.updated #12 Bar" in lines[0]
-    assert "new → contacted by provider 3" in lines[0] and lines[0].endswith("+40ms")
-    # too long for 80 columns beside the name: the provider shrinks to `p3`, not the name
+    assert all(len(line) <= width for line in lines), lines
+    rows = [n for n, line in enumerate(lines) if line[:2].isdigit()]
+    assert len(rows) == 3
+    first, second, third = (lines[n].rstrip() for n in rows)
+    assert " provider.3 status.updated #12 Bartholomew " in first
+    assert "new → contacted by " in first and first.endswith("+40ms")
+    # too long for 80 columns beside the name: the provider shrinks to `p3`
     who = "p3" if width == 80 else "provider 3"
-    assert f"contacted → qualified by {who}" in lines[1] and lines[1].endswith("+12s")
-    assert "new lead → provider 3" in lines[2] and lines[2].endswith("stored")
+    assert f"contacted → qualified by {who}" in second and second.endswith("+12s")
+    assert "new lead → provider 3" in third and third.endswith("stored")
+    # the name is never cut: what does not fit folds inside its column, under itself
+    column = first.index("#12")
+    folded = "".join(line[column:].strip() for line in lines[rows[0] + 1 : rows[1]])
+    assert (first[column:].split("  ")[0] + folded).replace(" ", "") == f"#12{name}".replace(
+        " ", ""
+    )
 
 
 @pytest.mark.anyio
@@ -452,7 +463,8 @@ def test_tail_since_shows_stored_then_live_without_duplicates(
         tails.append(human)
         human.wait_lines(3)
         human.stop()
-        assert all(len(line) <= 80 for line in human.lines), human.lines
+        # a pipe: whole lines, nothing cut to fit 80 columns
+        assert all("#1 Early " in line and "…" not in line for line in human.lines), human.lines
         assert "new → contacted by admin" in human.lines[1]
         assert "contacted → qualified by admin" in human.lines[2]
     finally:

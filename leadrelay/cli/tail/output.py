@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from leadrelay.cli.support import print_json
+from leadrelay.cli.text import plain, visible
 
 Level = Literal["info", "ok", "warn", "error"]
 LEVEL_STYLES: dict[Level, tuple[str, str]] = {
@@ -34,6 +35,7 @@ STATUS_STYLES = {
 MAX_LINE = 100
 LATENCY_WIDTH = 6
 EVENT_WIDTH = len("status.updated")
+MIN_NAME = 8  # the lead's column on a terminal: `#12 Ada…` at least, folded past it
 
 
 class StdoutConsole(Console):
@@ -126,7 +128,7 @@ def describe_change(data: dict[str, Any], *, compact: bool = False) -> Text:
     lead = data.get("lead") if isinstance(data.get("lead"), dict) else {}
     assert isinstance(lead, dict)
     if data.get("type") == "lead.status.updated" or "new_status" in data:
-        old, new = str(data.get("old_status")), str(data.get("new_status"))
+        old, new = visible(data.get("old_status")), visible(data.get("new_status"))
         text = Text()
         text.append(old, style=STATUS_STYLES.get(old, ""))
         text.append(" → ")
@@ -135,13 +137,13 @@ def describe_change(data: dict[str, Any], *, compact: bool = False) -> Text:
         if isinstance(changed_by, dict):
             if changed_by.get("role") == "provider":
                 who = "p" if compact else "provider "
-                text.append(f" by {who}{changed_by.get('provider_id')}", style="dim")
+                text.append(f" by {who}{visible(changed_by.get('provider_id'))}", style="dim")
             else:
                 text.append(" by admin", style="dim")
         return text
     provider = lead.get("provider_id")
     what = "new lead" if data.get("seq") == 1 else "reassigned"
-    target = f"provider {provider}" if provider is not None else "no provider"
+    target = f"provider {visible(provider)}" if provider is not None else "no provider"
     return Text.assemble((what, "dim"), " → ", (target, "bold"))
 
 
@@ -177,25 +179,30 @@ class Notes:
         stamp = Text.assemble((datetime.now().strftime("%H:%M:%S"), "dim"), " ", (mark, style))
         if not self.console.is_terminal:
             # a log file: one line a note, whatever its length, so that grep finds it whole
-            self.console.print(Text.assemble(stamp, " ", (text, style)), soft_wrap=True)
+            self.console.print(Text.assemble(stamp, " ", plain(text, style)), soft_wrap=True)
             return
         # a terminal: long notes wrap under their own text, not under the time
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row(stamp, Text(text, style=style))
+        grid.add_row(stamp, plain(text, style))
         self.console.print(grid)
 
 
 class RichOutput:
-    """One line an event, columns fixed so that a stream of them reads as a table."""
+    """One row an event, columns fixed so that a stream of them reads as a table.
+
+    Nothing is ever cut: on a terminal a long name or change wraps inside its own column
+    (the row takes two lines); in a pipe or a file each event is one whole line, so that
+    grep and scripts see every character.
+    """
 
     def __init__(
         self, channels: list[str], out: Console | None = None, err: Console | None = None
     ) -> None:
         self.console = out or StdoutConsole(highlight=False)
         self._notes = Notes(err)
-        self._channel_width = max(len(short_channel(c)) for c in channels)
+        self._channel_width = max(len(visible(short_channel(c))) for c in channels)
         self._day: date = datetime.now().astimezone().date()
 
     def note(self, text: str, level: Level = "info") -> None:
@@ -208,47 +215,80 @@ class RichOutput:
         if when.date() != self._day:
             self._day = when.date()
             self.console.print(Text(f"── {when:%a %d %b %Y} ──", style="dim"))
-        self.console.print(self.render(shown, when, occurred), soft_wrap=True)
+        if self.console.is_terminal:
+            self.console.print(self.row(shown, when, occurred))
+        else:
+            self.console.print(self.line(shown, when, occurred), soft_wrap=True)
         # Rich buffers nothing here, but a pipe would: keep `tail | grep` live.
         self.console.file.flush()
 
-    def render(self, shown: Shown, when: datetime, occurred: datetime | None) -> Text:
-        width = min(self.console.width, MAX_LINE)
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{when:%H:%M:%S} ", style="dim" if shown.origin is Origin.STORED else "")
-        line.append(short_channel(shown.channel).ljust(self._channel_width) + " ", style="cyan")
-        event = short_event(shown.event)
-        event_style = "green" if event == "assigned" else "yellow"
-        line.append(event.ljust(EVENT_WIDTH) + " ", style=event_style)
-        room = width - line.cell_len - LATENCY_WIDTH - 1
-        line.append_text(self._middle(shown.data, room))
-        line.append(" ")
-        line.append_text(self._latency(shown, occurred))
-        return line
+    def _widths(self, width: int) -> tuple[int, int]:
+        """The name column's width and the change column's, in a line `width` wide."""
+        head = 8 + 1 + self._channel_width + 1 + EVENT_WIDTH + 1
+        room = max(width - head - LATENCY_WIDTH - 1, 14)
+        name = max(12, min(28, room - 22))  # beside `new → contacted by p3` at 80 columns
+        return name, max(room - name - 1, 1)
 
-    def _middle(self, shown_data: Any, room: int) -> Text:
+    def _head(self, shown: Shown, when: datetime) -> list[Text]:
+        event = visible(short_event(shown.event))
+        return [
+            Text(f"{when:%H:%M:%S}", style="dim" if shown.origin is Origin.STORED else ""),
+            plain(short_channel(shown.channel), "cyan"),
+            Text(event, style="green" if event == "assigned" else "yellow"),
+        ]
+
+    def row(self, shown: Shown, when: datetime, occurred: datetime | None) -> Table:
+        """For a terminal: a grid row; long text folds within its column."""
+        name_width, change_width = self._widths(min(self.console.width, MAX_LINE))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, width=self._channel_width)
+        grid.add_column(no_wrap=True, width=EVENT_WIDTH)
+        # a long change says `p3` rather than leave the name fewer than 12 columns; what it
+        # still lacks it takes from the name's column, down to a few letters
+        lead, change = self._middle(shown.data, change_width + name_width - 12)
+        taken = min(max(change.cell_len - change_width, 0), name_width - MIN_NAME)
+        name_width, change_width = name_width - taken, change_width + taken
+        if lead is None:  # not ours: the raw data takes both columns
+            grid.add_column(overflow="fold", width=name_width + 1 + change_width)
+            middle = [change]
+        else:
+            grid.add_column(overflow="fold", width=name_width)
+            grid.add_column(overflow="fold", width=change_width)
+            middle = [lead, change]
+        grid.add_column(no_wrap=True, width=LATENCY_WIDTH, justify="right")
+        grid.add_row(*self._head(shown, when), *middle, self._latency(shown, occurred))
+        return grid
+
+    def line(self, shown: Shown, when: datetime, occurred: datetime | None) -> Text:
+        """For a pipe or a file: one whole line, padded into the columns where it fits."""
+        name_width, _ = self._widths(min(self.console.width, MAX_LINE))
+        time, channel, event = self._head(shown, when)
+        channel.pad_right(self._channel_width - channel.cell_len)
+        event.pad_right(EVENT_WIDTH - event.cell_len)
+        lead, change = self._middle(shown.data, None)
+        line = Text.assemble(time, " ", channel, " ", event, " ")
+        if lead is not None:
+            lead.pad_right(name_width - lead.cell_len)
+            line.append_text(lead)
+            line.append(" ")
+        return line.append_text(Text.assemble(change, " ", self._latency(shown, occurred)))
+
+    def _middle(self, shown_data: Any, change_width: int | None) -> tuple[Text | None, Text]:
+        """The lead (`#12 name`: None for data not ours) and what happened to it; the change
+        says `p3` for `provider 3` where it would not fit in `change_width`."""
         data = shown_data if isinstance(shown_data, dict) else {}
         lead = data.get("lead")
         if not isinstance(lead, dict):
             # Not one of ours (another app may share the channel): show the raw data.
-            raw = Text(json.dumps(shown_data, ensure_ascii=False), style="dim")
-            raw.truncate(room, overflow="ellipsis", pad=True)
-            return raw
-        name = Text.assemble((f"#{lead.get('id')}", "bold"), " ", str(lead.get("name") or ""))
-        # The lead id and a few letters of the name stay, whatever the change needs.
-        least = len(f"#{lead.get('id')}") + 5
-        change = describe_change(data)
-        if change.cell_len > room - least - 1:
-            change = describe_change(data, compact=True)
-        change.truncate(max(room - least - 1, 0), overflow="ellipsis")
-        # A fixed name column keeps the changes lined up; a long change takes from the name.
-        column = max(12, min(28, room - 26))
-        name.truncate(
-            max(min(column, room - change.cell_len - 1), 1), overflow="ellipsis", pad=True
+            return None, plain(json.dumps(shown_data, ensure_ascii=False), "dim")
+        name = Text.assemble(
+            plain(f"#{lead.get('id')}", "bold"), " ", plain(lead.get("name") or "")
         )
-        middle = Text.assemble(name, " ", change)
-        middle.truncate(room, overflow="ellipsis", pad=True)
-        return middle
+        change = describe_change(data)
+        if change_width is not None and change.cell_len > change_width:
+            change = describe_change(data, compact=True)
+        return name, change
 
     def _latency(self, shown: Shown, occurred: datetime | None) -> Text:
         if shown.origin is Origin.STORED:
