@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from support.serve import Serve, cli, cli_json
+from support.serve import Serve, await_group_gone, children_of, cli, cli_json, group_members
 from support.soketi import free_port
 
 SECRET = "typed-secret-0123456789abcdef"
+# a start or a graceful stop takes a second here, and many more beside a full suite and two
+# CPU hogs: each step waits for what it needs, this long at most
+START_SECONDS = STOP_SECONDS = 60.0
 
 
 @pytest.fixture
@@ -123,23 +126,22 @@ def test_serve_ctrl_c_exits_0(tmp_path: Path) -> None:
         wait_for_relay_state(serve.db)  # the relay child is up too: Ctrl-C reaches it
         assert f"running on http://127.0.0.1:{serve.port}" in serve.logs()
         os.killpg(serve.process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
-        assert serve.process.wait(20) == 0, serve.logs()
+        assert serve.process.wait(STOP_SECONDS) == 0, serve.logs()
         assert "Traceback" not in serve.logs(), serve.logs()
     finally:
         serve.kill()
 
 
-def children_of(pid: int, marker: bytes) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and marker in cmdline:
-            found.append(int(entry.name))
-    return found
+def end_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL what is left of the daemon's group and reap the daemon: a test that failed
+    leaves nothing running for the next one."""
+    if process.returncode is None:  # unreaped: its pid, and so its group, are still ours
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for pid in group_members(process.pid):  # children that outlived it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_serve_ctrl_c_while_its_children_start_exits_0_without_a_traceback(
@@ -156,18 +158,19 @@ def test_serve_ctrl_c_while_its_children_start_exits_0_without_a_traceback(
             env={**os.environ, "LEADRELAY_RELAY": "process"},
         )
         try:
-            deadline = time.monotonic() + 20
-            while not children_of(process.pid, b"leadrelay.relay.runner"):
+            deadline = time.monotonic() + START_SECONDS
+            while not children_of(process.pid, "leadrelay.relay.runner"):
                 assert time.monotonic() < deadline, "the relay child never started"
                 time.sleep(0.002)
             os.killpg(process.pid, signal.SIGINT)  # the relay child is still starting up
-            code = process.wait(20)
+            code = process.wait(STOP_SECONDS)
+            left = await_group_gone(process.pid)  # its children keep its group if they outlive it
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            end_group(process)
         log.seek(0)
         logs = log.read()
     assert code == 0, logs
+    assert left == [], f"still running after the daemon's exit: {left}"
     assert "Traceback" not in logs and "KeyboardInterrupt" not in logs, logs
     assert "ERROR" not in logs, logs  # no child died of the Ctrl-C ("exited (-2)")
 
@@ -185,18 +188,16 @@ def test_serve_ctrl_c_while_it_starts_up_ends_quietly(tmp_path: Path, after_ms: 
             command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
         )
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + START_SECONDS
             while not db.exists():  # first_start has opened the database
                 assert time.monotonic() < deadline, "the database was never created"
                 time.sleep(0.001)
             time.sleep(after_ms / 1000)
             os.killpg(process.pid, signal.SIGINT)
-            code = process.wait(20)
-            time.sleep(0.2)
-            left = children_of(process.pid, b"leadrelay")
+            code = process.wait(STOP_SECONDS)
+            left = await_group_gone(process.pid)  # its children keep its group if they outlive it
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            end_group(process)
         log.seek(0)
         logs = log.read()
     assert code in (0, 130), logs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -82,6 +83,42 @@ def point_at_soketi(
         cli(db, "pusher", "enable")
 
 
+def processes() -> list[tuple[int, int, int, bytes]]:
+    """(pid, parent pid, process group, command line) of every process, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # it exited meanwhile
+        ppid, pgrp = (int(n) for n in stat.rsplit(")", 1)[1].split()[1:3])
+        found.append((int(entry.name), ppid, pgrp, cmdline))
+    return found
+
+
+def children_of(pid: int, marker: str) -> list[int]:
+    """The child processes of `pid` whose command line holds `marker`."""
+    return [p for p, ppid, _, cmd in processes() if ppid == pid and marker.encode() in cmd]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes in the group `pgid` (a daemon's children keep its group when they
+    outlive it)."""
+    return [p for p, _, pgrp, _ in processes() if pgrp == pgid]
+
+
+def await_group_gone(pgid: int, timeout: float = 60.0) -> list[int]:
+    """Wait until no process is left in the group `pgid`; return those still there at the
+    deadline."""
+    deadline = time.monotonic() + timeout
+    while (left := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 class Serve:
     """`leadrelay serve` in its own process group; the admin token it printed on first start."""
 
@@ -102,7 +139,11 @@ class Serve:
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.admin_token}"}
 
-    def start(self, timeout: float = 15.0) -> Self:
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the daemon and wait until /healthz answers (seconds on a loaded machine).
+        If it exits or never answers, its group is killed and reaped before the error."""
+        if self.process is not None and self.process.returncode is None:
+            raise RuntimeError("this serve was started and not stopped")
         self.port = self.port or free_port()
         self._log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
@@ -125,20 +166,11 @@ class Serve:
         self.stdout: list[str] = []
         self._reader = threading.Thread(target=self._read_stdout, args=(self.process,), daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"leadrelay serve exited {self.process.returncode}:\n{self.logs()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
+        try:
+            self._await_health(self.process, timeout)
+        except BaseException:
             self.kill()
-            raise RuntimeError(f"leadrelay serve did not answer within {timeout}s:\n{self.logs()}")
+            raise
         if self.admin_token is None:
             # the first start prints its token before it listens, so it is there by now
             match = TOKEN.search("".join(self.stdout))
@@ -148,11 +180,29 @@ class Serve:
                 self.admin_token = cli_json(self.db, "tokens", "create", "--admin")["token"]
         return self
 
+    def _await_health(self, process: subprocess.Popen[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"leadrelay serve exited {process.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"leadrelay serve did not answer within {timeout}s:\n{self.logs()}")
+
     def _read_stdout(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         with process.stdout:
             for line in process.stdout:
                 self.stdout.append(line)
+
+    def children(self, marker: str) -> list[int]:
+        """The daemon's child processes whose command line holds `marker` (e.g.
+        "leadrelay.lead_writer")."""
+        assert self.process is not None
+        return children_of(self.process.pid, marker)
 
     def logs(self) -> str:
         if self._log is None:
@@ -161,26 +211,38 @@ class Serve:
         return self._log.read()
 
     def signal(self, sig: signal.Signals) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
+        """Send `sig` to the daemon's whole group (its lead writer and relay too), as long as
+        the daemon is not reaped: until then its pid, and so its group, are still ours."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait: the graceful path."""
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the graceful path.  A daemon that does not exit in time is
+        killed and reaped before the TimeoutExpired."""
         assert self.process is not None
         self.signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
         self.close()
         return code
 
     def kill(self) -> None:
-        """SIGKILL the whole group (daemon and relay process): a crash."""
+        """SIGKILL the whole group (daemon, lead writer, relay): a crash.  The daemon is
+        reaped and its log closed whatever state it was in (exited already, or never
+        answered), so no test leaves a process or a file for a later one to be warned of."""
         if self.process is not None:
-            self.signal(signal.SIGKILL)
-            self.process.wait(10)
+            self.signal(signal.SIGKILL)  # a daemon that died first may leave its children
+            self.process.wait()  # SIGKILL cannot be caught or ignored: no timeout needed
             self.close()
 
     def close(self) -> None:
-        self._reader.join(5)
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(5)
         if self._log is not None:
             self._log.close()
             self._log = None

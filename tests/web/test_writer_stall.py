@@ -26,21 +26,8 @@ ENV = {
 
 
 def writer_pids(serve: Serve) -> list[int]:
-    """The daemon's lead writer children, from /proc."""
-    assert serve.process is not None
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
-            found.append(int(entry.name))
-    return found
+    """The daemon's lead writer children."""
+    return serve.children("leadrelay.lead_writer")
 
 
 def post(
