@@ -200,20 +200,11 @@ def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
 
 
 def writer_pid(serve: Serve) -> int:
-    """The daemon's lead writer process (leadrelay/lead_writer.py)."""
-    assert serve.process is not None
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == serve.process.pid and b"leadrelay.lead_writer" in cmdline:
-            return int(proc.name)
-    raise AssertionError("the daemon has no lead writer process")
+    """The daemon's lead writer process (leadrelay/lead_writer/)."""
+    found = serve.children("leadrelay.lead_writer")
+    if not found:
+        raise AssertionError("the daemon has no lead writer process")
+    return found[0]
 
 
 @pytest.mark.both_backends
