@@ -119,10 +119,10 @@ def change_status(
             if earlier is not None:
                 return _replayed(tx.get_lead(earlier[0]), earlier[1])
         if request.external_id is not None:
-            before = tx.lead_by_external_id(request.external_id)
+            before = tx.lead_by_external_id_for_update(request.external_id)
             named = f"external_id {request.external_id!r}"
         else:
-            before = tx.get_lead(request.lead_id or 0)
+            before = tx.lead_for_update(request.lead_id or 0)
             named = f"id {request.lead_id}"
         if before is None:
             raise NotFound(

@@ -30,7 +30,7 @@ async def erase_lead(store: Store, lead_id: int) -> Row:
     database's files, where `store.left_behind` says)."""
 
     def erase(tx: Tx) -> tuple[Row, int]:
-        if tx.get_lead(lead_id) is None:
+        if tx.lead_for_update(lead_id) is None:
             raise NotFound(f"there is no lead {lead_id}", code="lead_not_found")
         rewritten = tx.erase_lead(lead_id, PERSONAL_FIELDS)
         lead = tx.get_lead(lead_id)

@@ -207,7 +207,7 @@ async def change_lead(
     """Apply an admin's or a provider's change; write the events it fires, if any."""
 
     def apply(tx: Tx) -> Row:
-        before = tx.get_lead(lead_id)
+        before = tx.lead_for_update(lead_id)
         if before is None or (not actor.is_admin and before["provider_id"] != actor.provider_id):
             raise lead_not_found(lead_id, actor)
         after, _ = apply_change(tx, before, change, actor.provider_id, socket_id=socket_id)

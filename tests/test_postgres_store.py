@@ -149,3 +149,122 @@ def test_the_operator_commands_on_postgres(pg_url: str) -> None:
     assert "would remove 0 delivered events" in cli(pg_url, "db", "prune", "--dry-run").stdout
     backup = cli(pg_url, "db", "backup", "/nonexistent/copy.db", check=False)
     assert backup.returncode == 2 and "use pg_dump" in backup.stderr
+
+
+async def _paused_write(store: Any, job: Any, started: Any, release: Any) -> Any:
+    """Run `job` in `store`'s next batch, holding the batch open (on its writer thread)
+    until `release` is set; `started` is set once the job has run."""
+
+    def paused(tx: Any) -> Any:
+        result = job(tx)
+        tx.get_setting("pause")  # one more statement, as a batch's later job would make
+        started.set()
+        assert release.wait(20), "never released"
+        return result
+
+    return await store.write(paused)
+
+
+@pytest.mark.postgres
+async def test_two_daemons_changing_one_lead_take_turns(pg_url: str) -> None:
+    """A lead changed by two daemons at once: the second reads it after the first's commit
+    (FOR UPDATE), so its event's old_status is the first's new status, and seq has no gap."""
+    import threading
+
+    from leadrelay import crm_status
+
+    first, second = await open_store(pg_url), await open_store(pg_url)
+    try:
+        created = await leads.create_lead(
+            first, leads.parse_new_lead({"name": "Ada", "external_id": "crm-1"}), status="new"
+        )
+        lead_id = created.lead["id"]
+        change = crm_status.StatusChange(None, "crm-1", {"status": "contacted"}, None)
+        other = crm_status.StatusChange(lead_id, None, {"status": "qualified"}, None)
+        started, release = threading.Event(), threading.Event()
+        held = asyncio.create_task(
+            _paused_write(first, crm_status.change_status(change, None, None), started, release)
+        )
+        await asyncio.to_thread(started.wait, 20)
+        racing = asyncio.create_task(second.write(crm_status.change_status(other, None, None)))
+        await asyncio.sleep(0.3)  # the second is now waiting for the first's row lock
+        assert not racing.done(), "the second change did not wait for the first"
+        release.set()
+        await held
+        await racing
+        rows = await first.fetch_all(
+            "SELECT seq, payload FROM events WHERE lead_id = ? ORDER BY seq", (lead_id,)
+        )
+        import json
+
+        chain = [json.loads(row["payload"]) for row in rows]
+        assert [event["seq"] for event in chain] == [1, 2, 3]
+        assert [(e["old_status"], e["new_status"]) for e in chain[1:]] == [
+            ("new", "contacted"),
+            ("contacted", "qualified"),
+        ]
+        assert (await first.get_lead(lead_id) or {})["status"] == "qualified"
+    finally:
+        release.set()
+        await asyncio.gather(first.close(), second.close())
+
+
+@pytest.mark.postgres
+async def test_event_ids_follow_commit_order_across_daemons(pg_url: str) -> None:
+    """A transaction that wrote an event and is still open does not hold an id below one
+    that another daemon commits meanwhile: ids are taken at the commit, so a reader that
+    saw id N never sees an id below N appear later (the events API's cursor)."""
+    import threading
+
+    first, second = await open_store(pg_url), await open_store(pg_url)
+    try:
+        created = await leads.create_lead(
+            first, leads.parse_new_lead({"name": "Ada"}), status="new"
+        )
+        started, release = threading.Event(), threading.Event()
+        change = {"status": "contacted"}
+
+        def slow_change(tx: Any) -> Any:
+            before = tx.lead_for_update(created.lead["id"])
+            return leads.apply_change(tx, before, change, None, socket_id=None)
+
+        held = asyncio.create_task(_paused_write(first, slow_change, started, release))
+        await asyncio.to_thread(started.wait, 20)
+        later = await leads.create_lead(second, leads.parse_new_lead({"name": "Bo"}), status="new")
+        seen = await second.fetch_all("SELECT id, lead_id FROM events ORDER BY id")
+        release.set()
+        await held
+        after = await second.fetch_all("SELECT id, lead_id FROM events ORDER BY id")
+        newest_seen = max(row["id"] for row in seen)
+        appeared = [row for row in after if row not in seen]
+        assert [row["lead_id"] for row in appeared] == [created.lead["id"]]
+        assert all(row["id"] > newest_seen for row in appeared), (seen, after, later)
+    finally:
+        release.set()
+        await asyncio.gather(first.close(), second.close())
+
+
+@pytest.mark.postgres
+async def test_a_relay_whose_claim_ran_out_marks_nothing(pg_url: str) -> None:
+    """A relay that stalled past its claim: another relay claimed the event, so the late
+    one's marks (delivered, retry, dead) and its renewal change nothing; the new claimant's
+    mark stands."""
+    store = await open_store(pg_url)
+    try:
+        await leads.create_lead(store, leads.parse_new_lead({"name": "Ada"}), status="new")
+        late = await store.claim_due("late:1", time.time(), 10, (), 0.05)
+        assert [row["id"] for row in late] == [1]
+        await asyncio.sleep(0.1)  # the claim runs out
+        taken = await store.claim_due("other:2", time.time(), 10, (), 15)
+        assert [row["id"] for row in taken] == [1]
+        assert await store.write(lambda tx: tx.renew_claims("late:1", [1], 15)) == []
+        await store.write(lambda tx: tx.mark_dead([1], "HTTP 400", "late:1"))
+        await store.write(lambda tx: tx.mark_retry([1], time.time() + 60, "x", "late:1"))
+        await store.write(lambda tx: tx.mark_delivered([1], "late:1"))
+        row = await store.fetch_one("SELECT state, attempts, lease_owner FROM events")
+        assert row == {"state": "pending", "attempts": 0, "lease_owner": "other:2"}
+        await store.write(lambda tx: tx.mark_delivered([1], "other:2"))
+        row = await store.fetch_one("SELECT state, attempts, lease_owner FROM events")
+        assert row == {"state": "delivered", "attempts": 1, "lease_owner": None}
+    finally:
+        await store.close()

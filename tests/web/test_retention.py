@@ -134,6 +134,24 @@ async def test_prune_deletes_only_old_delivered_events_and_expired_keys(
         await store.close()
 
 
+async def test_an_event_id_is_never_handed_out_again_after_a_prune(settings: Settings) -> None:
+    """The newest events pruned, a new lead's event still gets a new id: a client whose
+    cursor is past the pruned ids would never see an event under one of them."""
+    store = await open_store(settings.db)
+    try:
+        await _leads(store, 5)
+        await store.write(lambda tx: tx.mark_delivered([1, 2, 3, 4, 5]))
+        _age(settings.db, "UPDATE events SET created_at = created_at - ?", 40 * DAY)
+        done = retention.prune(settings.db, retention.Policy.of(settings))
+        assert done.events == 5
+        assert await store.fetch_all("SELECT id FROM events") == []
+        await _leads(store, 1)
+        rows = await store.fetch_all("SELECT id FROM events")
+        assert [row["id"] for row in rows] == [6]
+    finally:
+        await store.close()
+
+
 async def test_retention_zero_keeps_every_event(settings: Settings) -> None:
     keep_all = settings.replace(events_retention_days=0)
     store = await open_store(settings.db)

@@ -195,6 +195,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             WHERE slot = 0;
         """,
     ),
+    (
+        3,
+        # The events API's cursor must never pass an event that becomes visible later: an
+        # identity id is taken at INSERT but seen at COMMIT, and several daemons commit out
+        # of id order.  So a transaction takes its events' ids only at its end, while
+        # holding this row's lock, which it keeps until its COMMIT (store/transaction.py):
+        # ids then follow commit order.  n counts those transactions (nothing reads it).
+        # A daemon still running the code before this keeps taking ids as it did, from the
+        # same identity, so the two never collide during an upgrade.
+        """
+        CREATE TABLE event_ids (n BIGINT NOT NULL);
+        INSERT INTO event_ids (n) VALUES (0);
+        """,
+    ),
 )
 
 

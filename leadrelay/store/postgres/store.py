@@ -121,7 +121,7 @@ class Store(GroupCommit[Tx], Reads):
     left_behind: str = (
         "the tables were vacuumed, but PostgreSQL may keep the old values in its table files' "
         "free space until new rows overwrite them, and in its WAL, archives, replicas and "
-        "backups until they expire (see the README's Erasure section)"
+        "backups until they expire (see docs/operations.md, Erasure)"
     )
     _waiting: list[Job] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -231,7 +231,7 @@ class Store(GroupCommit[Tx], Reads):
 
         The daemons' commits then come fewer and larger.  Each commit costs the writer and
         the server ~0.6 ms of CPU whatever its size, and two daemons, each with half the
-        load, make batches half the size (docs/performance.md).  A daemon alone never
+        load, make batches half the size (docs/dev/performance.md).  A daemon alone never
         waits, nor does one at a trickle, and the wait is in the lead writer process,
         whose loop has nothing else to do meanwhile."""
         if (
@@ -268,7 +268,7 @@ class Store(GroupCommit[Tx], Reads):
 
         What no job reads the answer of (the new leads and events, the NOTIFY, the
         COMMIT) goes out in one round trip: a batch costs the server one wake-up, not one
-        a statement, which is what two daemons on two cores pay for most (docs/performance.md).
+        a statement, which is what two daemons on two cores pay for most (docs/dev/performance.md).
         """
         try:
             with ExitStack() as stack:
@@ -296,7 +296,7 @@ class Store(GroupCommit[Tx], Reads):
             job.result = job.error = None
             if isolate:
                 conn.execute("SAVEPOINT job")
-            writes, written = tx.writes, tx.events_written
+            writes, written, events = tx.writes, tx.events_written, len(tx.events)
             try:
                 job.result = job.fn(tx)
                 if isolate:
@@ -304,7 +304,7 @@ class Store(GroupCommit[Tx], Reads):
                     conn.execute("RELEASE SAVEPOINT job")
             except Exception as exc:
                 if isolate:
-                    tx.discard()
+                    tx.discard(events)
                     conn.execute("ROLLBACK TO SAVEPOINT job")
                     conn.execute("RELEASE SAVEPOINT job")
                 elif isinstance(exc, psycopg.Error) or tx.writes != writes:

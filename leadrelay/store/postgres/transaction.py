@@ -25,6 +25,7 @@ _MAX_PARAMETERS = 65535  # a statement's, in PostgreSQL's protocol
 _LEAD_WIDTH = _LEAD_COLUMNS.count(",") + 1
 _EVENT_WIDTH = EVENT_INSERT_COLUMNS.count(",") + 1
 _NEXT_LEAD_ID = "nextval(pg_get_serial_sequence('leads', 'id'))"
+_NEXT_EVENT_ID = "nextval(pg_get_serial_sequence('events', 'id'))"
 _RESERVE_IDS = f"SELECT {_NEXT_LEAD_ID} AS id FROM generate_series(1, %s)"
 
 
@@ -43,6 +44,28 @@ def _insert_sql(table: str, columns: str, rows: int) -> str:
     return f"INSERT INTO {table} ({columns}) VALUES {_values(rows, columns.count(',') + 1)}"
 
 
+def _events_ctes(events: int, first: int = 1) -> str:
+    """`events` new events from $first on, in two data-modifying WITHs: the first locks the
+    `event_ids` row until the commit and, holding it, takes the events' ids from the
+    identity, so that ids follow commit order across daemons (store/transaction.py)."""
+    rows = ", ".join(
+        f"((SELECT ids[{row + 1}] FROM c), "
+        + ", ".join(f"${first + row * _EVENT_WIDTH + n}" for n in range(_EVENT_WIDTH))
+        + ")"
+        for row in range(events)
+    )
+    return (
+        "c AS (UPDATE event_ids SET n = n + 1 RETURNING ARRAY(SELECT "
+        f"{_NEXT_EVENT_ID} FROM generate_series(1, {events})) AS ids), "
+        f"e AS (INSERT INTO events (id, {EVENT_INSERT_COLUMNS}) VALUES {rows})"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_events_sql(events: int) -> str:
+    return f"WITH {_events_ctes(events)} SELECT 1"
+
+
 @functools.lru_cache(maxsize=256)
 def _last_sql(leads: int, events: int, notify: str | None) -> str:
     """The batch's last statement: its buffered leads and events (data-modifying WITHs, run
@@ -53,8 +76,7 @@ def _last_sql(leads: int, events: int, notify: str | None) -> str:
         values = _values(leads, _LEAD_WIDTH)
         inserts.append(f"l AS (INSERT INTO leads ({_LEAD_COLUMNS}) VALUES {values})")
     if events:
-        values = _values(events, _EVENT_WIDTH, 1 + leads * _LEAD_WIDTH)
-        inserts.append(f"e AS (INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES {values})")
+        inserts.append(_events_ctes(events, 1 + leads * _LEAD_WIDTH))
     count = 1 + leads * _LEAD_WIDTH + events * _EVENT_WIDTH
     select = f"SELECT ARRAY(SELECT {_NEXT_LEAD_ID} FROM generate_series(1, ${count}::int)) AS ids"
     if notify is not None:
@@ -68,9 +90,19 @@ def _insert_rows(conn: psycopg.Connection[Row], table: str, columns: str, rows: 
     cursor = psycopg.RawCursor(conn)
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
-        cursor.execute(
-            _insert_sql(table, columns, len(chunk)), [value for row in chunk for value in row]
+        sql = (
+            _insert_events_sql(len(chunk))
+            if table == "events"
+            else _insert_sql(table, columns, len(chunk))
         )
+        cursor.execute(sql, [value for row in chunk for value in row])
+
+
+_FENCE = " AND lease_owner = ?"  # a relay's mark: only while the event is its claim
+
+
+def _owner(owner: str | None) -> tuple[str, ...]:
+    return () if owner is None else (owner,)
 
 
 @functools.lru_cache(maxsize=512)
@@ -124,18 +156,17 @@ class Tx(SharedTx):
             raise psycopg.errors.InFailedSqlTransaction("the transaction was rolled back")
 
     def flush(self) -> None:
-        """Write the buffered leads, then their events (in the transaction begun)."""
+        """Write the buffered leads (in the transaction begun), so that the next statement
+        sees them.  Events wait for the last statement (send_last)."""
         if self._leads:
             rows, self._leads = self._leads, []
             _insert_rows(self.conn, "leads", _LEAD_COLUMNS, rows)
-        if self.events:
-            rows, self.events = self.events, []
-            _insert_rows(self.conn, "events", EVENT_INSERT_COLUMNS, rows)
 
-    def discard(self) -> None:
-        """Drop what a failed job buffered (its savepoint undid the rest)."""
+    def discard(self, events: int) -> None:
+        """Drop what a failed job buffered (its savepoint undid the rest): its leads, and
+        the events after the first `events`."""
         self._leads.clear()
-        self.events.clear()
+        del self.events[events:]
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Row]:
         self.begin()
@@ -199,6 +230,7 @@ class Tx(SharedTx):
         if len(params) >= _MAX_PARAMETERS:  # more than one statement can carry
             self.begin()
             self.flush()
+            _insert_rows(self.conn, "events", EVENT_INSERT_COLUMNS, events)
             leads, events, params = [], [], []
         self._leads, self.events = [], []
         want = max(0, self._leads_inserted - len(self.ids))
@@ -246,26 +278,43 @@ class Tx(SharedTx):
             params += (ids,)
         self._send(sql + " AND state = 'pending'", params)
 
-    def mark_delivered(self, ids: list[int]) -> None:
+    def renew_claims(self, owner: str, ids: list[int], claim_seconds: float) -> list[int]:
+        """Extend `owner`'s claims on `ids` for another send; the ids still its own."""
+        self.writes += 1
+        rows = self._all(
+            "UPDATE events SET lease_until = ? WHERE id = ANY(?) AND lease_owner = ? "
+            "AND state = 'pending' RETURNING id",
+            (self.now + claim_seconds, ids, owner),
+        )
+        return [int(row["id"]) for row in rows]
+
+    # A relay's marks are fenced by its claim: once another relay claimed an event (this
+    # one's claim ran out: a stall, a send slower than relay_claim_seconds), the late
+    # relay's mark changes nothing, and the event's fate is the new claimant's.
+    def mark_delivered(self, ids: list[int], owner: str | None = None) -> None:
         self._send(
             "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
             "last_error = NULL, lease_owner = NULL, lease_until = NULL "
-            "WHERE id = ANY(?) AND state = 'pending'",
-            (self.now, ids),
+            f"WHERE id = ANY(?) AND state = 'pending'{_FENCE if owner else ''}",
+            (self.now, ids, *_owner(owner)),
         )
 
-    def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
+    def mark_retry(
+        self, ids: list[int], next_attempt_at: float, error: str, owner: str | None = None
+    ) -> None:
         self._send(
             "UPDATE events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-            "lease_owner = NULL, lease_until = NULL WHERE id = ANY(?) AND state = 'pending'",
-            (next_attempt_at, error, ids),
+            "lease_owner = NULL, lease_until = NULL "
+            f"WHERE id = ANY(?) AND state = 'pending'{_FENCE if owner else ''}",
+            (next_attempt_at, error, ids, *_owner(owner)),
         )
 
-    def mark_dead(self, ids: list[int], error: str) -> None:
+    def mark_dead(self, ids: list[int], error: str, owner: str | None = None) -> None:
         self._send(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?, "
-            "lease_owner = NULL, lease_until = NULL WHERE id = ANY(?) AND state = 'pending'",
-            (error, ids),
+            "lease_owner = NULL, lease_until = NULL "
+            f"WHERE id = ANY(?) AND state = 'pending'{_FENCE if owner else ''}",
+            (error, ids, *_owner(owner)),
         )
 
     # providers, tokens, settings ---------------------------------------------

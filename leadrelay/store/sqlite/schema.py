@@ -177,4 +177,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE providers ADD COLUMN presence_ms INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        6,
+        """
+        -- The next event id (Tx.write_events): SQLite's rowid would hand out the largest id
+        -- again once pruning deleted it, and a client whose cursor is past it would never
+        -- see the new event.  Its floor: every id given out, pruned or not.
+        CREATE TABLE event_ids (n INTEGER NOT NULL);
+        INSERT INTO event_ids (n) SELECT max(
+            coalesce((SELECT max(id) FROM events), 0),
+            coalesce((SELECT json_extract(value, '$.pruned_through') FROM settings
+                      WHERE key = 'retention'), 0));
+        """,
+    ),
 )

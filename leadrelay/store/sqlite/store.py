@@ -139,6 +139,7 @@ class Store(GroupCommit[Tx], Reads):
                 await self._begin()
                 tx = Tx(conn, time.time())
                 self._apply(jobs, tx, isolate=True)
+            tx.write_events()
             if self.on_loop:
                 self._execute("COMMIT")
             else:
@@ -170,8 +171,9 @@ class Store(GroupCommit[Tx], Reads):
                 if isolate:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                elif conn.total_changes != changes:
+                elif conn.total_changes != changes or tx.events_written != written:
                     return False
+                del tx.events[len(tx.events) - (tx.events_written - written) :]
                 tx.events_written = written
                 job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
         return True

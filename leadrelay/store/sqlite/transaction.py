@@ -11,7 +11,6 @@ from leadrelay.store.base import Row
 from leadrelay.store.rows import (
     EVENT_INSERT_COLUMNS,
     LEAD_INSERT_COLUMNS,
-    event_params,
     lead_params,
 )
 from leadrelay.store.transaction import SharedTx
@@ -22,7 +21,7 @@ def _insert(table: str, columns: str) -> str:
 
 
 _INSERT_LEAD = _insert("leads", LEAD_INSERT_COLUMNS)
-_INSERT_EVENT = _insert("events", EVENT_INSERT_COLUMNS)
+_INSERT_EVENT = _insert("events", f"id, {EVENT_INSERT_COLUMNS}")
 
 
 class Tx(SharedTx):
@@ -56,12 +55,23 @@ class Tx(SharedTx):
         return cur.lastrowid
 
     # events ------------------------------------------------------------------
-    def insert_event(self, event: Row) -> None:
-        self.writes += 1
-        self.conn.execute(_INSERT_EVENT, event_params(event, self.now))
-        self.events_written += 1
+    def write_events(self) -> None:
+        """The transaction's new events, under ids from the `event_ids` counter (never one
+        handed out before, pruned or not; never below a row inserted without it)."""
+        if not self.events:
+            return
+        rows, self.events = self.events, []
+        top = self._one(
+            "UPDATE event_ids SET n = max(n, coalesce((SELECT max(id) FROM events), 0)) + ? "
+            "RETURNING n",
+            (len(rows),),
+        )
+        assert top is not None
+        first = int(top["n"]) - len(rows) + 1
+        self.conn.executemany(_INSERT_EVENT, [(first + n, *row) for n, row in enumerate(rows)])
 
-    def mark_delivered(self, ids: list[int]) -> None:
+    # one relay holds the relay lease at a time (relay/lease.py): its marks need no claim
+    def mark_delivered(self, ids: list[int], owner: str | None = None) -> None:
         marks = ",".join("?" * len(ids))
         self._send(
             "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
@@ -69,7 +79,9 @@ class Tx(SharedTx):
             (self.now, *ids),
         )
 
-    def mark_retry(self, ids: list[int], next_attempt_at: float, error: str) -> None:
+    def mark_retry(
+        self, ids: list[int], next_attempt_at: float, error: str, owner: str | None = None
+    ) -> None:
         self.writes += 1
         self.conn.executemany(
             "UPDATE events SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
@@ -77,13 +89,16 @@ class Tx(SharedTx):
             [(next_attempt_at, error, event_id) for event_id in ids],
         )
 
-    def mark_dead(self, ids: list[int], error: str) -> None:
+    def mark_dead(self, ids: list[int], error: str, owner: str | None = None) -> None:
         self.writes += 1
         self.conn.executemany(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ? "
             "WHERE id = ? AND state = 'pending'",
             [(error, event_id) for event_id in ids],
         )
+
+    def renew_claims(self, owner: str, ids: list[int], claim_seconds: float) -> list[int]:
+        return ids  # claims live in the relay's memory (claims_per_event is False)
 
     # providers ---------------------------------------------------------------
     def insert_provider(self, name: str, provider_id: int | None, created_at: str) -> int:
