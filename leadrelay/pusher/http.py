@@ -98,7 +98,7 @@ class _BadResponse(Exception):
 
 
 class _StaleConnection(Exception):
-    """A kept-alive connection was closed by the server before it answered."""
+    """The server closed the connection after the request was written, without answering."""
 
 
 MAX_RESPONSE_BYTES = 1 << 20
@@ -156,15 +156,23 @@ class PooledBackend:
         return host if port == default else f"{host}:{port}"
 
     async def _exchange(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send `data` once: on a kept-alive connection the server has not closed, else on
+        a new one.  A request is never sent twice: one written to a connection that then
+        closed without an answer may have been received and acted on (an event broadcast),
+        so that is an error for the relay's own retry, not a silent second send."""
+        if self._idle:
+            await asyncio.sleep(0)  # let the loop read any goodbye already on the sockets
         while self._idle:
             reader, writer = self._idle.pop()
             if reader.at_eof() or writer.is_closing():
-                writer.close()
+                writer.close()  # closed while idle, before anything was written to it
                 continue
             try:
                 return await self._over(reader, writer, data)
             except _StaleConnection:
-                continue  # closed while idle: nothing was answered, so try a fresh one
+                raise _BadResponse(
+                    "the connection closed before an answer (the request may have been received)"
+                ) from None
         reader, writer = await asyncio.open_connection(
             self.client.host,
             self.client.port,

@@ -56,6 +56,7 @@ class Relay:
         self._paused_at = 0.0
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
+        self._sends = 0  # batches being sent: relay_in_flight less this may start now
         self._in_flight_leads: set[int] = set()
         self._in_flight: set[int] = set()  # event ids being sent
         self._settled: set[int] = set()
@@ -195,7 +196,12 @@ class Relay:
         # what it returns is claimed for this relay alone; else it is a read, and the relay
         # lease keeps every other relay quiet
         per_event = self.store.claims_per_event
-        limit = capacity if per_event else capacity * 2
+        free = self.settings.relay_in_flight - self._sends
+        # a claim is for what goes out now: one that waited for a slot could run out
+        # before its send began, and another daemon then sends the same events
+        limit = free * self.settings.relay_batch_size if per_event else capacity * 2
+        if per_event and free <= 0:
+            return False
         rows = await self.store.claim_due(
             self.owner, time.time(), limit, busy, self.settings.relay_claim_seconds
         )
@@ -219,7 +225,10 @@ class Relay:
             return False
         paused = self.paused_reason is not None
         batches = pack_batches(due, self.settings.relay_batch_size)
-        started = batches[:1] if paused else batches
+        if paused:
+            started = batches[:1]
+        else:
+            started = batches[:free] if per_event else batches
         unsent.extend(event["id"] for batch in batches[len(started) :] for event in batch)
         for index, batch in enumerate(started):
             await self._slots.acquire()
@@ -232,6 +241,7 @@ class Relay:
             for event in batch:
                 self._in_flight_leads.add(event["lead_id"])
                 self._in_flight.add(event["id"])
+            self._sends += 1
             task = asyncio.create_task(self._send_in_slot(self.client, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -271,6 +281,7 @@ class Relay:
             for event in batch:
                 self._in_flight_leads.discard(event["lead_id"])
                 self._in_flight.discard(event["id"])
+            self._sends -= 1
             self._slots.release()
             self._wake.set()
 
@@ -310,7 +321,7 @@ class Relay:
 
     async def _mark_delivered(self, ids: list[int]) -> None:
         try:
-            await self.store.write(lambda tx: tx.mark_delivered(ids))
+            await self.store.write(lambda tx: tx.mark_delivered(ids, self.owner))
         except Exception as exc:  # they stay pending and go again: at least once
             log.error("could not mark %s delivered: %s", events_text(len(ids)), exc)
         finally:
@@ -322,12 +333,18 @@ class Relay:
         metrics.EVENTS_FAILED.labels(cause=exc.kind).inc(len(batch))
         ids = [event["id"] for event in batch]
         message = str(exc)
-        if exc.kind == "too_large" and len(batch) > 1:
-            # find the one too large: each event goes again on its own, in order
+        refused = exc.kind == "too_large" or (
+            isinstance(exc, PusherStatusError) and exc.status == 400
+        )
+        if refused and len(batch) > 1:
+            # find the one Pusher refuses: each event goes again on its own (a batch holds
+            # one event a lead), each under a claim renewed for its send; one whose claim
+            # is no longer this relay's is another's to send
             for event in batch:
-                await self._send(client, [event])
+                if await self._still_claimed([event["id"]]):
+                    await self._send(client, [event])
             return
-        if exc.kind == "too_large" or (isinstance(exc, PusherStatusError) and exc.status == 400):
+        if refused:
             log.error(
                 "%s dead-lettered (ids %s): %s",
                 events_text(len(ids)),
@@ -336,7 +353,7 @@ class Relay:
                 extra={"cause": exc.kind, "event_id": ",".join(e["event_id"] for e in batch)},
             )
             metrics.EVENTS_DEAD.inc(len(batch))
-            await self.store.write(lambda tx: tx.mark_dead(ids, message))
+            await self.store.write(lambda tx: tx.mark_dead(ids, message, self.owner))
             return
         if self._failing_since is None:
             self._failing_since = time.monotonic()
@@ -358,7 +375,17 @@ class Relay:
                 extra={"cause": exc.kind, "event_id": ",".join(e["event_id"] for e in batch)},
             )
         next_at = time.time() + delay
-        await self.store.write(lambda tx: tx.mark_retry(ids, next_at, message))
+        await self.store.write(lambda tx: tx.mark_retry(ids, next_at, message, self.owner))
+
+    async def _still_claimed(self, ids: list[int]) -> bool:
+        """Before a send that was not just claimed: renew the claim, if it is still this
+        relay's (claims per event), or check the relay lease is still held."""
+        if not self.store.claims_per_event:
+            return self._active
+        renewed = await self.store.write(
+            lambda tx: tx.renew_claims(self.owner, ids, self.settings.relay_claim_seconds)
+        )
+        return len(renewed) == len(ids)
 
     @property
     def _max_backoff(self) -> float:

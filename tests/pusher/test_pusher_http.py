@@ -166,15 +166,59 @@ def test_chunked_answer_is_read_and_the_connection_kept() -> None:
     assert server.connections == 1
 
 
-def test_stale_kept_connection_is_replaced_once() -> None:
-    """A server that closes an idle connection: the request goes again on a new one."""
+def test_kept_connection_closed_after_the_request_is_not_sent_again() -> None:
+    """A request written to a kept-alive connection that then closed without an answer may
+    have been received: it is an error for the relay's retry, never a silent second send."""
 
     async def answer(n: int, request: bytes) -> bytes | None:
         return None if n == 1 else response(200, OK)
 
-    server = run(answer, times=2)
-    assert len(server.requests) == 3  # the second request was sent twice
-    assert server.connections == 2
+    async def main() -> tuple[Scripted, PusherError]:
+        async with Scripted(answer) as server:
+            client = client_for(server.port)
+            await client.trigger_batch([ITEM])
+            return server, await error_of(client)
+
+    server, err = asyncio.run(main())
+    assert len(server.requests) == 2  # the second request was sent once
+    assert err.kind == "protocol" and "may have been received" in str(err)
+
+
+def test_kept_connection_the_server_closed_while_idle_is_replaced() -> None:
+    """A connection the server closed before the next request is not used: the request
+    goes, once, on a new one."""
+    requests: list[bytes] = []
+    closed = asyncio.Event
+
+    async def main() -> int:
+        done = closed()
+        connections = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            await reader.readexactly(int(requests[-1].split(b"Content-Length: ")[1].split()[0]))
+            writer.write(response(200, OK))
+            await writer.drain()
+            writer.close()  # an idle timeout, right after the answer
+            await writer.wait_closed()
+            done.set()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        client = client_for(int(server.sockets[0].getsockname()[1]))
+        try:
+            await client.trigger_batch([ITEM])
+            await done.wait()
+            await client.trigger_batch([ITEM])
+        finally:
+            await client.aclose()
+            server.close()
+            await server.wait_closed()
+        return connections
+
+    assert asyncio.run(main()) == 2
+    assert len(requests) == 2
 
 
 def test_error_status_is_named() -> None:

@@ -221,6 +221,65 @@ def test_relay_disable_holds_events_and_enable_delivers_them(
     )
 
 
+@pytest.mark.soketi
+@pytest.mark.both_backends
+def test_relay_400_on_a_batch_dead_letters_only_the_refused_event(
+    daemon: Serve, client: httpx.Client, proxy: FaultyPusher, relayed: Subscriber
+) -> None:
+    """Pusher refuses a batch with 400 for one bad event: the batch is split, the others
+    are delivered (their leads keep their order), and only the refused one is dead."""
+    cli(daemon.db, "pusher", "disable")
+    time.sleep(1.0)  # the daemon follows settings within a second (CONTRACT §3)
+    for name in ("Ada", "Refuse Me", "Bo", "Cy"):
+        assert client.post("/api/leads", json={"name": name}).status_code == 201
+    stored = stored_events(client)
+    assert len(stored) == 4
+    proxy.fault("status", status=400, when=b"Refuse Me")
+    cli(daemon.db, "pusher", "enable")
+    good = {e["event_id"] for e in stored if e["data"]["lead"]["name"] != "Refuse Me"}
+    wait_delivered(relayed, good, DELIVERY_TIMEOUT)
+    failed = wait_until(
+        lambda: (f := cli_json(daemon.db, "outbox", "failed"))["dead"] and f, 10, "a dead letter"
+    )
+    assert [e["event_id"] for e in failed["dead"]] == [
+        e["event_id"] for e in stored if e["data"]["lead"]["name"] == "Refuse Me"
+    ]
+    status = wait_until(lambda: (s := outbox(daemon.db))["pending"] == 0 and s, 10, "settled")
+    assert (status["dead"], status["delivered"]) == (1, 3), status
+
+
+@pytest.mark.soketi
+@pytest.mark.postgres
+def test_relay_claims_only_what_it_can_send_now(
+    pg_migrated_url: str, proxy: FaultyPusher, soketi: Soketi
+) -> None:
+    """With its one send slot taken by a send that hangs, a relay claims nothing more: a
+    claim that waited for a slot could run out before its send began, and another daemon
+    would send the same events."""
+    env = {**RELAY_ENV, "LEADRELAY_RELAY_IN_FLIGHT": "1", "LEADRELAY_RELAY_TIMEOUT_SECONDS": "3"}
+    with Serve(pg_migrated_url, env=env) as serve:
+        with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
+            cli(serve.db, "pusher", "disable")
+            for n in range(25):
+                assert client.post("/api/leads", json={"name": f"Lead {n}"}).status_code == 201
+            proxy.fault("hang")
+            point_at_proxy(serve.db, proxy)
+            proxy.wait_requests(1)
+            time.sleep(1.0)  # what the relay does while its one send hangs
+            claimed = cli_json(serve.db, "outbox", "status")
+            rows = _claimed(serve.db)
+            assert 0 < rows <= 10, f"{rows} events claimed with one slot busy: {claimed}"
+            proxy.clear()
+
+
+def _claimed(db: Path | str) -> int:
+    import psycopg
+
+    with psycopg.connect(str(db)) as conn:
+        row = conn.execute("SELECT count(*) FROM events WHERE lease_owner IS NOT NULL").fetchone()
+        return int(row[0]) if row else 0
+
+
 # --- database faults ---------------------------------------------------------------------
 
 

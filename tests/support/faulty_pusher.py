@@ -6,7 +6,8 @@
         proxy.clear()                      # ...requests go through to soketi again
 
 Faults, checked when a request arrives:
-    status  answer `status` (with `Retry-After: retry_after` when given), never forward
+    status  answer `status` (with `Retry-After: retry_after` when given), never forward; with
+            `when`, only requests whose body holds those bytes (the others go through)
     slow    wait `delay` seconds, then forward (the caller may have given up by then: a
             delivery it counts as failed still reaches soketi, as a slow real server's would)
     hang    read the request and never answer; the connection is closed on `clear()`
@@ -68,11 +69,18 @@ class FaultyPusher:
         status: int = 500,
         retry_after: float | None = None,
         delay: float = 0.0,
+        when: bytes | None = None,
     ) -> None:
         """Inject a fault into every request from now on, until `clear()`."""
         if kind not in ("status", "slow", "hang"):
             raise ValueError(f"unknown fault {kind!r}: use status, slow or hang")
-        self._fault = {"kind": kind, "status": status, "retry_after": retry_after, "delay": delay}
+        self._fault = {
+            "kind": kind,
+            "status": status,
+            "retry_after": retry_after,
+            "delay": delay,
+            "when": when,
+        }
 
     def clear(self) -> None:
         """Lift the fault: forward again, and close the connections `hang` was holding."""
@@ -187,6 +195,8 @@ class FaultyPusher:
         self.arrivals.append(time.monotonic())
 
         fault = self._fault
+        if fault["kind"] == "status" and fault["when"] is not None and fault["when"] not in body:
+            fault = {"kind": None}
         if fault["kind"] == "status":
             self.counts[f"status_{fault['status']}"] += 1
             extra = []
