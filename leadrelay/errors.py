@@ -14,7 +14,9 @@
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
     │   ├── Unavailable         503  database locked, read-only, full or down; `retry_after`
-    │   │   └── WriterUnavailable  503  a new lead not written in time
+    │   │   ├── WriterUnavailable  503  a write not made (in time): not stored
+    │   │   └── CommitUnknown      503  the connection was lost during the COMMIT: the write
+    │   │                               may or may not be stored
     │   └── LoopDetected        508  the stored Pusher host is this daemon (or another leadrelay)
     ├── ConfigError             a setting or settings file is wrong
     ├── PusherError             talking to Pusher failed; `kind` names the cause class
@@ -126,6 +128,23 @@ class WriterUnavailable(Unavailable):
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CommitUnknown(Unavailable):
+    """The write's outcome is unknown: the connection to the database (or the lead writer
+    process) was lost while it committed.  It may be stored: send it again with the same
+    Idempotency-Key or webhook-id, which answers the first outcome if there was one."""
+
+    status, code = 503, "commit_unknown"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(
+            message
+            or "the connection to the database was lost while the write was being committed, "
+            "so it may or may not be stored: send it again with the same Idempotency-Key "
+            "(or webhook-id), which is safe"
+        )
         self.retry_after = retry_after
 
 

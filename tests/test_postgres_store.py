@@ -268,3 +268,65 @@ async def test_a_relay_whose_claim_ran_out_marks_nothing(pg_url: str) -> None:
         assert row == {"state": "delivered", "attempts": 1, "lease_owner": None}
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_commit_lost_on_the_wire_is_commit_unknown(pg_url: str) -> None:
+    """The writer's connection dies with its COMMIT sent: the batch may be stored, so its
+    callers hear commit_unknown (send it again with the same key), not "nothing written";
+    the next batch goes on a new connection."""
+    import psycopg
+
+    from leadrelay.errors import CommitUnknown
+
+    store = await open_store(pg_url)
+    try:
+
+        def cut_off(tx: Any) -> None:
+            row = tx._one("SELECT pg_backend_pid() AS pid")  # the transaction has begun
+            with psycopg.connect(pg_url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+            tx.put_setting("cut", True, "")
+
+        with pytest.raises(CommitUnknown) as caught:
+            await store.write(cut_off)
+        assert caught.value.status == 503 and caught.value.code == "commit_unknown"
+        created = await leads.create_lead(
+            store, leads.parse_new_lead({"name": "Ada"}), status="new"
+        )
+        assert created.created
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_writer_cancelled_mid_batch_finishes_it_and_stops(pg_url: str) -> None:
+    """Cancelling the writer task (the store closing, the loop ending) while a batch runs:
+    the batch's transaction finishes and its caller gets the real answer, and then the
+    task ends instead of swallowing the cancel and writing on."""
+    import threading
+
+    store = await open_store(pg_url)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(tx: Any) -> str:
+        tx.put_setting("slow", True, "")
+        started.set()
+        assert release.wait(20)
+        return "written"
+
+    try:
+        write = asyncio.create_task(store.write(slow))
+        await asyncio.to_thread(started.wait, 20)
+        task = store._task
+        assert task is not None
+        task.cancel()
+        release.set()
+        assert await write == "written"
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert await store.get_setting("slow") is True
+    finally:
+        release.set()
+        store._task = None  # already ended: close() has no writer left to stop
+        await store.close()

@@ -20,7 +20,7 @@ import orjson
 
 from leadrelay import children, crm_status, metrics
 from leadrelay.config import DB_ENV, resolved_db
-from leadrelay.errors import Unavailable, WriterUnavailable
+from leadrelay.errors import CommitUnknown, Unavailable, WriterUnavailable
 from leadrelay.lead_writer.frames import ANSWER, Frames
 
 log = logging.getLogger("leadrelay.writer")
@@ -115,13 +115,16 @@ class LeadWriter:
                 return
 
     def _fail_waiting(self) -> None:
+        """The process ended with these in hand: each may have been committed just before
+        it went, or not at all."""
         waiting, self._waiting = self._waiting, {}
         for _, _, future in waiting.values():
             if not future.done():
                 future.set_exception(
-                    WriterUnavailable(
-                        "the lead writer stopped before answering; the write may not be "
-                        "stored, so send it again (with an Idempotency-Key it is safe to)"
+                    CommitUnknown(
+                        "the lead writer stopped before answering, so the write may or may "
+                        "not be stored: send it again with the same Idempotency-Key (or "
+                        "webhook-id), which is safe"
                     )
                 )
 

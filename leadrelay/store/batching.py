@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from leadrelay.errors import CommitUnknown
+
 T = TypeVar("T")
 TxT = TypeVar("TxT")
 
@@ -70,11 +72,13 @@ class GroupCommit(Generic[TxT]):
         self._task = asyncio.create_task(self._write_loop(), name=name)
 
     async def _stop_writing(self) -> None:
-        """End the writer task once every write already waiting is answered."""
+        """End the writer task once every write already waiting is answered, and wait for
+        it to end (the connections close after it)."""
         if self._task is not None:
             await self._idle.wait()
-            self._task.cancel()
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _commit_batch(self, jobs: list[Job]) -> int:
         raise NotImplementedError
@@ -116,18 +120,33 @@ class GroupCommit(Generic[TxT]):
             jobs = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
             self.transactions += 1
-            written = 0
+            batch = asyncio.ensure_future(self._commit_batch(jobs))
             try:
-                written = await self._commit_batch(jobs)
-            except BaseException as exc:  # the writer must outlive any one batch
-                for job in jobs:
-                    job.error = job.error or exc
-            for job in jobs:
-                if not job.future.done():
-                    if job.error is not None:
-                        job.future.set_exception(job.error)
-                    else:
-                        job.future.set_result(job.result)
-            if written:
-                for listener in self.commit_listeners:
-                    listener(written)
+                # shielded: a cancel (the store closing, the loop ending) lets the batch in
+                # hand finish its transaction and answer its callers, then ends the writer
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                await asyncio.wait({batch})
+                self._answer(jobs, batch)
+                raise
+            except Exception:  # the writer outlives any one batch: its callers hear why
+                pass
+            self._answer(jobs, batch)
+
+    def _answer(self, jobs: list[Job], batch: asyncio.Future[int]) -> None:
+        """Each caller's result or error, once its batch is over; then the listeners."""
+        failed = None if batch.cancelled() else batch.exception()
+        if batch.cancelled():
+            failed = CommitUnknown("the writer stopped while committing this write")
+        for job in jobs:
+            if failed is not None:
+                job.error = job.error or failed
+            if not job.future.done():
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
+        written = 0 if failed is not None else batch.result()
+        if written:
+            for listener in self.commit_listeners:
+                listener(written)

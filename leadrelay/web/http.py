@@ -32,7 +32,6 @@ class JSON(JSONResponse):
         return orjson.dumps(content)
 
 
-# what an unexpected exception is answered with (its details go to the log only)
 def error_headers(err: ApiError) -> dict[str, str]:
     """The headers an error's answer carries besides its body: Retry-After on a 429 or a
     503."""

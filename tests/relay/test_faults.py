@@ -513,7 +513,11 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, (response.status_code, response.text)
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] in ("database_unavailable", "writer_unavailable"), body
+    assert body["error"]["code"] in (
+        "database_unavailable",
+        "writer_unavailable",
+        "commit_unknown",
+    ), body
     assert body["error"]["message"].strip(), body
     assert int(response.headers.get("Retry-After", "0")) >= 1, dict(response.headers)
 

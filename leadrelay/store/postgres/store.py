@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from leadrelay.errors import ApiError, Conflict, Unavailable
+from leadrelay.errors import ApiError, CommitUnknown, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit, Job
 from leadrelay.store.postgres.schema import migrate
@@ -211,7 +211,11 @@ class Store(GroupCommit[Tx], Reads):
                 tx.reserve_hint = len(jobs)
                 tx.begin()
                 self._apply(jobs, tx, isolate=True)
-                self._commit(tx)
+                try:
+                    self._commit(tx)
+                except psycopg.Error:
+                    _outcome_known(conn, tx)
+                    raise
             self._spare_ids, self._spare_until = tx.ids, time.monotonic() + SPARE_IDS_SECONDS
         except psycopg.Error as exc:
             if not conn.closed:
@@ -277,6 +281,7 @@ class Store(GroupCommit[Tx], Reads):
                     return False
                 self._commit(tx)  # in the pipeline: COMMIT, then its one sync
         except psycopg.Error:
+            _outcome_known(self._writer, tx)
             return False
         finally:
             tx.pipeline = tx.open_pipeline = None
@@ -463,6 +468,14 @@ def _migrate(url: str) -> None:
         url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
     ) as conn:
         migrate(conn)
+
+
+def _outcome_known(conn: psycopg.Connection[Any], tx: Tx) -> None:
+    """After a failed batch: raise CommitUnknown when the connection was lost once its
+    COMMIT was sent, since the server may have committed it before the line went.  A
+    connection still up answered with an error, and the server rolled the batch back."""
+    if tx.committing and (conn.closed or conn.broken):
+        raise CommitUnknown() from None
 
 
 def _wrap(exc: Exception) -> Exception:

@@ -127,6 +127,9 @@ class Tx(SharedTx):
         self.pipeline: psycopg.Pipeline | None = None
         self.open_pipeline: Callable[[], psycopg.Pipeline] | None = None
         self.began = False  # BEGIN sent: the batch commits with a COMMIT of its own
+        # the COMMIT (or the autocommit last statement, which is one) was handed to the
+        # connection: lost on the wire from here on, the batch may or may not be stored
+        self.committing = False
         # new leads and events wait here and go in one statement each (flush): before
         # any other statement, so that every statement sees them, and before the commit
         self.reserve_hint = 1  # lead ids to reserve at once: the batch's job count
@@ -149,6 +152,7 @@ class Tx(SharedTx):
         """COMMIT what begin began, and (in pipeline mode) sync: an earlier statement's
         error is raised here.  Sent as a statement: in autocommit mode, psycopg's commit()
         trusts a transaction status that pipeline mode reports only at a sync."""
+        self.committing = True
         cur = self.conn.execute("COMMIT")
         if self.pipeline is not None:
             self.pipeline.sync()
@@ -238,6 +242,7 @@ class Tx(SharedTx):
             return  # nothing left to send: a batch of reads, or of claims
         params.append(want)
         sql = _last_sql(len(leads), len(events), notify if self.events_written else None)
+        self.committing = not self.began  # in autocommit mode the statement is the commit
         self._last = psycopg.RawCursor(self.conn).execute(sql, params)
 
     def collect_ids(self) -> None:
