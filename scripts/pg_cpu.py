@@ -36,7 +36,7 @@ def kind(cmdline: str) -> str | None:
     """The process's part: leadrelay's HTTP, writer and relay, PostgreSQL, soketi."""
     if cmdline.startswith("postgres:"):
         return "postgres backends" if "127.0.0.1" in cmdline else "postgres (own processes)"
-    if "leadrelay.web.lead_writer" in cmdline:
+    if "leadrelay.lead_writer" in cmdline:
         return "lead writer"
     if "leadrelay.relay.runner" in cmdline:
         return "relay"
