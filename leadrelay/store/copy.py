@@ -21,8 +21,8 @@ import psycopg
 
 from leadrelay.config import describe_db
 from leadrelay.errors import ConfigError, Unavailable
-from leadrelay.store.postgres.store import CONNECT_TIMEOUT, _migrate
-from leadrelay.store.postgres.store import translate as translate_pg
+from leadrelay.store.postgres.connection import CONNECT_TIMEOUT, migrate_url
+from leadrelay.store.postgres.connection import translate as translate_pg
 from leadrelay.store.sqlite.connection import translate as translate_sqlite
 
 # parents first (foreign keys); the runtime tables (leases, outbox_counts, migrations) stay
@@ -87,7 +87,7 @@ def copy(source: Path, url: str) -> dict[str, Any]:
 
 def _migrate_target(url: str) -> None:
     try:
-        _migrate(url)
+        migrate_url(url)
     except psycopg.Error as exc:
         raise translate_pg(exc) from None
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from leadrelay.store.base import RETENTION_KEY
-from leadrelay.store.postgres.store import CONNECT_TIMEOUT, translate
+from leadrelay.store.postgres.connection import CONNECT_TIMEOUT, translate
 
 if TYPE_CHECKING:
     from leadrelay.store.retention import Policy, Pruned

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import select
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,79 +29,36 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from leadrelay.errors import ApiError, CommitUnknown, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit, Job
-from leadrelay.store.postgres.schema import migrate
+from leadrelay.store.postgres.connection import (
+    CONNECT_TIMEOUT,
+    LEAD_WRITER_APPLICATION,
+    LISTEN_APPLICATION,
+    READERS,
+    RECONNECT_SECONDS,
+    UNREACHABLE_WAIT_SECONDS,
+    WRITER_APPLICATION,
+    connect,
+    dropped,
+    migrate_url,
+    translate,
+)
 from leadrelay.store.postgres.transaction import Tx
 from leadrelay.store.reads import Reads
 
 log = logging.getLogger("leadrelay.store")
 
 NOTIFY_CHANNEL = "leadrelay_events"
-LISTEN_APPLICATION = "leadrelay-listen"  # the LISTEN connection's name in pg_stat_activity
-LEAD_WRITER_APPLICATION = "leadrelay-lead-writer"  # a lead writer process's connection
-WRITER_APPLICATION = "leadrelay-writer"  # any other store's writer connection
 # The lead writer's commit_delay (see Store._linger_seconds): a batch of fewer than
 # LINGER_BELOW jobs waits LINGER_SECONDS for more (one tick of the loop's timer)
 LINGER_SECONDS = 0.001
 LINGER_BELOW = 16
 SIBLINGS_SECONDS = 1.0  # how often the lead writer counts the others and its arrival rate
-CONNECT_TIMEOUT = 10
-# psycopg_pool retries a lost connection with a doubling delay until reconnect_timeout (5 min
-# by default): after a minute's outage its next try could be a minute away.  Giving up after
-# a few seconds instead lets the next read start afresh (at once, then 1 s, 2 s…), so the
-# readers come back within seconds of the server, however long it was away.
-RECONNECT_SECONDS = 5
-# A read waits up to CONNECT_TIMEOUT for a reader connection; once the server was found
-# unreachable, only this long, so that through an outage requests answer 503 at once, not
-# after 10 s each.  The first read that gets a connection again lifts it.
-UNREACHABLE_WAIT_SECONDS = 1.0
-READERS = 4  # the pool's connections at most
 SPARE_IDS_SECONDS = 1.0  # how long a batch's reserved lead ids wait for the next batch
-
-
-def translate(exc: psycopg.Error) -> Unavailable:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return Unavailable(
-        f"the PostgreSQL database failed ({first}); check the server and the db URL",
-        code="database_unavailable",
-    )
 
 
 def _qmark(sql: str) -> str:
     """The raw reads take SQLite's `?` placeholders on every backend."""
     return sql.replace("%", "%%").replace("?", "%s")
-
-
-def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    """True when the server has closed this idle connection (a restart, a failover), seen
-    without a round trip: the server's goodbye is waiting on the socket.  Checked before a
-    connection is used, so that the first batch or read after an outage goes on a new one
-    rather than failing on the old."""
-    if conn.closed or conn.broken:
-        return True
-    try:
-        # the goodbye (an error message, then the end of the stream) may take two reads
-        for _ in range(3):
-            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-            if not readable:
-                break
-            conn.pgconn.consume_input()  # raises once it reads the end of the stream
-    except (OSError, psycopg.Error):
-        return True
-    return conn.pgconn.status != psycopg.pq.ConnStatus.OK
-
-
-def _connect(url: str, durable: bool, name: str) -> psycopg.Connection[Row]:
-    """The writer's connection, in autocommit mode: a batch that runs one statement (new
-    leads only) is committed by it, with no BEGIN or COMMIT; any other begins (Tx.begin)."""
-    conn = psycopg.connect(
-        url,
-        autocommit=True,
-        row_factory=dict_row,
-        connect_timeout=CONNECT_TIMEOUT,
-        application_name=name,
-    )
-    conn.execute(f"SET synchronous_commit = {'on' if durable else 'off'}")
-    return conn
 
 
 @dataclass
@@ -148,8 +104,8 @@ class Store(GroupCommit[Tx], Reads):
         loop = asyncio.get_running_loop()
         try:
             name = LEAD_WRITER_APPLICATION if durable and on_loop else WRITER_APPLICATION
-            writer = await loop.run_in_executor(executor, _connect, url, durable, name)
-            await loop.run_in_executor(executor, _migrate, url)
+            writer = await loop.run_in_executor(executor, connect, url, durable, name)
+            await loop.run_in_executor(executor, migrate_url, url)
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                 url,
                 min_size=1,
@@ -191,7 +147,7 @@ class Store(GroupCommit[Tx], Reads):
         if dropped(self._writer):  # the server restarted, say
             self._writer.close()
             try:
-                self._writer = _connect(self.url, self.durable, self._name)
+                self._writer = connect(self.url, self.durable, self._name)
             except psycopg.Error as exc:
                 self.unreachable = True
                 raise translate(exc) from None
@@ -461,13 +417,6 @@ class Store(GroupCommit[Tx], Reads):
         except psycopg.Error as exc:
             raise translate(exc) from None
         return False
-
-
-def _migrate(url: str) -> None:
-    with psycopg.connect(
-        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
-    ) as conn:
-        migrate(conn)
 
 
 def _outcome_known(conn: psycopg.Connection[Any], tx: Tx) -> None:
