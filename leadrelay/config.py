@@ -42,6 +42,21 @@ class Settings:
         default=DEFAULT_STATUSES, metadata=_doc("allowed lead statuses; the first is a new lead's")
     )
     max_body_bytes: int = field(default=65536, metadata=_doc("largest request body (413 above)"))
+    max_header_bytes: int = field(
+        default=16384,
+        metadata=_doc("largest request line and headers, in bytes (431 above; h11's default)"),
+    )
+    max_header_count: int = field(
+        default=100, metadata=_doc("most headers in one request (431 above)")
+    )
+    request_timeout_seconds: float = field(
+        default=10.0,
+        metadata=_doc("a whole request (headers and body) must arrive within this (408 after)"),
+    )
+    max_connections: int = field(
+        default=1000,
+        metadata=_doc("connections or requests in progress at once; past it a request gets 503"),
+    )
     idempotency_ttl_hours: float = field(
         default=72.0, metadata=_doc("how long an Idempotency-Key / webhook-id is remembered")
     )
@@ -340,3 +355,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'admin_channel' must be 'admin' or 'private-admin'")
     if settings.max_body_bytes < 1024:
         raise ConfigError("setting 'max_body_bytes' must be at least 1024")
+    if settings.max_header_bytes < 1024:
+        raise ConfigError("setting 'max_header_bytes' must be at least 1024")
+    if settings.max_header_count < 10:
+        raise ConfigError("setting 'max_header_count' must be at least 10")
+    if settings.request_timeout_seconds <= 0:
+        raise ConfigError("setting 'request_timeout_seconds' must be more than 0")
+    if settings.max_connections < 1:
+        raise ConfigError("setting 'max_connections' must be at least 1")

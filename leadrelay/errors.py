@@ -8,10 +8,12 @@
     │   ├── NotFound            404  no such lead or provider (or not yours)
     │   ├── Conflict            409  e.g. a provider id that is taken
     │   │   └── WebhookIdReused 409  a webhook-id already used on the other signed endpoint
+    │   ├── RequestTimeout      408  a request that did not arrive whole in time
     │   ├── CursorExpired       410  an events cursor older than what retention keeps
     │   ├── PayloadTooLarge     413  body over the configured limit
     │   ├── UnsupportedMedia    415  not application/json
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
+    │   ├── HeadersTooLarge     431  a request's headers past their size or count cap
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
     │   ├── Unavailable         503  database locked, read-only, full or down; `retry_after`
     │   │   ├── WriterUnavailable  503  a write not made (in time): not stored
@@ -88,6 +90,12 @@ class WebhookIdReused(Conflict):
         )
 
 
+class RequestTimeout(ApiError):
+    """Answered by the HTTP protocol itself (web/protocol.py), before any route runs."""
+
+    status, code = 408, "request_timeout"
+
+
 class CursorExpired(ApiError):
     status, code = 410, "cursor_expired"
 
@@ -102,6 +110,12 @@ class UnsupportedMedia(ApiError):
 
 class ValidationFailed(ApiError):
     status, code = 422, "validation_failed"
+
+
+class HeadersTooLarge(ApiError):
+    """Answered by the HTTP protocol itself (web/protocol.py), before any route runs."""
+
+    status, code = 431, "headers_too_large"
 
 
 class RateLimited(ApiError):

@@ -13,15 +13,14 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from leadrelay.config import Settings
 from leadrelay.errors import ConfigError
 from leadrelay.events import Broadcast
 from leadrelay.logs import setup_logging
+from leadrelay.web.protocol import protocol_for, sweep
 
 
 async def first_start(settings: Settings) -> str | None:
@@ -102,7 +101,8 @@ async def serve(settings: Settings) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
-        http=_HttpProtocol,
+        http=protocol_for(settings),  # the header caps and the request deadline
+        limit_concurrency=settings.max_connections,
     )
     try:
         await _Server(config).serve(sockets=[sock])
@@ -135,41 +135,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class _OneSend:
-    """A transport whose writes in one loop turn leave in one send(): uvicorn writes a
-    response's head and its body apart, two system calls and two TCP segments."""
-
-    __slots__ = ("_transport", "_out")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._out: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(data)
-
-    def _flush(self) -> None:
-        if self._out:
-            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-            self._out.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _HttpProtocol(HttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(cast(asyncio.Transport, _OneSend(transport)))
-
-
 class _Server(uvicorn.Server):
     """uvicorn re-raises a caught SIGTERM or SIGINT once it has shut down gracefully, which
     would end the process by the signal (exit 143, or a KeyboardInterrupt) before leadrelay's
@@ -190,6 +155,11 @@ class _Server(uvicorn.Server):
             # before anything has started: an interrupted start, exit 130.
             await asyncio.sleep(0)
             await self._serve(sockets)
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 5 == 0:  # every half second (uvicorn ticks every 0.1 s)
+            sweep(self.server_state.connections, asyncio.get_running_loop().time())
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
