@@ -130,6 +130,19 @@ def test_checker_catches_a_lost_and_a_falsely_refused_create() -> None:
     assert kinds(result) == {"lost_create", "failed_create_stored"}, result.report()
 
 
+def test_checker_catches_an_erase_refused_but_done_and_one_undone() -> None:
+    history = History()
+    for id in (1, 2):
+        created(history, id, f"lead {id}")
+    done(history, "w1", "erase", FAIL, lead=1)
+    done(history, "w2", "erase", OK, {"id": 2, "status": "new", "updated_at": "T1"}, lead=2)
+    named = event(2, 2, 2, status="contacted", old="new", at="T2")
+    named.data["lead"]["name"] = "lead 2"  # a change that read the lead before the erase
+    rows = [lead(1, "", erased_at="T1"), lead(2, "", "contacted", 2, erased_at="T1")]
+    result = check(history, stored(rows, [event(1, 1, 1), event(3, 2, 1), named]))
+    assert kinds(result) == {"failed_erase_stored", "erase_undone"}, result.report()
+
+
 def test_checker_catches_a_follower_that_skipped_an_event() -> None:
     history = History()
     created(history, 1, "a")

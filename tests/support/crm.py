@@ -87,7 +87,9 @@ def _lead(
                 [newest],
             )
     if mark is not None and mark not in {op.value["changed_at"] for op in took + maybe}:
-        bad("crm_mark_unknown", f"its CRM mark {mark} is no change's that may have been taken", ops)
+        refused = [op for op in ops if op.value["changed_at"] == mark]
+        said = "one answered 'not written'" if refused else "no change's that may have been taken"
+        bad("crm_mark_unknown", f"its CRM mark is {mark}, {said}", refused or ops)
 
     pairs = matched(ops, known.by_lead.get(lead_id, []))
     for (first, a), (second, b) in zip(pairs, pairs[1:], strict=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from support.history import INFO, OK, Event, History, Op
+from support.history import FAIL, INFO, OK, Event, History, Op
 from support.known import ASSIGNED, PERSONAL, STATUS_UPDATED, Anomaly, Known, Stored, state_of
 
 
@@ -122,7 +122,15 @@ def check_writes(history: History, known: Known, stored: Stored) -> list[Anomaly
         for op in ops:
             if op.type == OK and ids:
                 found += _fields(op, stored.leads[ids[0]], known)
-    erased_unknown = {op.value["lead"] for op in history.completions("erase") if op.type == INFO}
+    erases: dict[int, list[Op]] = defaultdict(list)
+    for op in history.completions("erase"):
+        erases[op.value["lead"]].append(op)
+    for lead_id, ops in erases.items():
+        lead = stored.leads.get(lead_id)
+        if lead is not None and lead["erased_at"] and all(op.type == FAIL for op in ops):
+            message = "erased, though every erase was answered 'not written'"
+            found.append(Anomaly("failed_erase_stored", message, lead_id, [o.index for o in ops]))
+    erased_unknown = {lead for lead, ops in erases.items() if any(op.type == INFO for op in ops)}
     for op in history.completions("patch", "crm", "erase"):
         if op.type != OK:
             continue
