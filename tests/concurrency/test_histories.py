@@ -10,7 +10,8 @@ every channel, daemons prune delivered events every second, and one fault strike
 support/checker.py checks the history: on a failure it prints what broke and the slice of
 the history around it.  `CHECKER_SEED=N` repeats a run's choices (not its timing).
 
-Measured on the code before issue 25's fixes: see docs/faults.md, "The concurrency checker".
+What it found on the code before issue 25's fixes, and the runs since: docs/faults.md, "The
+concurrency checker".
 """
 
 from __future__ import annotations
@@ -41,24 +42,8 @@ def seed() -> int:
     return int(os.environ.get("CHECKER_SEED") or random.randrange(1_000_000))
 
 
-def sqlite_case(fault: str, daemons: int) -> object:
-    if fault == "prune":
-        return pytest.param(
-            fault,
-            daemons,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="until SQLite never hands out an event id twice (issue 25, item 2): "
-                "a new event after pruning the newest takes a pruned one's id",
-            ),
-        )
-    return pytest.param(fault, daemons)
-
-
-@pytest.mark.parametrize(
-    ("fault", "daemons"), [sqlite_case(f, n) for n in (1, 2) for f in SQLITE_FAULTS]
-)
+@pytest.mark.parametrize("daemons", [1, 2])
+@pytest.mark.parametrize("fault", SQLITE_FAULTS)
 def test_sqlite_daemons_keep_every_promise_under_a_fault(
     tmp_path: Path, soketi: Soketi, fault: str, daemons: int
 ) -> None:
@@ -68,12 +53,6 @@ def test_sqlite_daemons_keep_every_promise_under_a_fault(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=False,  # a race: most runs catch it, not every one
-    raises=AssertionError,
-    reason="until issue 25's fixes: the cursor skips late commits, and racing changes of one "
-    "lead read without a row lock",
-)
 @pytest.mark.parametrize(("fault", "daemons"), POSTGRES_RUNS)
 def test_postgres_daemons_keep_every_promise_under_a_fault(
     pg_migrated_url: str, soketi: Soketi, fault: str, daemons: int
