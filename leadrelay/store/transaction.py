@@ -27,13 +27,15 @@ Two rules every backend keeps, because the events API and the relay rely on them
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
+from leadrelay.errors import ApiError
 from leadrelay.events import iso_time
 from leadrelay.store.base import LEAD_COLUMNS, Row, key_row
+from leadrelay.store.batching import Job
 from leadrelay.store.reads import BY_EXTERNAL_ID
 from leadrelay.store.rows import event_params
 
@@ -69,7 +71,53 @@ class SharedTx:
         # new events, as event_params rows, until the end of the transaction
         self.events: list[tuple[Any, ...]] = []
 
+    # running a batch's jobs ---------------------------------------------------------
+    def run_jobs(
+        self, jobs: list[Job], *, isolate: bool, wrap: Callable[[Exception], Exception]
+    ) -> bool:
+        """Run each job; a failing job's error (`wrap`ped, unless it is an ApiError) goes to
+        its caller.  Without `isolate`, return False as soon as a job fails after it wrote
+        something, or a statement of it failed (which aborts a PostgreSQL transaction):
+        the store then undoes the batch and runs it again with `isolate`, a savepoint
+        around each job, so that one job's failure undoes that job alone.  Rare: jobs
+        check before they write."""
+        for job in jobs:
+            job.result = job.error = None
+            if isolate:
+                self._savepoint("SAVEPOINT job")
+            writes, written, events = self.writes, self.events_written, len(self.events)
+            try:
+                job.result = job.fn(self)
+                if isolate:
+                    self.flush()  # inside the job's savepoint: its own errors are its own
+                    self._savepoint("RELEASE SAVEPOINT job")
+            except Exception as exc:
+                if isolate:
+                    self.discard(events)
+                    self._savepoint("ROLLBACK TO SAVEPOINT job")
+                    self._savepoint("RELEASE SAVEPOINT job")
+                elif self.writes != writes or self._aborts(exc):
+                    return False
+                self.events_written = written
+                job.error = exc if isinstance(exc, ApiError) else wrap(exc)
+        return True
+
+    def flush(self) -> None:
+        """Write what the backend holds back (PostgreSQL's new leads), so that what follows
+        sees it."""
+
+    def discard(self, events: int) -> None:
+        """Drop what a failed job held back: its events (those after the first `events`)."""
+        del self.events[events:]
+
+    def _aborts(self, exc: Exception) -> bool:
+        """Whether a job's error left the transaction unusable (a failed statement)."""
+        return False
+
     # the backend's primitives --------------------------------------------------
+    def _savepoint(self, sql: str) -> None:
+        raise NotImplementedError
+
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         raise NotImplementedError
 

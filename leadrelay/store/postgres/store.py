@@ -26,7 +26,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from leadrelay.errors import ApiError, CommitUnknown, Conflict, Unavailable
+from leadrelay.errors import CommitUnknown, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit, Job
 from leadrelay.store.postgres.connection import (
@@ -166,7 +166,7 @@ class Store(GroupCommit[Tx], Reads):
                 tx = Tx(conn, time.time(), list(spare))
                 tx.reserve_hint = len(jobs)
                 tx.begin()
-                self._apply(jobs, tx, isolate=True)
+                tx.run_jobs(jobs, isolate=True, wrap=_wrap)
                 try:
                     self._commit(tx)
                 except psycopg.Error:
@@ -233,7 +233,7 @@ class Store(GroupCommit[Tx], Reads):
         try:
             with ExitStack() as stack:
                 tx.open_pipeline = lambda: stack.enter_context(self._writer.pipeline())
-                if not self._apply(jobs, tx, isolate=False):
+                if not tx.run_jobs(jobs, isolate=False, wrap=_wrap):
                     return False
                 self._commit(tx)  # in the pipeline: COMMIT, then its one sync
         except psycopg.Error:
@@ -250,29 +250,6 @@ class Store(GroupCommit[Tx], Reads):
         if tx.began:
             tx.commit()
         tx.collect_ids()
-
-    def _apply(self, jobs: list[Job], tx: Tx, *, isolate: bool) -> bool:
-        conn = self._writer
-        for job in jobs:
-            job.result = job.error = None
-            if isolate:
-                conn.execute("SAVEPOINT job")
-            writes, written, events = tx.writes, tx.events_written, len(tx.events)
-            try:
-                job.result = job.fn(tx)
-                if isolate:
-                    tx.flush()  # inside the job's savepoint: its own errors are its own
-                    conn.execute("RELEASE SAVEPOINT job")
-            except Exception as exc:
-                if isolate:
-                    tx.discard(events)
-                    conn.execute("ROLLBACK TO SAVEPOINT job")
-                    conn.execute("RELEASE SAVEPOINT job")
-                elif isinstance(exc, psycopg.Error) or tx.writes != writes:
-                    return False
-                tx.events_written = written
-                job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
-        return True
 
     # reads -------------------------------------------------------------------
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:

@@ -167,10 +167,16 @@ class Tx(SharedTx):
             _insert_rows(self.conn, "leads", _LEAD_COLUMNS, rows)
 
     def discard(self, events: int) -> None:
-        """Drop what a failed job buffered (its savepoint undid the rest): its leads, and
-        the events after the first `events`."""
+        """Drop what a failed job buffered (its savepoint undid the rest): its leads (a job
+        in a savepoint flushes the leads it buffers), and its events."""
         self._leads.clear()
         del self.events[events:]
+
+    def _aborts(self, exc: Exception) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    def _savepoint(self, sql: str) -> None:
+        self.conn.execute(sql)
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> psycopg.Cursor[Row]:
         self.begin()

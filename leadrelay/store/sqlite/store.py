@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from leadrelay.errors import ApiError, Conflict, Unavailable
+from leadrelay.errors import Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
@@ -131,14 +131,14 @@ class Store(GroupCommit[Tx], Reads):
         await self._begin()
         try:
             tx = Tx(conn, time.time())
-            if not self._apply(jobs, tx, isolate=False):
+            if not tx.run_jobs(jobs, isolate=False, wrap=_wrap):
                 # a job failed after writing: only a savepoint undoes that job alone, so the
                 # batch is undone and run again with a savepoint around each job (rare: jobs
                 # check before they write)
                 conn.execute("ROLLBACK")
                 await self._begin()
                 tx = Tx(conn, time.time())
-                self._apply(jobs, tx, isolate=True)
+                tx.run_jobs(jobs, isolate=True, wrap=_wrap)
             tx.write_events()
             if self.on_loop:
                 self._execute("COMMIT")
@@ -153,30 +153,6 @@ class Store(GroupCommit[Tx], Reads):
                 raise translate(exc) from None
             raise
         return tx.events_written
-
-    def _apply(self, jobs: list[_Job], tx: Tx, *, isolate: bool) -> bool:
-        """Run each job; a failing job's error goes to its caller.  Without `isolate`,
-        return False as soon as a job fails after it has written something."""
-        conn = self._writer
-        for job in jobs:
-            job.result = job.error = None
-            if isolate:
-                conn.execute("SAVEPOINT job")
-            changes, written = conn.total_changes, tx.events_written
-            try:
-                job.result = job.fn(tx)
-                if isolate:
-                    conn.execute("RELEASE job")
-            except Exception as exc:
-                if isolate:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                elif conn.total_changes != changes or tx.events_written != written:
-                    return False
-                del tx.events[len(tx.events) - (tx.events_written - written) :]
-                tx.events_written = written
-                job.error = exc if isinstance(exc, ApiError) else _wrap(exc)
-        return True
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE on the loop's thread: instant when no other process writes."""

@@ -32,6 +32,9 @@ class Tx(SharedTx):
         super().__init__(now)
         self.conn = conn
 
+    def _savepoint(self, sql: str) -> None:
+        self.conn.execute(sql)
+
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         row = self.conn.execute(sql, tuple(params)).fetchone()
         return dict(row) if row is not None else None
