@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from leadrelay.errors import ConfigError
 
@@ -148,7 +148,7 @@ class Settings:
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
 # LEADRELAY_* variables that are not settings but are read all the same
 OTHER_ENV = ("LEADRELAY_CONFIG", "LEADRELAY_SERVER", "LEADRELAY_TOKEN", "LEADRELAY_TEST_POSTGRES",
-             "LEADRELAY_BENCH_POSTGRES", "LEADRELAY_JS_TEST")  # fmt: skip
+             "LEADRELAY_BENCH_POSTGRES", "LEADRELAY_JS_TEST", "LEADRELAY_COPY_TO")  # fmt: skip
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -179,14 +179,39 @@ def is_postgres(db: object) -> bool:
 
 
 def describe_db(db: Path | str) -> str:
-    """The `db` setting as it may be shown: a URL without its password."""
+    """The `db` setting as it may be shown: a URL without its password (in any form)."""
+    return mask_secrets(str(db)) if is_postgres(db) else str(db)
+
+
+# A password in a URL's userinfo, in a URL's query or a libpq key=value string (quoted or
+# not; sslpassword too), and the passwords of the databases this process has been given:
+# a driver's error may quote one out of its place (libpq's "invalid percent-encoded token").
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")
+_PASSWORD_PARAM = re.compile(
+    r"\b((?:ssl)?password)\s*=\s*(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]*)", re.IGNORECASE
+)
+_KNOWN_PASSWORDS: set[str] = set()
+
+
+def remember_password(db: Path | str) -> None:
+    """Mask the password of this database URL wherever a message quotes it from now on."""
     if not is_postgres(db):
-        return str(db)
+        return
     parts = urlsplit(str(db))
-    if parts.password is None:
-        return str(db)
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    found = [parts.password or ""]
+    found += [value for key, value in parse_qsl(parts.query) if key.lower().endswith("password")]
+    for password in found:
+        _KNOWN_PASSWORDS.update(p for p in (password, unquote(password)) if p)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every password written as ***: for every message that may quote a
+    database URL or a driver's error (CLI errors, API errors, logs)."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    text = _PASSWORD_PARAM.sub(r"\1=***", text)
+    for password in sorted(_KNOWN_PASSWORDS, key=len, reverse=True):
+        text = text.replace(password, "***")
+    return text
 
 
 def resolved_db(db: Path | str) -> str:
@@ -319,6 +344,7 @@ def load_settings(
     # absolute from here on: every message names the file exactly, whatever the cwd
     if not is_postgres(settings.db):
         settings = settings.replace(db=Path(settings.db).absolute())
+    remember_password(settings.db)
     _check(settings)
     return settings
 

@@ -15,6 +15,8 @@ import os
 import sys
 from datetime import UTC, datetime
 
+from leadrelay.config import mask_secrets
+
 # the daemon's loggers, and uvicorn's: `uvicorn.error` is where uvicorn says what it does
 LOGGERS = ("leadrelay", "uvicorn", "uvicorn.error", "uvicorn.access")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -24,10 +26,21 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line."""
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message`, without a password (config.mask_secrets: a driver's
+    or a library's message may quote a database URL)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, without a password (see TextFormatter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[
                 :-6
@@ -48,7 +61,7 @@ class JsonFormatter(logging.Formatter):
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter()
-    return logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    return TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
 
 def setup_logging(level: str = "info", log_format: str | None = None) -> None:

@@ -1,7 +1,9 @@
-"""The database's own commands: `init`, `db backup`, `db prune`."""
+"""The database's own commands: `init`, `db backup`, `db prune`, `db copy`."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +27,7 @@ from leadrelay.cli.support import (
 from leadrelay.config import describe_db, is_postgres
 
 db_app = command_group("The database: online backups and retention.")
+COPY_TO_ENV = "LEADRELAY_COPY_TO"  # `db copy`'s target, kept off the command line
 
 
 def init(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -143,7 +146,18 @@ def db_prune(
 
 @db_app.command("copy")
 def db_copy(
-    to: Annotated[str, typer.Option("--to", help="the empty PostgreSQL database: postgresql://…")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help=(
+                "the empty PostgreSQL database: postgresql://… (on the command line, a "
+                "password shows in `ps`: give it in the environment instead, or at the prompt) "
+                f"[env: {COPY_TO_ENV}; else asked for]"
+            ),
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -152,8 +166,13 @@ def db_copy(
     settings = settings_for(db, config)
     if is_postgres(settings.db):
         fail("db copy reads a SQLite database: point --db at the file to copy", 2)
+    to = to or os.environ.get(COPY_TO_ENV) or _ask_for_target()
     if not is_postgres(to):
-        fail("--to must be a PostgreSQL URL: postgresql://user@host:5432/name", 2)
+        fail(
+            f"the target (--to, or {COPY_TO_ENV}) must be a PostgreSQL URL: "
+            "postgresql://user@host:5432/name",
+            2,
+        )
     source = Path(settings.db)
     if not source.exists():
         fail(missing_database(source), 2)
@@ -184,6 +203,16 @@ def db_copy(
         'start every daemon with db = "postgresql://…" in leadrelay.toml, or --db / '
         "LEADRELAY_DB"
     )
+
+
+def _ask_for_target() -> str:
+    """The target URL from a prompt that does not echo it (a terminal), else one line of
+    stdin: never on the command line, where every local user's `ps` would show it."""
+    if sys.stdin.isatty():
+        answer = typer.prompt("the PostgreSQL database to copy into", hide_input=True)
+    else:
+        answer = sys.stdin.readline()
+    return str(answer).strip()
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from leadrelay.config import (
     describe_db,
     is_postgres,
     load_settings,
+    mask_secrets,
     unknown_env_warnings,
 )
 from leadrelay.errors import LeadrelayError, Unavailable
@@ -80,7 +81,7 @@ def settings_for(db: Path | str | None, config: Path | None = None, **flags: Any
 def fail(message: str, code: int = 1) -> NoReturn:
     """One actionable line on stderr and a non-zero exit; never a traceback (and never a
     control character a database or server error text carried: see text.py)."""
-    typer.echo(f"error: {visible(message)}", err=True)
+    typer.echo(f"error: {visible(mask_secrets(message))}", err=True)
     raise typer.Exit(code)
 
 
@@ -103,7 +104,7 @@ def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The database, with commits waking a running relay at once."""
-    from leadrelay.relay.wake import Waker
+    from leadrelay.relay.wake import Waker, wake_address
     from leadrelay.store import open_store as open_database
 
     if not is_postgres(settings.db) and not Path(settings.db).exists():
@@ -112,15 +113,17 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         store = await open_database(settings.db)
     except Unavailable as exc:
         raise _at_path(exc, settings.db) from None
-    waker = Waker(settings.db)
-    store.commit_listeners.append(waker)
+    waker: Waker | None = None
     try:
+        waker = Waker(await wake_address(store))
+        store.commit_listeners.append(waker)
         yield store
     except Unavailable as exc:
         raise _at_path(exc, settings.db) from None
     finally:
         await store.close()
-        waker.close()
+        if waker is not None:
+            waker.close()
 
 
 def missing_database(path: Path) -> str:

@@ -26,10 +26,10 @@ log = logging.getLogger("leadrelay.writer")
 
 
 async def _serve(fd: int, db: Path | str) -> None:
-    from leadrelay.relay.wake import Waker
+    from leadrelay.relay.wake import Waker, wake_address
 
     store = await open_store(db, on_loop=True)
-    waker = Waker(db)
+    waker = Waker(await wake_address(store))
     tasks: set[asyncio.Task[None]] = set()
 
     Result = leads.CreateResult | crm_status.StatusResult

@@ -20,7 +20,7 @@ from typing import Any
 
 from leadrelay import children
 from leadrelay.config import DB_ENV, Settings, parse_db, resolved_db
-from leadrelay.relay.wake import Waker, WakeSocket
+from leadrelay.relay.wake import Waker, WakeSocket, wake_address
 from leadrelay.store import open_store
 from leadrelay.store.base import Store
 
@@ -39,7 +39,7 @@ async def run_relay(
     # the events it sends (PostgreSQL): then every daemon relays
     lease = None if store.claims_per_event else RelayLease(store, owner_info(serve_pid))
     relay = Relay(store, settings, lease)
-    wake_ups = WakeUps(settings, store, relay.wake)
+    wake_ups = WakeUps(await wake_address(store), store, relay.wake)
     relay.want_wake_ups = wake_ups.want
     task = asyncio.create_task(relay.run())
     try:
@@ -65,8 +65,8 @@ class WakeUps:
     poll instead, so that a paused daemon's intake does not pay a relay wake-up per commit
     (docs/dev/performance.md)."""
 
-    def __init__(self, settings: Settings, store: Store, on_wake: Callable[[], None]) -> None:
-        self.settings = settings
+    def __init__(self, address: str, store: Store, on_wake: Callable[[], None]) -> None:
+        self.address = address
         self.store = store
         self.on_wake = on_wake
         self.wanted = False
@@ -79,7 +79,7 @@ class WakeUps:
         return self.sock is not None
 
     def bind(self, *, quiet: bool = False) -> None:
-        self.sock = WakeSocket.bind(self.settings.db, self.on_wake, quiet=quiet)
+        self.sock = WakeSocket.bind(self.address, self.on_wake, quiet=quiet)
         if self.sock is not None:
             self.sock.read(self.wanted)
 
@@ -114,10 +114,11 @@ class RelayRunner:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._child: subprocess.Popen[bytes] | None = None
-        self._waker = Waker(settings.db)
-        store.commit_listeners.append(self._waker)
+        self._waker: Waker | None = None
 
     async def start(self) -> None:
+        self._waker = Waker(await wake_address(self.store))
+        self.store.commit_listeners.append(self._waker)
         if self.settings.relay == "inline":
             self._task = asyncio.create_task(run_relay(self.settings, self.store, self._stop))
         else:
@@ -158,7 +159,8 @@ class RelayRunner:
                 child.kill()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        self._waker.close()
+        if self._waker is not None:
+            self._waker.close()
 
 
 def _settings_json(runner: RelayRunner) -> dict[str, Any]:

@@ -1,34 +1,42 @@
 """The relay's wake-up: one datagram, "events were committed", to a socket named after the db.
 
 Whoever commits events (the daemon, its lead writer, a CLI command) sends it, so the relay
-starts at once instead of at its next poll.
+starts at once instead of at its next poll.  The socket is an abstract unix socket (no file
+to clean up), and every local user sees its name in /proc/net/unix: so the name is a random
+id a migration stored in the database (the `wake_id` setting), which says nothing of the
+database or its URL, and only those who can read the database know it beforehand.
+
+Anyone on the machine can still bind a name once they have seen it, before the relay does
+(after a restart, say).  The relay then cannot be woken and polls every
+`relay_poll_seconds` instead; it looks up who holds the name (Linux's /proc) and says so:
+in an info line when it is another relay of this user's leadrelay (a standby daemon on the
+same database), in a warning naming the process when it is anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import os
 import socket
 from pathlib import Path
 from typing import Any
 
-from leadrelay.config import describe_db, resolved_db
+from leadrelay.store.base import WAKE_ID_KEY, Store
 
 log = logging.getLogger("leadrelay.relay")
 
 
-def wake_address(db: Path | str) -> str:
-    """An abstract unix socket name (no file to clean up), one per database."""
-    digest = hashlib.sha256(resolved_db(db).encode()).hexdigest()[:24]
-    return f"\0leadrelay-relay-{digest}"
+async def wake_address(store: Store) -> str:
+    """The abstract unix socket name of this database's relay."""
+    return f"\0leadrelay-relay-{await store.get_setting(WAKE_ID_KEY)}"
 
 
 class Waker:
     """Sends "events were committed" to whichever relay serves this database."""
 
-    def __init__(self, db: Path | str) -> None:
-        self.address = wake_address(db)
+    def __init__(self, address: str) -> None:
+        self.address = address
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
 
@@ -54,19 +62,15 @@ class WakeSocket:
         self._reading = False
 
     @classmethod
-    def bind(cls, db: Path | str, on_wake: Any, *, quiet: bool = False) -> WakeSocket | None:
-        """None when another relay has the name."""
+    def bind(cls, address: str, on_wake: Any, *, quiet: bool = False) -> WakeSocket | None:
+        """None when another process has the name (said in the log: see `say_who_holds`)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
-            sock.bind(wake_address(db))
+            sock.bind(address)
         except OSError:
-            if not quiet:
-                log.info(
-                    "another relay has the wake socket of %s; polling until it goes",
-                    describe_db(db),
-                )
             sock.close()
+            say_who_holds(address, quiet=quiet)
             return None
         return cls(sock, on_wake)
 
@@ -93,3 +97,80 @@ class WakeSocket:
     def close(self) -> None:
         self.read(False)
         self._sock.close()
+
+
+# the socket (its inode) last said to hold each name: a standby relay tries to bind every
+# second, and says who holds the name again only when that changes
+_SAID: dict[str, str | None] = {}
+
+
+def say_who_holds(address: str, *, quiet: bool = False) -> None:
+    """Log who holds the wake socket name `address`: info for another relay of ours (unless
+    `quiet`: a standby trying again), a warning for any other process."""
+    inode = _inode_of(address)
+    if inode is not None and _SAID.get(address) == inode:
+        return
+    _SAID[address] = inode
+    holder = None if inode is None else _holder_of(inode)
+    polling = "this relay polls for new events instead of being woken at once"
+    if holder is not None and holder[1] == os.getuid() and "leadrelay" in holder[2]:
+        if not quiet:
+            log.info(
+                "another relay (pid %d) has the wake socket; %s until it goes", holder[0], polling
+            )
+        return
+    if holder is None:
+        who = "a process this user cannot see (another local user's?)"
+    else:
+        who = f"pid {holder[0]} of user {holder[1]} ({holder[2][:80]!r})"
+    log.warning(
+        "the relay's wake socket name is held by another process, %s, not a relay of this "
+        "leadrelay: %s; stop that process, or look into who runs it",
+        who,
+        polling,
+    )
+
+
+def _inode_of(address: str) -> str | None:
+    """The inode of the socket bound to the abstract name `address`, from /proc/net/unix."""
+    name = "@" + address.lstrip("\0")
+    try:
+        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == name:
+            return fields[6]
+    return None
+
+
+def _holder_of(inode: str) -> tuple[int, int, str] | None:
+    """(pid, uid, command line) of a process with the socket `inode` open, among those this
+    process may look into (its own user's; every one for root)."""
+    target = f"socket:[{inode}]"
+    with os.scandir("/proc") as processes:
+        for process in processes:
+            if process.name.isdigit() and _has_open(process.path, target):
+                try:
+                    command = Path(process.path, "cmdline").read_bytes()
+                    uid = os.stat(process.path).st_uid
+                except OSError:
+                    continue  # it has just ended
+                text = command.replace(b"\0", b" ").decode(errors="replace").strip()
+                return int(process.name), uid, text
+    return None
+
+
+def _has_open(process: str, target: str) -> bool:
+    try:
+        with os.scandir(f"{process}/fd") as fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) == target:
+                        return True
+                except OSError:
+                    continue  # closed meanwhile
+    except OSError:
+        pass  # another user's process, or it has just ended
+    return False

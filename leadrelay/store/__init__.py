@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leadrelay.config import is_postgres
+from leadrelay.config import is_postgres, remember_password
 
 if TYPE_CHECKING:
     from leadrelay.store.base import Store
@@ -27,6 +27,7 @@ async def open_store(db: Path | str, *, durable: bool = True, on_loop: bool = Fa
     if is_postgres(db):
         from leadrelay.store import postgres
 
+        remember_password(db)  # its errors never quote it (config.mask_secrets)
         return await postgres.Store.open(str(db), durable=durable, on_loop=on_loop)
     from leadrelay.store import sqlite
 

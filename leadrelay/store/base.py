@@ -19,6 +19,9 @@ MAX_ID = 2**63 - 1
 # The settings row in which the running relay records its state (read by doctor, /readyz
 # and `outbox status`).
 RELAY_STATE_KEY = "relay_state"
+# The settings row holding the random id the relay's wake socket is named after (relay/wake.py;
+# made by a migration).
+WAKE_ID_KEY = "wake_id"
 # The settings row where pruning records how far it has deleted (the events API's 410).
 RETENTION_KEY = "retention"
 

@@ -3,7 +3,8 @@
 Everything an operator relies on moves: leads, events in their delivery states (pending,
 delivered, dead-lettered, with attempts and errors), providers, hashed tokens, settings
 (Pusher's, the webhook secrets), idempotency keys.  Runtime state stays behind: the relay
-lease and the outbox counters (the PostgreSQL triggers count the events as COPY writes them).
+lease, the outbox counters (the PostgreSQL triggers count the events as COPY writes them)
+and the wake socket's id (each database has its own, made by its migrations).
 
 The source is read in one snapshot (a read transaction); the target is written in one
 transaction, so a copy that fails leaves the target as it was and can simply be run again.
@@ -19,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from leadrelay.config import describe_db
+from leadrelay.config import describe_db, remember_password
 from leadrelay.errors import ConfigError, Unavailable
 from leadrelay.store.postgres.connection import CONNECT_TIMEOUT, migrate_url
 from leadrelay.store.postgres.connection import translate as translate_pg
@@ -29,12 +30,19 @@ from leadrelay.store.sqlite.connection import translate as translate_sqlite
 TABLES = ("providers", "tokens", "leads", "settings", "idempotency_keys", "events")
 # the source's columns PostgreSQL fills itself
 SKIPPED = {"events": {"lease_owner", "lease_until"}}
+# the rows copied and counted: a database's own wake id stays (relay/wake.py)
+COPIED_ROWS = {"settings": "key != 'wake_id'"}
 STATES = ("pending", "delivered", "dead")
 
 
 def counts_of(execute: Any) -> dict[str, int]:
     """Rows per table and events per state, through `execute(sql) -> rows of tuples`."""
-    counts = {table: int(execute(f"SELECT count(*) FROM {table}")[0][0]) for table in TABLES}
+    counts = {
+        table: int(
+            execute(f"SELECT count(*) FROM {table} WHERE {COPIED_ROWS.get(table, 'TRUE')}")[0][0]
+        )
+        for table in TABLES
+    }
     for state in STATES:
         rows = execute(f"SELECT count(*) FROM events WHERE state = '{state}'")
         counts[f"events {state}"] = int(rows[0][0])
@@ -43,6 +51,7 @@ def counts_of(execute: Any) -> dict[str, int]:
 
 def copy(source: Path, url: str) -> dict[str, Any]:
     """Copy `source` into the database at `url`; return what was copied."""
+    remember_password(url)  # its errors never quote it (config.mask_secrets)
     _migrate_target(url)
     try:
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
@@ -111,7 +120,8 @@ def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection[Any], table: st
         )
     names = ", ".join(columns)
     with dst.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as pipe:
-        for row in src.execute(f"SELECT {names} FROM {table} ORDER BY rowid"):
+        where = COPIED_ROWS.get(table, "TRUE")
+        for row in src.execute(f"SELECT {names} FROM {table} WHERE {where} ORDER BY rowid"):
             pipe.write_row(row)
 
 

@@ -171,4 +171,4 @@ def test_db_copy_refuses_a_target_with_data_and_a_failed_copy_can_run_again(
     refused = cli(other, "db", "copy", "--to", pg_url, check=False)
     assert refused.returncode != 0 and "already holds data" in refused.stderr
     wrong = cli(db, "db", "copy", "--to", str(tmp_path / "x.db"), check=False)
-    assert wrong.returncode == 2 and "--to must be a PostgreSQL URL" in wrong.stderr
+    assert wrong.returncode == 2 and "must be a PostgreSQL URL" in wrong.stderr

@@ -16,7 +16,7 @@ import pytest
 from leadrelay import erasure, leads
 from leadrelay.store import open_store
 from leadrelay.store.base import Tx
-from leadrelay.store.copy import TABLES
+from leadrelay.store.copy import COPIED_ROWS, TABLES
 from support.serve import cli
 
 pytestmark = pytest.mark.postgres
@@ -67,10 +67,10 @@ async def _fill(db: Path) -> None:
 
 
 def _rows(read: Any, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
-    order = ORDER.get(table, "id")
-    return [
-        tuple(row) for row in read(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-    ]
+    """The rows `db copy` copies (each database keeps its own wake id)."""
+    order, where = ORDER.get(table, "id"), COPIED_ROWS.get(table, "TRUE")
+    sql = f"SELECT {', '.join(columns)} FROM {table} WHERE {where} ORDER BY {order}"
+    return [tuple(row) for row in read(sql)]
 
 
 def test_db_copy_carries_every_column(tmp_path: Path, pg_url: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from leadrelay.config import mask_secrets
 from leadrelay.errors import Unavailable
 from leadrelay.store.base import Row
 from leadrelay.store.postgres.schema import migrate
@@ -30,7 +31,10 @@ READERS = 4  # the pool's connections at most
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
+    """psycopg's error in words, without a password: libpq quotes the URL's parts in some
+    (a bad percent-escape echoes the password itself)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = mask_secrets(first)
     return Unavailable(
         f"the PostgreSQL database failed ({first}); check the server and the db URL",
         code="database_unavailable",

@@ -209,6 +209,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         INSERT INTO event_ids (n) VALUES (0);
         """,
     ),
+    (
+        4,
+        # The relay's wake socket is named after this random id (relay/wake.py): a name
+        # every local user sees, so it must say nothing of the database or its URL.
+        """
+        INSERT INTO settings (key, value, updated_at)
+            VALUES ('wake_id', to_json(replace(gen_random_uuid()::text, '-', ''))::text,
+                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+            ON CONFLICT (key) DO NOTHING;
+        """,
+    ),
 )
 
 

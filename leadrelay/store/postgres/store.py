@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from leadrelay.config import mask_secrets
 from leadrelay.errors import CommitUnknown, Conflict, Unavailable
 from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit, Job
@@ -122,7 +123,8 @@ class Store(GroupCommit[Tx], Reads):
         except Exception as exc:  # the pool's timeout, say
             executor.shutdown(wait=False)
             raise Unavailable(
-                f"cannot open the PostgreSQL database: {exc}", code="database_unavailable"
+                f"cannot open the PostgreSQL database: {mask_secrets(str(exc))}",
+                code="database_unavailable",
             ) from None
         store = cls(url, writer, pool, executor, durable=durable, on_loop=on_loop, _name=name)
         store._start_writing("leadrelay-pg-writer")
@@ -406,7 +408,8 @@ def _outcome_known(conn: psycopg.Connection[Any], tx: Tx) -> None:
 
 def _wrap(exc: Exception) -> Exception:
     if isinstance(exc, psycopg.IntegrityError):
-        return Conflict(f"that conflicts with what is stored: {exc}", code="conflict")
+        what = mask_secrets(str(exc))
+        return Conflict(f"that conflicts with what is stored: {what}", code="conflict")
     if isinstance(exc, psycopg.Error):
         return translate(exc)
     return exc

@@ -190,4 +190,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
                       WHERE key = 'retention'), 0));
         """,
     ),
+    (
+        7,
+        """
+        -- The relay's wake socket is named after this random id (relay/wake.py): a name
+        -- every local user sees, so it must say nothing of the database or its URL.
+        INSERT INTO settings (key, value, updated_at)
+            VALUES ('wake_id', '"' || lower(hex(randomblob(16))) || '"',
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            ON CONFLICT (key) DO NOTHING;
+        """,
+    ),
 )
