@@ -57,6 +57,17 @@ class LeadWriter:
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
 
+    @property
+    def problem(self) -> str | None:
+        """Why the writer cannot take writes now, in words (for /readyz); None when it
+        answers its heartbeat.  Read from memory: free to ask."""
+        if self._frames is None or self._frames.closed.done():
+            return "the lead writer process is restarting"
+        silent = time.monotonic() - self._last_answer
+        if silent > max(2.0, self.timeout / 2):
+            return f"the lead writer has answered nothing for {silent:.0f} s"
+        return None
+
     async def start(self) -> None:
         await self._spawn()
         supervisor = children.Supervisor("lead writer", FIRST_RESTART_DELAY, log)

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -276,29 +275,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready or not, and the problems' codes; their details to an admin (readiness.py)."""
     st = state(request)
-    problems: list[str] = []
-    try:
-        await st.store.check_writable()
-    except ApiError as exc:
-        problems.append(str(exc))
-    body: dict[str, Any] = {"status": "ready", "problems": problems}
-    if st.settings.relay != "off":
-        try:
-            relay = await st.store.get_setting(RELAY_STATE_KEY) or {}
-            lease = await relay_lease(st.store)
-        except ApiError as exc:  # a database that cannot be read either (PostgreSQL down)
-            if str(exc) not in problems:
-                problems.append(str(exc))
-        else:
-            if relay.get("paused_reason"):
-                problems.append(f"relay paused: {relay['paused_reason']}")
-            body["relay"] = relay
-            # a standby daemon is ready: it takes leads, and its relay takes over if need be
-            body["relay_lease"] = {**lease, "this_daemon": lease["serve_pid"] == os.getpid()}
-    if problems:
-        body["status"] = "not_ready"
-    return JSON(body, status_code=200 if not problems else 503)
+    report = await st.readiness.report()
+    admin = False
+    if request.headers.get("authorization"):
+        admin = (await principal(request)).is_admin
+    body = report.body(admin=admin, this_pid=os.getpid())
+    return JSON(body, status_code=503 if report.problems else 200)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -51,6 +51,7 @@ from leadrelay.web.http import JSON, error_response
 from leadrelay.web.presence_sync import keep_presence_in_sync
 from leadrelay.web.pusher_webhooks import pusher_webhooks
 from leadrelay.web.ratelimit import RateLimiter
+from leadrelay.web.readiness import Readiness
 from leadrelay.web.state import AppState
 
 log = logging.getLogger("leadrelay.api")
@@ -59,6 +60,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.status == 503:  # the database, or the writer, could not do it: /readyz says so
+        request.app.state.leadrelay.readiness.write_failed(exc)
     return error_response(exc)
 
 
@@ -203,6 +206,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             store=store,
             auth=Authenticator(store),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            readiness=Readiness(settings, store),
         )
         app.state.leadrelay = app_state
         if settings.writer == "process":
@@ -213,6 +217,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
                 queue_limit=settings.write_queue_limit,
             )
             await app_state.lead_writer.start()
+            app_state.readiness.lead_writer = app_state.lead_writer
         housekeeping = asyncio.create_task(_housekeeping(settings))
         presence = asyncio.create_task(keep_presence_in_sync(store, settings))
         runner = None

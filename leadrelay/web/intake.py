@@ -90,8 +90,14 @@ async def handle(st: AppState, scope: Scope, receive: Receive, send: Send, work:
         status, body = await work(st, headers, raw, caller)
         if status == 503:  # the writer process refused it (database down, say): no headers
             extra = {"Retry-After": str(Unavailable.retry_after)}
+            error = orjson.loads(body)["error"]
+            st.readiness.write_failed(Unavailable(error["message"], code=error["code"]))
+        elif status < 300:
+            st.readiness.write_succeeded()
     except ApiError as err:
         status, body, extra = err.status, _encode(err.body()), error_headers(err)
+        if err.status == 503:
+            st.readiness.write_failed(err)
     except ClientGone:
         return  # nothing was written, and nobody is left to answer
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""What every route shares: the app's state (settings, store, auth, limiter, lead writer)."""
+"""What every route shares: the app's state (settings, store, auth, limiter, readiness, lead
+writer)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from leadrelay.lead_writer import LeadWriter
 from leadrelay.store.base import Store
 from leadrelay.web.http import socket_id
 from leadrelay.web.ratelimit import RateLimiter
+from leadrelay.web.readiness import Readiness
 
 SOCKET_ID_HEADER = "x-socket-id"
 
@@ -22,6 +24,7 @@ class AppState:
     store: Store
     auth: Authenticator
     limiter: RateLimiter
+    readiness: Readiness  # /readyz, and the health the writes record for it
     lead_writer: LeadWriter | None = None  # None: new leads are written in this process
 
 

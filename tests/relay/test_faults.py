@@ -177,8 +177,9 @@ def test_relay_wrong_secret_pauses_visibly_and_resumes_when_fixed(
         return response if response.status_code == 503 else None
 
     response = wait_until(paused_readyz, 10, "/readyz to report the pause")
-    problems = response.json()["problems"]
-    assert any("relay paused" in p and "secret" in p for p in problems), problems
+    body = response.json()  # an admin's client: the details too
+    assert body["problems"] == ["relay_paused"], body
+    assert any("relay paused" in p and "secret" in p for p in body["details"]), body
     status = outbox(daemon.db)
     assert "secret" in (status["relay_paused_reason"] or ""), status
     assert status["pending"] == len(event_ids)
@@ -386,7 +387,7 @@ def test_intake_full_disk_answers_503_and_recovers(tmp_path: Path) -> None:
                 refused += 1
             assert refused > 0
             ready = client.get("/readyz")
-            assert ready.status_code == 503 and "full" in " ".join(ready.json()["problems"])
+            assert ready.status_code == 503 and "full" in " ".join(ready.json()["details"])
 
             (disk / "filler").unlink()
             recovered = client.post("/api/leads", json={"name": "after"})

@@ -71,7 +71,7 @@ def test_relay_lease_two_serves_one_relays_and_standby_takes_over(
             holder = f"serve pid {second.process.pid}"
             assert holder in cli(db, "outbox", "status").stdout
             assert holder in cli(db, "doctor", check=False).stdout
-            readyz = httpx.get(f"{second.url}/readyz", timeout=10).json()
+            readyz = httpx.get(f"{second.url}/readyz", headers=second.auth(), timeout=10).json()
             assert readyz["relay_lease"]["this_daemon"] is True, readyz
             time.sleep(1.0)  # the standby relays what waits, and the new load
             for load in loads:

@@ -76,10 +76,10 @@ def test_relay_modes_encrypted_without_a_key_pauses_and_sends_nothing(
             ready: dict[str, object] = {}
             while time.monotonic() < deadline:
                 ready = client.get("/readyz").json()
-                if "master key" in str(ready.get("problems")):
+                if "master key" in str(ready.get("details")):
                     break
                 time.sleep(0.1)
-            assert "--encryption-master-key" in str(ready["problems"]), ready
+            assert "--encryption-master-key" in str(ready["details"]), ready
             assert wire.events() == []  # nothing in clear, nothing at all
 
             key = secrets.token_bytes(32)

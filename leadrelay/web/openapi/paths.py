@@ -252,7 +252,8 @@ def api_paths(settings: Settings) -> Schema:
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: database writable, relay not paused",
+                "summary": "Readiness, without a write: status and problem codes; the details "
+                "with an admin token",
                 "responses": {
                     "200": {"description": "ready", **json_body({"type": "object"})},
                     "503": {"description": "not ready", **json_body({"type": "object"})},
