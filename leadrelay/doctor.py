@@ -13,7 +13,7 @@ from leadrelay.errors import LeadrelayError, PusherError
 from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store import open_store
-from leadrelay.store.base import RELAY_STATE_KEY, Store
+from leadrelay.store.base import OUTBOX_COUNTERS, RELAY_STATE_KEY, Store
 
 Check = dict[str, Any]
 
@@ -159,6 +159,17 @@ async def _lease(store: Store) -> Check:
     )
 
 
+def _of_them_pusher_api(counts: dict[str, int]) -> str:
+    """The Pusher API's share of the ledger, when there is one."""
+    api = counts["api_pending"] + counts["api_delivered"] + counts["api_dead"]
+    if not api:
+        return ""
+    return (
+        f"; of them {api} from apps' Pusher API triggers ({counts['api_delivered']} "
+        f"delivered, {counts['api_pending']} pending, {counts['api_dead']} dead-lettered)"
+    )
+
+
 async def _ledger(store: Store) -> list[Check]:
     counts = await store.counted_outbox()  # a scan: doctor checks what the counters say
     kept = await store.outbox_counts()
@@ -174,12 +185,13 @@ async def _ledger(store: Store) -> list[Check]:
                 "outbox ledger",
                 "ok",
                 f"{counts['total']} events: {counts['delivered']} delivered, "
-                f"{counts['pending']} pending, {counts['dead']} dead-lettered with a reason",
+                f"{counts['pending']} pending, {counts['dead']} dead-lettered with a reason"
+                + _of_them_pusher_api(counts),
             )
         ]
     drift = [
         f"{name} {kept[name]} (counted {counts[name]})"
-        for name in ("pending", "delivered", "dead", "retrying")
+        for name in OUTBOX_COUNTERS
         if kept[name] != counts[name]
     ]
     if drift:

@@ -26,6 +26,14 @@ EVENTS_FAILED = Counter(
     "leadrelay_events_failed_total", "Failed delivery attempts, by cause", ["cause"]
 )
 EVENTS_DEAD = Counter("leadrelay_events_dead_total", "Events moved to the dead-letter state")
+PUSHER_API_EVENTS = Counter(
+    "leadrelay_pusher_api_events_total",
+    "Events apps triggered through Pusher's HTTP API, durably stored (one a channel)",
+)
+PUSHER_API_RELAYED = Counter(
+    "leadrelay_pusher_api_events_relayed_total",
+    "Of leadrelay_events_relayed_total, the events apps triggered through Pusher's HTTP API",
+)
 WRITES_REFUSED = Counter(
     "leadrelay_writes_refused_total",
     "New leads and status changes answered 503 by the lead writer, by error code "
@@ -66,6 +74,16 @@ def render(
         text
         + _gauge("leadrelay_outbox_pending", "Events waiting to be relayed", outbox["pending"])
         + _gauge("leadrelay_outbox_dead", "Events in the dead-letter state", outbox["dead"])
+        + _gauge(
+            "leadrelay_outbox_pusher_api_pending",
+            "Of leadrelay_outbox_pending, the events apps triggered through Pusher's HTTP API",
+            outbox.get("api_pending", 0),
+        )
+        + _gauge(
+            "leadrelay_outbox_pusher_api_dead",
+            "Of leadrelay_outbox_dead, the events apps triggered through Pusher's HTTP API",
+            outbox.get("api_dead", 0),
+        )
         + _gauge(
             "leadrelay_outbox_oldest_pending_age_seconds", "Age of the oldest pending event", age
         )

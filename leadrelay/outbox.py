@@ -9,7 +9,7 @@ from typing import Any
 from leadrelay.errors import NotFound
 from leadrelay.events import iso_time
 from leadrelay.pusher import config as pusher_config
-from leadrelay.store.base import RELAY_STATE_KEY, Row, Store
+from leadrelay.store.base import OUTBOX_STATES, RELAY_STATE_KEY, Row, Store
 
 # the lease the relay that sends holds (relay/lease.py)
 RELAY_LEASE = "relay"
@@ -26,8 +26,12 @@ async def status(store: Store) -> dict[str, Any]:
     lease = await relay_lease(store)
     oldest = counts.pop("oldest_pending")
     at = relay.get("at")
+    # the events apps triggered through Pusher's HTTP API, counted apart (and in the totals)
+    api = {name: counts.pop(f"api_{name}") for name in OUTBOX_STATES}
+    api["total"] = api["pending"] + api["dead"] + api["delivered"]
     return {
         **counts,
+        "pusher_api": api,
         "oldest_pending_age_seconds": round(time.time() - oldest, 1) if oldest else None,
         "pusher_enabled": config.enabled,
         "relay_paused_reason": relay.get("paused_reason"),
@@ -42,6 +46,8 @@ def event_view(row: Row) -> dict[str, Any]:
     """An outbox row as `outbox failed` and the console show it."""
     view = {name: row.get(name) for name in EVENT_FIELDS}
     view["channels"] = json.loads(row["channels"]) if row.get("channels") else []
+    # a lead's event, or one an app triggered through Pusher's API (no lead: its channel)
+    view["kind"] = "lead" if row.get("lead_id") is not None else "pusher_api"
     view["last_error"] = row.get("last_error")
     view["created_at"] = iso_time(row["created_at"]) if row.get("created_at") else None
     next_at = row.get("next_attempt_at")
@@ -65,14 +71,14 @@ async def retry(store: Store, event_id: int | None) -> int:
     whether the event does not exist or is there in another state."""
     count = await store.write(lambda tx: tx.retry_dead(event_id))
     if count == 0 and event_id is not None:
-        found = await store.events_after(event_id - 1, provider_id=None, lead_id=None, limit=1)
-        if not found or found[0]["id"] != event_id:
+        state = await store.event_state(event_id)
+        if state is None:
             raise NotFound(
                 f"there is no event {event_id} (see `leadrelay outbox failed` for the ids)",
                 code="event_not_found",
             )
         raise NotFound(
-            f"event {event_id} is {found[0]['state']}, not dead-lettered: nothing to retry",
+            f"event {event_id} is {state}, not dead-lettered: nothing to retry",
             code="event_not_dead",
         )
     return count

@@ -229,6 +229,9 @@ def _status_fields(status: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         shown["relay_holder"] = "none: no serve relays this database now"
+    api = shown.pop("pusher_api", None)
+    if api is not None:  # the Pusher API's events, counted apart: on one line
+        shown["pusher_api"] = ", ".join(f"{n} {name}" for name, n in api.items())
     return shown
 
 
@@ -238,7 +241,7 @@ def _event_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
             r["id"],
             r["event_id"][:8],
             r["type"],
-            r["lead_id"],
+            r["lead_id"] if r["lead_id"] is not None else f"({r['channels'][0]})",
             r["seq"],
             r["attempts"],
             r["last_error"],
@@ -266,6 +269,7 @@ def outbox_failed(
     if as_json:
         print_json(found)
         return
+    # an app's Pusher API event has no lead: its channel is shown there, in brackets
     columns = ["id", "event", "type", "lead", "seq", "attempts", "last error"]
     print_table("dead-lettered", columns, _event_rows(found["dead"]))
     print_table("retrying", columns, _event_rows(found["retrying"]))

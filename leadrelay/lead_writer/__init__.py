@@ -7,11 +7,13 @@ intake's limit: the write took ~30 µs of its one core per lead (docs/dev/perfor
 `leads.create_lead` (`leads.new_lead`, through `Store.submit`) on its own `Store` (group
 commit, fsync before the answer) and sends back the HTTP status and body to answer with,
 once the lead is durable.  A status webhook's change (`crm_status.change_status`) goes the
-same way, so it is group-committed with the leads, under the same deadline.
+same way, so it is group-committed with the leads, under the same deadline, and so does an
+app's trigger through Pusher's API (`pusher.api_store.write_events`, web/pusher_api.py).
 
 Frames, each way: a 4-byte little-endian length, then
   request  orjson `[request id, deadline, "lead", fields, status, idempotency key, socket id]`
            or `[request id, deadline, "status", change, idempotency key, socket id]`
+           or `[request id, deadline, "pusher", events]` (an app's Pusher API trigger)
   answer   request id (u32), HTTP status (u16), then the JSON body to send
 An empty request is a heartbeat, answered at once with request id 0.
 

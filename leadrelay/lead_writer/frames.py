@@ -3,6 +3,7 @@
 Frames, each way: a 4-byte little-endian length, then
   request  orjson `[request id, deadline, "lead", fields, status, idempotency key, socket id]`
            or `[request id, deadline, "status", change, idempotency key, socket id]`
+           or `[request id, deadline, "pusher", events]` (an app's Pusher API trigger)
   answer   request id (u32), HTTP status (u16), then the JSON body to send
 An empty request is a heartbeat, answered at once with request id 0.
 """

@@ -22,10 +22,12 @@ from leadrelay import children, crm_status, metrics
 from leadrelay.config import DB_ENV, resolved_db
 from leadrelay.errors import CommitUnknown, Unavailable, WriterUnavailable
 from leadrelay.lead_writer.frames import ANSWER, Frames
+from leadrelay.pusher import api_store
+from leadrelay.pusher.api_events import PusherApiEvent
 
 log = logging.getLogger("leadrelay.writer")
 # what a request of each kind ("lead", "status") writes, as a 503 names it
-WRITTEN = {"lead": "the lead", "status": "the status change"}
+WRITTEN = {"lead": "the lead", "status": "the status change", "pusher": "the Pusher event"}
 
 HEARTBEAT_SECONDS = 0.5
 FIRST_RESTART_DELAY = 0.1
@@ -168,6 +170,11 @@ class LeadWriter:
         """(200, `{"lead", "applied", "reason"}`) once durable, or an error's status and body."""
         request = [change.lead_id, change.external_id, change.change, change.changed_at]
         return await self._request(["status", request, idempotency_key, socket_id])
+
+    async def pusher_events(self, events: list[PusherApiEvent]) -> tuple[int, bytes]:
+        """(200, `{"stored": N}`) once an app's trigger is durable (one event a channel), or
+        an error's status and body."""
+        return await self._request(["pusher", api_store.to_wire(events)])
 
     async def _request(self, request: list[Any]) -> tuple[int, bytes]:
         """Send one write; count each 503 it ends in (leadrelay_writes_refused_total)."""

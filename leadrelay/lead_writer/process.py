@@ -20,6 +20,7 @@ from leadrelay.config import DB_ENV, parse_db
 from leadrelay.errors import INTERNAL_ERROR_BODY, ApiError, WriterUnavailable
 from leadrelay.lead_writer.frames import ANSWER, Frames
 from leadrelay.lead_writer.handle import WRITTEN
+from leadrelay.pusher import api_store
 from leadrelay.store import open_store
 
 log = logging.getLogger("leadrelay.writer")
@@ -32,7 +33,7 @@ async def _serve(fd: int, db: Path | str) -> None:
     waker = Waker(await wake_address(store))
     tasks: set[asyncio.Task[None]] = set()
 
-    Result = leads.CreateResult | crm_status.StatusResult
+    Result = leads.CreateResult | crm_status.StatusResult | int
 
     def answer(request_id: int, result: Result | None, error: BaseException | None) -> None:
         if isinstance(error, ApiError):
@@ -42,6 +43,8 @@ async def _serve(fd: int, db: Path | str) -> None:
             status, body = 500, orjson.dumps(INTERNAL_ERROR_BODY)
         elif isinstance(result, crm_status.StatusResult):
             status, body = 200, orjson.dumps(result.answer())
+        elif isinstance(result, int):  # an app's Pusher API events, stored
+            status, body = 200, orjson.dumps({"stored": result})
         else:
             status, body = (201 if result.created else 200), orjson.dumps(result.lead)
         frames.send(ANSWER.pack(request_id, status), body)
@@ -56,6 +59,8 @@ async def _serve(fd: int, db: Path | str) -> None:
             answer(request_id, None, exc)
 
     def write_of(kind: str, request: list[Any]) -> Callable[[Any], Result]:
+        if kind == "pusher":
+            return api_store.write_events(api_store.from_wire(request[0]))
         if kind == "lead":
             fields, status, key, socket_id = request
             return leads.new_lead(fields, status, key, socket_id)

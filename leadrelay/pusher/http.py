@@ -102,6 +102,9 @@ class _StaleConnection(Exception):
 
 
 MAX_RESPONSE_BYTES = 1 << 20
+# a batch item's mark (never sent): its data goes as it is, never sealed (an app's own event,
+# relay/batches.py: an SDK seals a private-encrypted- one with the app's key before sending)
+AS_SENT = "_leadrelay_as_sent"
 VIA = "Via: 1.1 leadrelay"
 MAX_IDLE_CONNECTIONS = 64
 
@@ -298,13 +301,21 @@ class PusherClient:
         """Send up to 10 `{channel, name, data(str), socket_id?}` items in one request.
 
         Items on `private-encrypted-` channels are sealed with the master key first (one
-        channel an item: Pusher refuses one event to several channels when one is encrypted).
+        channel an item: Pusher refuses one event to several channels when one is encrypted),
+        except an app's own events (AS_SENT), which its SDK sealed already.
         """
-        if any(item["channel"].startswith(ENCRYPTED_PREFIX) for item in items):
-            items = [self._sealed(item) for item in items]
+        if any(AS_SENT in item or item["channel"].startswith(ENCRYPTED_PREFIX) for item in items):
+            items = [self._prepared(item) for item in items]
         # already_encoded: our data is a JSON string measured in UTF-8 bytes, which the
         # package's own check (sys.getsizeof) gets wrong for non-ASCII text
         await cast(Awaitable[Any], self._pusher.trigger_batch(items, already_encoded=True))
+
+    def _prepared(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The item as it goes out: an app's own (AS_SENT) as it came, never sealed again;
+        one of ours sealed when its channel is encrypted."""
+        if AS_SENT in item:
+            return {name: value for name, value in item.items() if name != AS_SENT}
+        return self._sealed(item)
 
     def _sealed(self, item: dict[str, Any]) -> dict[str, Any]:
         if not item["channel"].startswith(ENCRYPTED_PREFIX):

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from leadrelay.events import Broadcast
+from leadrelay.pusher.http import AS_SENT
 from leadrelay.store.base import Row
 
 MAX_ITEMS = 10  # Pusher's batch limit counts channels, not events
@@ -48,9 +49,20 @@ def events_text(count: int) -> str:
 
 def batch_items(events: list[Row], mode: Broadcast = DEFAULT_MODE) -> list[dict[str, Any]]:
     """One item per channel, each event's in order, on the channels of `mode` and with the
-    data it sends (so one lead's events still go in one batch, in order, encrypted or not)."""
+    data it sends (so one lead's events still go in one batch, in order, encrypted or not).
+
+    An app's Pusher API event (no lead) goes as it came: its channel, name, data string and
+    socket_id untouched, whatever the mode, and marked AS_SENT so that the client does not
+    seal it (an SDK already sealed a private-encrypted- one with the app's own key)."""
     items = []
     for event in events:
+        if event["lead_id"] is None:
+            item = {"channel": json.loads(event["channels"])[0], "name": event["type"]}
+            item.update(data=event["payload"], **{AS_SENT: True})
+            if event["socket_id"]:
+                item["socket_id"] = event["socket_id"]
+            items.append(item)
+            continue
         data = mode.payload(event["payload"])
         for channel in mode.channels(json.loads(event["channels"])):
             item = {"channel": channel, "name": event["type"], "data": data}

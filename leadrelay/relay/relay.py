@@ -1,13 +1,15 @@
 """The relay: claims due outbox events and delivers them to Pusher, at least once, in order.
 
-Order per lead holds because an event is only due when no earlier event of its lead is
-still pending, and a lead with an event in flight gets no other until that one settles.
+Order per key (store/base.py's ORDER_KEY: a lead's events, or the events an app triggered on
+one channel through Pusher's API) holds because an event is only due when no earlier event of
+its key is still pending, and a key with an event in flight gets no other until that one
+settles.
 On SQLite, claims live in memory: an event sent but not yet marked delivered when the process
 dies is simply pending again after restart (at least once; `event_id` lets clients drop the
 copy), and only the holder of the relay lease sends (lease.py): a second daemon on the
 database stands by.  On PostgreSQL (`store.claims_per_event`) every daemon's relay sends:
 each claims the events it sends in the database (owner, expiry: FOR UPDATE SKIP LOCKED), an
-earlier event of a lead, claimed or not, keeps its later ones back, and a dead daemon's claims
+earlier event of a key, claimed or not, keeps its later ones back, and a dead daemon's claims
 run out after `relay_claim_seconds` for the others to send.
 """
 
@@ -29,7 +31,7 @@ from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
 from leadrelay.relay.batches import backoff, batch_items, events_text, pack_batches
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
-from leadrelay.store.base import RELAY_STATE_KEY, Row, Store
+from leadrelay.store.base import RELAY_STATE_KEY, Row, Store, order_key
 
 log = logging.getLogger("leadrelay.relay")
 
@@ -57,7 +59,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
         self._sends = 0  # batches being sent: relay_in_flight less this may start now
-        self._in_flight_leads: set[int] = set()
+        self._in_flight_keys: set[int] = set()  # ORDER_KEYs with an event being sent
         self._in_flight: set[int] = set()  # event ids being sent
         self._settled: set[int] = set()
         self._unmarked: set[int] = set()  # delivered, the mark not yet committed
@@ -207,18 +209,18 @@ class Relay:
         )
         due: list[Row] = []
         unsent: list[int] = []
-        leads_taken: set[int] = set()
+        keys_taken: set[int] = set()
         for row in rows:
-            lead_id = row["lead_id"]
+            key = order_key(row)
             if (
-                lead_id in self._in_flight_leads
-                or lead_id in leads_taken
+                key in self._in_flight_keys
+                or key in keys_taken
                 or row["id"] in self._settled
                 or row["id"] in self._unmarked
             ):
                 unsent.append(row["id"])
                 continue
-            leads_taken.add(lead_id)
+            keys_taken.add(key)
             due.append(row)
         if not due:
             await self._give_back(unsent)
@@ -239,7 +241,7 @@ class Relay:
                 await self._give_back(unsent)
                 return True
             for event in batch:
-                self._in_flight_leads.add(event["lead_id"])
+                self._in_flight_keys.add(order_key(event))
                 self._in_flight.add(event["id"])
             self._sends += 1
             task = asyncio.create_task(self._send_in_slot(self.client, batch))
@@ -276,10 +278,10 @@ class Relay:
         except Exception as exc:  # e.g. the database locked: the events stay pending
             log.error("could not record the outcome of %s: %s", events_text(len(batch)), exc)
         finally:
-            # settled before the lead is released, so a snapshot read meanwhile can't resend
+            # settled before the key is released, so a snapshot read meanwhile can't resend
             self._settled.update(event["id"] for event in batch)
             for event in batch:
-                self._in_flight_leads.discard(event["lead_id"])
+                self._in_flight_keys.discard(order_key(event))
                 self._in_flight.discard(event["id"])
             self._sends -= 1
             self._slots.release()
@@ -298,6 +300,9 @@ class Relay:
             for event in batch:
                 metrics.RELAY_LATENCY.observe(max(0.0, now - event["created_at"]))
             metrics.EVENTS_RELAYED.inc(len(batch))
+            apps = sum(1 for event in batch if event["lead_id"] is None)
+            if apps:  # of them, events apps triggered through Pusher's HTTP API
+                metrics.PUSHER_API_RELAYED.inc(apps)
             self.delivered += len(batch)
             # the mark is written apart, so a slot never waits on the database's write lock
             # (the intake holds it often); until it commits, the events count as unmarked
@@ -338,7 +343,7 @@ class Relay:
         )
         if refused and len(batch) > 1:
             # find the one Pusher refuses: each event goes again on its own (a batch holds
-            # one event a lead), each under a claim renewed for its send; one whose claim
+            # one event a key), each under a claim renewed for its send; one whose claim
             # is no longer this relay's is another's to send
             for event in batch:
                 if await self._still_claimed([event["id"]]):

@@ -25,6 +25,12 @@ WAKE_ID_KEY = "wake_id"
 # The settings row where pruning records how far it has deleted (the events API's 410).
 RETENTION_KEY = "retention"
 
+# The outbox's counters (outbox_counts, kept by triggers): events by state, and "retrying"
+# (pending, failed at least once); then the same over the events apps triggered through
+# Pusher's HTTP API alone (api_*)
+OUTBOX_STATES = ("pending", "delivered", "dead", "retrying")
+OUTBOX_COUNTERS = OUTBOX_STATES + tuple(f"api_{name}" for name in OUTBOX_STATES)
+
 LEAD_COLUMNS = (
     "id, name, email, phone, status, provider_id, source, notes, external_id, "
     "created_at, updated_at, last_seq, erased_at, crm_changed_at"
@@ -39,8 +45,28 @@ def key_row(row: Row) -> tuple[int, Row | None]:
 
 EVENT_COLUMNS = (
     "id, event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, state, "
-    "attempts, next_attempt_at, last_error, created_at, delivered_at"
+    "attempts, next_attempt_at, last_error, created_at, delivered_at, channel_id"
 )
+
+# What orders the outbox: the events of one key go out one at a time, in `seq` order.  A
+# lead's events are keyed by their lead; the events an app triggers through Pusher's API
+# (web/pusher_api.py) by their one channel (a `pusher_channels` row, whose seq is taken
+# under its row lock as a lead's is), negated so that the two kinds never share a key.
+# Both schemas index this very expression over pending events (events_pending_by_order),
+# so that UNBLOCKED costs one index probe per candidate (docs/dev/performance.md).
+ORDER_KEY = "coalesce({0}.lead_id, -{0}.channel_id)"
+# The relay's one ordering predicate, over events aliased `e`: no earlier event of its key
+# is still pending (claimed or not).  Every query of due events uses it.
+UNBLOCKED = (
+    f"NOT EXISTS (SELECT 1 FROM events p WHERE {ORDER_KEY.format('p')} = "
+    f"{ORDER_KEY.format('e')} AND p.seq < e.seq AND p.state = 'pending')"
+)
+
+
+def order_key(event: Row) -> int:
+    """ORDER_KEY of an event row, as the relay keeps one event of each key in flight."""
+    lead_id = event["lead_id"]
+    return int(lead_id) if lead_id is not None else -int(event["channel_id"])
 
 
 class Tx(Protocol):
@@ -69,6 +95,11 @@ class Tx(Protocol):
 
     # events
     def insert_event(self, event: Row) -> None: ...
+    def insert_channel_event(self, event: Row) -> None:
+        """An app's Pusher API event on its one channel (no lead): numbered in its channel's
+        order at the end of the transaction (store/transaction.py)."""
+        ...
+
     # a relay passes its name as `owner`: with claims per event, the mark changes only the
     # events still claimed by it (another relay's claim fences a late one out)
     def mark_delivered(self, ids: list[int], owner: str | None = None) -> None: ...
@@ -153,6 +184,10 @@ class Store(Protocol):
     async def events_after(
         self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
     ) -> list[Row]: ...
+    async def channel_events_after(
+        self, after: int, channels: list[str], limit: int
+    ) -> list[Row]: ...
+    async def event_state(self, event_id: int) -> str | None: ...
     async def events_since_time(self, since: float) -> int: ...
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]: ...
     async def claim_due(

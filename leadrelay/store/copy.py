@@ -1,7 +1,8 @@
 """`leadrelay db copy --to postgresql://…`: a SQLite database into an empty PostgreSQL one.
 
 Everything an operator relies on moves: leads, events in their delivery states (pending,
-delivered, dead-lettered, with attempts and errors), providers, hashed tokens, settings
+delivered, dead-lettered, with attempts and errors; apps' Pusher API events with their
+channels and per-channel seqs), providers, hashed tokens, settings
 (Pusher's, the webhook secrets), idempotency keys.  Runtime state stays behind: the relay
 lease, the outbox counters (the PostgreSQL triggers count the events as COPY writes them)
 and the wake socket's id (each database has its own, made by its migrations).
@@ -27,7 +28,15 @@ from leadrelay.store.postgres.connection import translate as translate_pg
 from leadrelay.store.sqlite.connection import translate as translate_sqlite
 
 # parents first (foreign keys); the runtime tables (leases, outbox_counts, migrations) stay
-TABLES = ("providers", "tokens", "leads", "settings", "idempotency_keys", "events")
+TABLES = (
+    "providers",
+    "tokens",
+    "leads",
+    "settings",
+    "idempotency_keys",
+    "pusher_channels",  # the channels of apps' Pusher API events, and their last seq
+    "events",
+)
 # the source's columns PostgreSQL fills itself
 SKIPPED = {"events": {"lease_owner", "lease_until"}}
 # the rows copied and counted: a database's own wake id stays (relay/wake.py)
@@ -73,7 +82,7 @@ def copy(source: Path, url: str) -> dict[str, Any]:
             with dst.transaction():  # all or nothing: a failed copy can be run again
                 for table in TABLES:
                     _copy_table(src, dst, table)
-                for table in ("providers", "tokens", "leads", "events"):
+                for table in ("providers", "tokens", "leads", "pusher_channels", "events"):
                     dst.execute(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                         f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"

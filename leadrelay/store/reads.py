@@ -38,10 +38,12 @@ class Reads:
     async def lead_by_external_id(self, external_id: str) -> Row | None:
         return await self.fetch_one(BY_EXTERNAL_ID, (external_id,))
 
-    async def _page(self, select: str, after: int, limit: int, equal: dict[str, Any]) -> list[Row]:
+    async def _page(
+        self, select: str, after: int, limit: int, equal: dict[str, Any], where: str = ""
+    ) -> list[Row]:
         """Rows after an id cursor, oldest first, where each given column equals its value
-        (None means no filter on that column)."""
-        sql = f"{select} WHERE id > ?"
+        (None means no filter on that column), and `where` holds if given."""
+        sql = f"{select} WHERE id > ?{where and f' AND {where}'}"
         params: list[Any] = [after]
         for column, value in equal.items():
             if value is not None:
@@ -121,10 +123,26 @@ class Reads:
     async def events_after(
         self, after: int, *, provider_id: int | None, lead_id: int | None, limit: int
     ) -> list[Row]:
+        """The lead events after `after`: an app's Pusher API events (no lead) are not
+        lead events, and the events API and `tail` (without --channel) leave them out."""
         select = f"SELECT {EVENT_COLUMNS} FROM events"
-        return await self._page(
-            select, after, limit, {"provider_id": provider_id, "lead_id": lead_id}
+        equal = {"provider_id": provider_id, "lead_id": lead_id}
+        return await self._page(select, after, limit, equal, "lead_id IS NOT NULL")
+
+    async def channel_events_after(self, after: int, channels: list[str], limit: int) -> list[Row]:
+        """The Pusher API events of `channels` after `after` (`tail --channel`'s history)."""
+        marks = ", ".join("?" for _ in channels)
+        return await self.fetch_all(
+            f"SELECT {', '.join(f'e.{c}' for c in EVENT_COLUMNS.split(', '))} FROM events e "
+            f"JOIN pusher_channels c ON c.id = e.channel_id WHERE c.name IN ({marks}) "
+            "AND e.id > ? ORDER BY e.id LIMIT ?",
+            [*channels, after, limit],
         )
+
+    async def event_state(self, event_id: int) -> str | None:
+        """The state of the event with this outbox id, None when there is none."""
+        row = await self.fetch_one("SELECT state FROM events WHERE id = ?", (event_id,))
+        return None if row is None else str(row["state"])
 
     async def events_since_time(self, since: float) -> int:
         """The cursor just before the first event committed at or after `since`."""

@@ -17,7 +17,7 @@ LEAD_INSERT_COLUMNS = (
 )
 EVENT_INSERT_COLUMNS = (
     "event_id, lead_id, seq, type, channels, provider_id, payload, socket_id, "
-    "next_attempt_at, created_at"
+    "next_attempt_at, created_at, channel_id"
 )
 
 
@@ -51,4 +51,5 @@ def event_params(event: Row, now: float) -> tuple[Any, ...]:
         event.get("socket_id"),
         now,
         now,
+        event.get("channel_id"),
     )

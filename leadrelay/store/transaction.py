@@ -22,11 +22,19 @@ Two rules every backend keeps, because the events API and the relay rely on them
   pruned id is never given again (SQLite's rowid would reuse the largest).  Nothing locks
   the counter earlier than the end of a transaction, so waiting for it never closes a
   cycle with the row locks above.
+- **A channel's seq, as a lead's.**  An event an app triggered through Pusher's API
+  (`insert_channel_event`) is ordered by its channel: its seq comes from the channel's
+  `pusher_channels` row, locked until the commit, so that a channel's seqs follow commit
+  order across daemons.  The channels are locked at the end of the transaction, just
+  before the counter, all of a transaction's at once and in name order
+  (`take_channel_seqs`): two transactions that share channels take them in the same order,
+  and nothing is locked after them but the counter, so no wait closes a cycle.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,8 +49,8 @@ from leadrelay.store.rows import event_params
 
 # what an erased field holds in the leads row; the others NULL
 _BLANK = {"name": "''"}
-# where event_params puts the lead id and the payload
-_EVENT_LEAD, _EVENT_PAYLOAD = 1, 6
+# where event_params puts the lead id, the seq, the channels, the payload, the channel id
+_EVENT_LEAD, _EVENT_SEQ, _EVENT_CHANNELS, _EVENT_PAYLOAD, _EVENT_CHANNEL = 1, 2, 4, 6, 10
 
 
 def scrub_payload(payload: str, fields: tuple[str, ...]) -> str:
@@ -214,6 +222,41 @@ class SharedTx:
         self.writes += 1
         self.events.append(event_params(event, self.now))
         self.events_written += 1
+
+    def insert_channel_event(self, event: Row) -> None:
+        """An event of an app's, on its one channel (`channels`), with no lead: its seq and
+        channel id are taken at the end of the transaction (take_channel_seqs)."""
+        self.insert_event({**event, "lead_id": None, "seq": 0, "channel_id": None})
+
+    def take_channel_seqs(self) -> None:
+        """Number the transaction's channel events: each channel's row is created or locked
+        (until the commit) and its last_seq advanced by as many events, in one statement
+        that takes the channels in name order (see the module's docstring)."""
+        waiting = [n for n, row in enumerate(self.events) if row[_EVENT_LEAD] is None]
+        if not waiting:
+            return
+        names = [orjson.loads(self.events[n][_EVENT_CHANNELS])[0] for n in waiting]
+        counts = Counter(names)
+        values = ", ".join("(?, ?)" for _ in counts)
+        rows = self._all(
+            "INSERT INTO pusher_channels (name, last_seq) SELECT column1, column2 FROM "
+            f"(VALUES {values}) AS v WHERE true ORDER BY column1 "
+            "ON CONFLICT (name) DO UPDATE SET last_seq = pusher_channels.last_seq + "
+            "excluded.last_seq RETURNING id, name, last_seq",
+            [value for name, count in sorted(counts.items()) for value in (name, count)],
+        )
+        self.writes += 1
+        # each channel's first new seq, then the next, in the order the events came
+        following = {
+            row["name"]: [int(row["id"]), int(row["last_seq"]) - counts[row["name"]] + 1]
+            for row in rows
+        }
+        for n, name in zip(waiting, names, strict=True):
+            channel_id, seq = following[name]
+            following[name][1] += 1
+            row = list(self.events[n])
+            row[_EVENT_SEQ], row[_EVENT_CHANNEL] = seq, channel_id
+            self.events[n] = tuple(row)
 
     def retry_dead(self, event_id: int | None) -> int:
         sql = "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'dead'"

@@ -8,22 +8,14 @@ reads, GET …/channels, …/channels/{name} and …/channels/{name}/users, are 
 way, signed afresh and passed to the stored Pusher; its status and body come back, or a 503
 while it cannot be reached.
 
-Phase 1 of issue 26: an accepted trigger reaches `store_pusher_events`, which refuses it
-with a 503 (nothing stored) until phase 2 stores it. Phase 2, as proposed:
-- each channel of an accepted trigger (each item of a batch) is one row of `events`, all in
-  one transaction that commits (group commit, fsync; PostgreSQL's writer rules) before the
-  `200 {}`: `type` the name, `channels` [the channel], `payload` the data untouched,
-  `socket_id` kept, no lead. One row a channel: Pusher bills per channel anyway, a dead
-  channel holds up only itself, and no row needs a list-valued ordering key;
-- order per channel is keyed as a lead keys its events: a `pusher_channels (id, name,
-  last_seq)` row plays the lead's part (its next seq taken under its row lock), and every
-  event carries `order_key` (its lead id; minus the channel's id for these), so the relay's
-  predicate stays one indexed equality: NOT EXISTS (SELECT 1 FROM events p WHERE
-  p.order_key = e.order_key AND p.seq < e.seq AND p.state = 'pending');
-- the relay sends these rows as they came: no broadcast mode, no trimming, no sealing (an
-  SDK already sealed a private-encrypted- payload), re-signed when sent;
-- outbox counts, retry, dead letters, retention and `db copy` carry them as events; the lead
-  events API leaves them out; /metrics labels them.
+An accepted trigger is stored before it is answered (`store_pusher_events`): each channel of
+it (each item of a batch) one row of `events`, all in one transaction that commits (group
+commit, fsync; PostgreSQL's writer rules) before the `200 {}`: `type` the name, `channels`
+[the channel], `payload` the data untouched, `socket_id` kept, no lead.  Its order is its
+channel's (a `pusher_channels` row plays a lead's part: store/base.py's ORDER_KEY and
+UNBLOCKED, store/transaction.py's take_channel_seqs), and the relay sends it as it came: no
+broadcast mode, no trimming, no sealing, re-signed when sent (relay/batches.py).  `info`
+is answered `{}`: who is subscribed when the event goes out is not known when it is stored.
 """
 
 from __future__ import annotations
@@ -33,18 +25,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from leadrelay.errors import (
-    ApiError,
-    LoopDetected,
-    PusherApiRefused,
-    PusherError,
-    Unavailable,
-)
-from leadrelay.pusher import api_auth, api_events
+from leadrelay import metrics
+from leadrelay.errors import ApiError, LoopDetected, PusherApiRefused, PusherError, Unavailable
+from leadrelay.pusher import api_auth, api_events, api_store
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.api_events import PusherApiEvent
 from leadrelay.pusher.config import PusherConfig
@@ -82,22 +70,24 @@ async def _accept(request: Request, parse: Callable[[Any], list[PusherApiEvent]]
         payload = decode_json(body)
     except ApiError as exc:
         raise PusherApiRefused(400, f"Invalid JSON in the request body: {exc}") from None
-    await store_pusher_events(st, parse(payload))
+    return await store_pusher_events(st, parse(payload))
+
+
+async def store_pusher_events(st: AppState, events: list[PusherApiEvent]) -> Response:
+    """Store accepted Pusher API events durably, one outbox event per channel, all in one
+    transaction (pusher/api_store.py), and answer `200 {}` then only.  Under `serve` the lead
+    writer process writes them, group-committed and fsynced with the leads; its refusal
+    (a 503 whose body says whether anything may be stored) is passed on as it came."""
+    if st.lead_writer is not None:
+        status, body = await st.lead_writer.pusher_events(events)
+        if status != 200:
+            return Response(body, status_code=status, media_type="application/json")
+        stored = int(orjson.loads(body)["stored"])
+    else:
+        stored = await api_store.store_events(st.store, events)
+    metrics.PUSHER_API_EVENTS.inc(stored)
     # `info` is not answered: a stored event cannot know who is subscribed when it goes out
     return JSON({})
-
-
-async def store_pusher_events(st: AppState, events: list[PusherApiEvent]) -> None:
-    """Store accepted Pusher API events durably, one outbox event per channel, before the
-    trigger is answered 200.
-
-    Phase 1 of issue 26 does not store them yet: the trigger is refused with a 503 and
-    nothing is stored. Phase 2 replaces this function (see the module's docstring)."""
-    raise Unavailable(
-        "leadrelay does not store Pusher API triggers yet, so it refuses them rather than "
-        "lose them: nothing was stored; trigger on Pusher itself until this daemon is updated",
-        code="pusher_api_not_ready",
-    )
 
 
 async def channels(request: Request) -> Response:

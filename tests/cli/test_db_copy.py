@@ -14,6 +14,8 @@ import pytest
 
 from leadrelay import accounts, leads
 from leadrelay.auth import Principal, hash_token, token_prefix
+from leadrelay.pusher import api_store
+from leadrelay.pusher.api_events import PusherApiEvent
 from leadrelay.store import open_store
 from leadrelay.store.base import Tx
 from leadrelay.web import webhook_secrets
@@ -59,6 +61,12 @@ async def _fill(db: Path) -> dict[str, Any]:
             tx.put_setting("pusher", {"app_id": "1", "key": "k", "enabled": False}, "v1")
 
         await store.write(settle)
+        # an app's Pusher API events: one delivered, one pending, on one channel
+        app = [PusherApiEvent(("orders",), "app.event", f'{{"n":{n}}}', "1.2") for n in (1, 2)]
+        await api_store.store_events(store, app)
+        first = await store.fetch_one("SELECT min(id) AS id FROM events WHERE lead_id IS NULL")
+        assert first is not None
+        await store.write(lambda tx: tx.mark_delivered([first["id"]]))
         secret = await webhook_secrets.current_secret(store)
         return {
             "admin": admin,
@@ -66,8 +74,19 @@ async def _fill(db: Path) -> dict[str, Any]:
             "spare": spare,
             "ids": ids,
             "secret": secret,
-            "events": len(event_ids),
+            "events": len(event_ids) + len(app),
         }
+    finally:
+        await store.close()
+
+
+async def _next_app_seq(db: str) -> int:
+    store = await open_store(db)
+    try:
+        await api_store.store_events(store, [PusherApiEvent(("orders",), "app.event", "{}")])
+        row = await store.fetch_one("SELECT max(seq) AS seq FROM events WHERE lead_id IS NULL")
+        assert row is not None
+        return int(row["seq"])
     finally:
         await store.close()
 
@@ -108,19 +127,20 @@ def test_db_copy_moves_everything_and_a_daemon_on_postgres_carries_on(
     done = cli(db, "db", "copy", "--to", pg_url, "--json")
     result = json.loads(done.stdout)
     assert result["copied"] is True
-    assert result["leads"] == 6 and result["events"] == filled["events"] == 7
+    assert result["leads"] == 6 and result["events"] == filled["events"] == 9
     assert (result["events pending"], result["events delivered"], result["events dead"]) == (
-        3,
-        3,
+        4,
+        4,
         1,
     )
+    assert result["pusher_channels"] == 1
     # the admin's, the provider's first and second, and the revoked spare
     assert result["tokens"] == 4 and result["providers"] == 1 and result["idempotency_keys"] == 6
     assert _states(pg_url) == before  # every event in its delivery state, attempts, error
 
     # run again: nothing to do, and it says so
     again = json.loads(cli(db, "db", "copy", "--to", pg_url, "--json").stdout)
-    assert again["copied"] is False and again["events"] == 7
+    assert again["copied"] is False and again["events"] == 9
     human = cli(db, "db", "copy", "--to", pg_url)
     assert "the counts match" in human.stderr and "to switch" in human.stderr
 
@@ -144,6 +164,8 @@ def test_db_copy_moves_everything_and_a_daemon_on_postgres_carries_on(
             # new rows continue after the copied ids
             fresh = c.post("/api/leads", json={"name": "After the move"}, headers=daemon.auth())
             assert fresh.status_code == 201 and fresh.json()["id"] == max(filled["ids"]) + 1
+        # the app's channel goes on from its copied seq
+        assert asyncio.run(_next_app_seq(pg_url)) == 3
         secret = cli(pg_url, "webhooks", "secret", "--json")
         assert json.loads(secret.stdout)["secret"] == filled["secret"]
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import Pusher from 'pusher';
 
-// {"host", "port", "appId", "key", "secret", "occupied"} from tests/js/test_pusher_sdks.py
+// {"host", "port", "appId", "key", "secret", "occupied", "channel"} from tests/js/test_pusher_sdks.py
 const daemon = JSON.parse(process.env.LEADRELAY_JS_TEST ?? '{}');
 if (!daemon.port) throw new Error('run these through pytest (tests/js/test_pusher_sdks.py)');
 
@@ -76,8 +76,16 @@ test('data over 10 KB (bytes, UTF-8) is a 413', async () => {
   await refused(sdk().trigger('c', 'e', 'é'.repeat(5121)), 413, /exceeds the allowed maximum \(10240 bytes\)/);
 });
 
-test('a valid trigger is refused with a 503 until phase 2 stores it', async () => {
-  await refused(sdk().trigger(['c', 'd'], 'e', { x: 1 }, { socket_id: '1.2' }), 503, /pusher_api_not_ready/);
+test('sequential triggers and a batch are answered {} once stored, and arrive in order', async () => {
+  // tests/js/test_pusher_sdks.py watches daemon.channel and checks n = 0, 1, … 12 in order
+  for (let n = 0; n < 10; n += 1) {
+    const answer = await sdk().trigger(daemon.channel, 'node.event', { n });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(await answer.json(), {});
+  }
+  const batch = [10, 11, 12].map((n) => ({ channel: daemon.channel, name: 'node.batch', data: { n } }));
+  const answer = await sdk().triggerBatch(batch);
+  assert.deepEqual(await answer.json(), {});
 });
 
 test('channel reads pass through to the upstream', async () => {

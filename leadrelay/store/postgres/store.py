@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from leadrelay.config import mask_secrets
 from leadrelay.errors import CommitUnknown, Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, Row
+from leadrelay.store.base import EVENT_COLUMNS, OUTBOX_COUNTERS, UNBLOCKED, Row
 from leadrelay.store.batching import GroupCommit, Job
 from leadrelay.store.postgres.connection import (
     CONNECT_TIMEOUT,
@@ -295,8 +295,7 @@ class Store(GroupCommit[Tx], Reads):
         return await self._read(
             f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
             "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) "
-            "AND NOT EXISTS (SELECT 1 FROM events p "
-            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
+            f"AND {UNBLOCKED} "
             "ORDER BY id LIMIT %s",
             (now, list(skip), limit),
         )
@@ -338,8 +337,7 @@ class Store(GroupCommit[Tx], Reads):
         row = await self._read_one(
             "SELECT min(GREATEST(next_attempt_at, coalesce(lease_until, 0))) AS t "
             "FROM events e WHERE state = 'pending' "
-            "AND NOT EXISTS (SELECT 1 FROM events p "
-            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
+            f"AND {UNBLOCKED}"
         )
         return None if row is None or row["t"] is None else float(row["t"])
 
@@ -355,11 +353,14 @@ class Store(GroupCommit[Tx], Reads):
         row = await self._read_one(
             "SELECT sum(pending)::bigint AS pending, sum(dead)::bigint AS dead, "
             "sum(delivered)::bigint AS delivered, sum(retrying)::bigint AS retrying, "
+            "sum(api_pending)::bigint AS api_pending, sum(api_dead)::bigint AS api_dead, "
+            "sum(api_delivered)::bigint AS api_delivered, "
+            "sum(api_retrying)::bigint AS api_retrying, "
             "(SELECT created_at FROM events WHERE state = 'pending' ORDER BY id LIMIT 1) "
             "AS oldest_pending FROM outbox_counts"
         )
         assert row is not None
-        for name in ("pending", "dead", "delivered", "retrying"):
+        for name in OUTBOX_COUNTERS:  # outbox_counts' columns, summed over the slots
             row[name] = int(row[name] or 0)
         row["total"] = row["pending"] + row["dead"] + row["delivered"]
         return row
@@ -373,6 +374,11 @@ class Store(GroupCommit[Tx], Reads):
             "count(*) FILTER (WHERE state = 'dead') AS dead, "
             "count(*) FILTER (WHERE state = 'delivered') AS delivered, "
             "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying, "
+            "count(*) FILTER (WHERE state = 'pending' AND lead_id IS NULL) AS api_pending, "
+            "count(*) FILTER (WHERE state = 'dead' AND lead_id IS NULL) AS api_dead, "
+            "count(*) FILTER (WHERE state = 'delivered' AND lead_id IS NULL) AS api_delivered, "
+            "count(*) FILTER (WHERE state = 'pending' AND attempts > 0 AND lead_id IS NULL) "
+            "AS api_retrying, "
             "min(created_at) FILTER (WHERE state = 'pending') AS oldest_pending, "
             "count(*) AS total FROM events"
         )

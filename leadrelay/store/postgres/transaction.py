@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from leadrelay.store.base import EVENT_COLUMNS, Row
+from leadrelay.store.base import EVENT_COLUMNS, UNBLOCKED, Row
 from leadrelay.store.rows import EVENT_INSERT_COLUMNS, LEAD_INSERT_COLUMNS, lead_params
 from leadrelay.store.transaction import SharedTx
 
@@ -234,6 +234,7 @@ class Tx(SharedTx):
         lead ids as this batch took, reserved for the next, which then needs no round trip
         of its own for them (collect_ids).  A batch of new leads is one statement and one
         round trip."""
+        self.take_channel_seqs()  # a round trip of its own, only when there are some
         leads, events = self._leads, self.events
         params = [value for row in leads for value in row]
         params += [value for row in events for value in row]
@@ -273,8 +274,7 @@ class Tx(SharedTx):
             "SELECT id FROM events e WHERE state = 'pending' AND next_attempt_at <= ? "
             "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
             "AND NOT (id = ANY(?)) "
-            "AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = e.lead_id "
-            "AND p.seq < e.seq AND p.state = 'pending') "
+            f"AND {UNBLOCKED} "
             "ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
             f"RETURNING {EVENT_COLUMNS}",
             (owner, self.now + claim_seconds, self.now, self.now, owner, skip, limit),

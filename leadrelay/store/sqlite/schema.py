@@ -201,4 +201,101 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             ON CONFLICT (key) DO NOTHING;
         """,
     ),
+    (
+        8,
+        # Pusher's HTTP API (pusher_api): an app's triggers are stored as events of their
+        # own, one per channel, with no lead, ordered per channel as a lead's are per lead
+        # (store/base.py's ORDER_KEY).  `events.lead_id` must become nullable, which SQLite
+        # cannot do in place: the table is rebuilt (SQLite's documented twelve steps, less
+        # those no other table needs: nothing refers to events).  Its cost is one copy of
+        # every stored event, inside the migration's transaction: about 4 s a million
+        # events here (docs/operations.md, Upgrading); retention keeps the table small.
+        """
+        -- A channel an app triggered on: its last_seq is the seq of its newest event, taken
+        -- under the row's lock as a lead's is (Tx.take_channel_seqs).
+        CREATE TABLE pusher_channels (
+            id        INTEGER PRIMARY KEY,
+            name      TEXT NOT NULL UNIQUE,
+            last_seq  INTEGER NOT NULL DEFAULT 0
+        );
+
+        DROP TRIGGER outbox_count_insert;
+        DROP TRIGGER outbox_count_insert_retrying;
+        DROP TRIGGER outbox_count_update;
+        DROP TRIGGER outbox_count_delete;
+        DROP TRIGGER outbox_count_delete_retrying;
+
+        CREATE TABLE events_rebuilt (
+            id               INTEGER PRIMARY KEY,
+            event_id         TEXT NOT NULL UNIQUE,
+            lead_id          INTEGER REFERENCES leads(id),          -- a lead's event
+            seq              INTEGER NOT NULL,
+            type             TEXT NOT NULL,
+            channels         TEXT NOT NULL,
+            provider_id      INTEGER,
+            payload          TEXT NOT NULL,  -- a Pusher API event's data string as sent
+            socket_id        TEXT,
+            state            TEXT NOT NULL DEFAULT 'pending'
+                             CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL NOT NULL,
+            last_error       TEXT,
+            created_at       REAL NOT NULL,
+            delivered_at     REAL,
+            channel_id       INTEGER REFERENCES pusher_channels(id), -- or a Pusher API event's
+            UNIQUE (lead_id, seq),
+            UNIQUE (channel_id, seq),
+            CHECK ((lead_id IS NULL) != (channel_id IS NULL))
+        );
+        INSERT INTO events_rebuilt (id, event_id, lead_id, seq, type, channels, provider_id,
+                payload, socket_id, state, attempts, next_attempt_at, last_error, created_at,
+                delivered_at)
+            SELECT id, event_id, lead_id, seq, type, channels, provider_id, payload,
+                socket_id, state, attempts, next_attempt_at, last_error, created_at,
+                delivered_at
+            FROM events ORDER BY id;
+        DROP TABLE events;
+        ALTER TABLE events_rebuilt RENAME TO events;
+        CREATE INDEX events_pending ON events (id) WHERE state = 'pending';
+        CREATE INDEX events_dead ON events (id) WHERE state = 'dead';
+        CREATE INDEX events_by_provider ON events (provider_id, id);
+        -- the relay's ordering predicate (store/base.py's UNBLOCKED) probes this
+        CREATE INDEX events_pending_by_order ON events (coalesce(lead_id, -channel_id), seq)
+            WHERE state = 'pending';
+
+        -- migration 2's counters, and the same for the Pusher API's events alone (api_*)
+        INSERT INTO outbox_counts (name, n)
+            SELECT 'api_pending', 0 UNION ALL SELECT 'api_delivered', 0
+            UNION ALL SELECT 'api_dead', 0 UNION ALL SELECT 'api_retrying', 0;
+        CREATE TRIGGER outbox_count_insert AFTER INSERT ON events BEGIN
+            UPDATE outbox_counts SET n = n + 1
+                WHERE name = NEW.state OR (NEW.lead_id IS NULL AND name = 'api_' || NEW.state);
+        END;
+        CREATE TRIGGER outbox_count_insert_retrying AFTER INSERT ON events
+        WHEN NEW.state = 'pending' AND NEW.attempts > 0 BEGIN
+            UPDATE outbox_counts SET n = n + 1
+                WHERE name = 'retrying' OR (NEW.lead_id IS NULL AND name = 'api_retrying');
+        END;
+        CREATE TRIGGER outbox_count_update AFTER UPDATE OF state, attempts ON events
+        WHEN OLD.state != NEW.state OR (OLD.attempts > 0) != (NEW.attempts > 0) BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE OLD.state != NEW.state
+                AND (name = OLD.state OR (OLD.lead_id IS NULL AND name = 'api_' || OLD.state));
+            UPDATE outbox_counts SET n = n + 1 WHERE OLD.state != NEW.state
+                AND (name = NEW.state OR (NEW.lead_id IS NULL AND name = 'api_' || NEW.state));
+            UPDATE outbox_counts
+                SET n = n - (OLD.state = 'pending' AND OLD.attempts > 0)
+                          + (NEW.state = 'pending' AND NEW.attempts > 0)
+                WHERE name = 'retrying' OR (NEW.lead_id IS NULL AND name = 'api_retrying');
+        END;
+        CREATE TRIGGER outbox_count_delete AFTER DELETE ON events BEGIN
+            UPDATE outbox_counts SET n = n - 1
+                WHERE name = OLD.state OR (OLD.lead_id IS NULL AND name = 'api_' || OLD.state);
+        END;
+        CREATE TRIGGER outbox_count_delete_retrying AFTER DELETE ON events
+        WHEN OLD.state = 'pending' AND OLD.attempts > 0 BEGIN
+            UPDATE outbox_counts SET n = n - 1
+                WHERE name = 'retrying' OR (OLD.lead_id IS NULL AND name = 'api_retrying');
+        END;
+        """,
+    ),
 )

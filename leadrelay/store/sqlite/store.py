@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from leadrelay.errors import Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, Row
+from leadrelay.store.base import EVENT_COLUMNS, UNBLOCKED, Row
 from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
 from leadrelay.store.reads import Reads
@@ -198,13 +198,12 @@ class Store(GroupCommit[Tx], Reads):
         return [dict(row) for row in rows]
 
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
-        """Pending events whose time has come and that no earlier event of their lead blocks,
-        less the ids in `skip`."""
+        """Pending events whose time has come and that no earlier event of their key
+        (ORDER_KEY: their lead, or their channel) blocks, less the ids in `skip`."""
         return await self.fetch_all(
             f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
             "AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) "
-            "AND NOT EXISTS (SELECT 1 FROM events p "
-            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending') "
+            f"AND {UNBLOCKED} "
             "ORDER BY id LIMIT ?",
             (now, json.dumps(list(skip)), limit),
         )
@@ -222,11 +221,10 @@ class Store(GroupCommit[Tx], Reads):
         return None  # the wake socket (relay/wake.py) and polling
 
     async def next_due_time(self) -> float | None:
-        """When the earliest event that no earlier event of its lead blocks falls due."""
+        """When the earliest event that no earlier event of its key blocks falls due."""
         row = await self.fetch_one(
             "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
-            "AND NOT EXISTS (SELECT 1 FROM events p "
-            "WHERE p.lead_id = e.lead_id AND p.seq < e.seq AND p.state = 'pending')"
+            f"AND {UNBLOCKED}"
         )
         return None if row is None or row["t"] is None else float(row["t"])
 
@@ -245,6 +243,10 @@ class Store(GroupCommit[Tx], Reads):
             "(SELECT n FROM outbox_counts WHERE name = 'dead') AS dead, "
             "(SELECT n FROM outbox_counts WHERE name = 'delivered') AS delivered, "
             "(SELECT n FROM outbox_counts WHERE name = 'retrying') AS retrying, "
+            "(SELECT n FROM outbox_counts WHERE name = 'api_pending') AS api_pending, "
+            "(SELECT n FROM outbox_counts WHERE name = 'api_dead') AS api_dead, "
+            "(SELECT n FROM outbox_counts WHERE name = 'api_delivered') AS api_delivered, "
+            "(SELECT n FROM outbox_counts WHERE name = 'api_retrying') AS api_retrying, "
             "(SELECT created_at FROM events WHERE state = 'pending' ORDER BY id LIMIT 1) "
             "AS oldest_pending"
         )
@@ -260,6 +262,13 @@ class Store(GroupCommit[Tx], Reads):
             "(SELECT count(*) FROM events WHERE state = 'dead') AS dead, "
             "(SELECT count(*) FROM events WHERE state = 'delivered') AS delivered, "
             "(SELECT count(*) FROM events WHERE state = 'pending' AND attempts > 0) AS retrying, "
+            "(SELECT count(*) FROM events WHERE state = 'pending' AND lead_id IS NULL) "
+            "AS api_pending, "
+            "(SELECT count(*) FROM events WHERE state = 'dead' AND lead_id IS NULL) AS api_dead, "
+            "(SELECT count(*) FROM events WHERE state = 'delivered' AND lead_id IS NULL) "
+            "AS api_delivered, "
+            "(SELECT count(*) FROM events WHERE state = 'pending' AND attempts > 0 "
+            "AND lead_id IS NULL) AS api_retrying, "
             "(SELECT min(created_at) FROM events WHERE state = 'pending') AS oldest_pending, "
             "(SELECT count(*) FROM events) AS total"
         )

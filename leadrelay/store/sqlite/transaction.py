@@ -63,6 +63,7 @@ class Tx(SharedTx):
         handed out before, pruned or not; never below a row inserted without it)."""
         if not self.events:
             return
+        self.take_channel_seqs()
         rows, self.events = self.events, []
         top = self._one(
             "UPDATE event_ids SET n = max(n, coalesce((SELECT max(id) FROM events), 0)) + ? "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from leadrelay.store.base import MAX_ID
 from leadrelay.web.openapi.parts import UUID, Schema, json_body, obj, ok
 
+# the outbox's counts of the Pusher API's events (outbox.status)
+API_COUNTS = ("pending", "delivered", "dead", "retrying", "total")
 # no token needed: the page and its files (the page asks for the token)
 PUBLIC_PATHS = ("/", "/console/{name}")
 
@@ -16,8 +18,13 @@ def _outbox_event() -> Schema:
             "id": {"type": "integer"},
             "event_id": {"type": "string"},
             "type": {"type": "string"},
-            "lead_id": {"type": "integer"},
-            "seq": {"type": "integer"},
+            "lead_id": {
+                "type": ["integer", "null"],
+                "description": "null for an event an app triggered through Pusher's HTTP API",
+            },
+            "kind": {"type": "string", "enum": ["lead", "pusher_api"]},
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "seq": {"type": "integer", "description": "in its lead's order, or its channel's"},
             "attempts": {"type": "integer"},
             "last_error": {"type": ["string", "null"]},
         },
@@ -109,6 +116,13 @@ def paths() -> dict[str, Schema]:
                             "dead": {"type": "integer"},
                             "oldest_pending_age_seconds": {"type": ["number", "null"]},
                             "relay_paused_reason": {"type": ["string", "null"]},
+                            "pusher_api": {
+                                **obj(
+                                    list(API_COUNTS), {n: {"type": "integer"} for n in API_COUNTS}
+                                ),
+                                "description": "of the counts, the events apps triggered "
+                                "through Pusher's HTTP API (setting pusher_api)",
+                            },
                         },
                     ),
                     403,
