@@ -20,6 +20,17 @@ def tail(
             show_default=False,
         ),
     ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel",
+            metavar="NAME",
+            help="follow this channel instead, whatever it is: an app's channel that "
+            "leadrelay's Pusher API relays, say (repeatable; not presence channels; with "
+            "--since, its stored events first)",
+            show_default=False,
+        ),
+    ] = None,
     event: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,7 +96,8 @@ def tail(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Follow events live as they arrive on Pusher: admin, or a provider's channel.
+    """Follow events live as they arrive on Pusher: admin, a provider's channel, or with
+    --channel any channel (the events apps trigger through leadrelay's Pusher API).
 
     One line an event (time, channel, event, lead, status change, delay after
     occurred_at); --json prints {"channel", "event", "data", "received_at"} a line.
@@ -96,15 +108,23 @@ def tail(
     from leadrelay.cli.tail.options import (
         Filters,
         TailOptions,
+        parse_channels,
         parse_event_names,
         parse_since,
     )
 
     if (server is None) != (token is None):
         fail("--server and --token go together (or LEADRELAY_SERVER and LEADRELAY_TOKEN)", 2)
+    if channel and (provider or event or lead or server):
+        fail(
+            "--channel follows any channel from the database's own settings: "
+            "it goes without --provider, --event, --lead and --server",
+            2,
+        )
     try:
         options = TailOptions(
             providers=tuple(provider or ()),
+            app_channels=parse_channels(channel or []),
             filters=Filters(parse_event_names(event or []), lead),
             since=parse_since(since) if since is not None else None,
             as_json=as_json,

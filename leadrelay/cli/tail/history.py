@@ -7,6 +7,7 @@ TailError              tail cannot go on (a LeadrelayError: one line, exit 1)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,13 +65,7 @@ class StoreHistory:
     async def page(
         self, after: Cursor, *, lead_id: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
-        if isinstance(after, str):
-            row_id = await self.store.event_row_id(after)
-            if row_id is None:
-                await _expired(retention.check_missing_event_id(self.store, after))
-                raise TailError(f"there is no event {after} in the database")
-            after = row_id
-        await _expired(retention.check_cursor(self.store, after))
+        after = await self._row_cursor(after)
         rows = await self.store.events_after(
             after, provider_id=self.provider_id, lead_id=lead_id, limit=limit
         )
@@ -79,6 +74,51 @@ class StoreHistory:
 
     async def cursor_at(self, when: float) -> int:
         return await self.store.events_since_time(when)
+
+    async def _row_cursor(self, after: Cursor) -> int:
+        """The events row id a cursor names, once it is known to be kept."""
+        if isinstance(after, str):
+            row_id = await self.store.event_row_id(after)
+            if row_id is None:
+                await _expired(retention.check_missing_event_id(self.store, after))
+                raise TailError(f"there is no event {after} in the database")
+            after = row_id
+        await _expired(retention.check_cursor(self.store, after))
+        return after
+
+
+class ChannelHistory(StoreHistory):
+    """The database's events of apps' channels (`tail --channel`): what leadrelay's Pusher
+    API stored, as the events API would show it if it listed them, the data as sent (JSON
+    decoded when it is JSON)."""
+
+    def __init__(self, store: Store, channels: list[str]) -> None:
+        super().__init__(store, None)
+        self.channels = channels
+
+    async def page(
+        self, after: Cursor, *, lead_id: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        after = await self._row_cursor(after)
+        rows = await self.store.channel_events_after(after, self.channels, limit)
+        items = [
+            {
+                "id": row["id"],
+                "event": row["type"],
+                "channels": json.loads(row["channels"]),
+                "data": _decoded(row["payload"]),
+            }
+            for row in rows
+        ]
+        return items, (rows[-1]["id"] if rows else after)
+
+
+def _decoded(payload: str) -> Any:
+    """An app's data string as a Pusher client shows it: decoded when it is JSON."""
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 async def _expired(check: Coroutine[Any, Any, None]) -> None:

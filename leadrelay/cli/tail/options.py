@@ -42,6 +42,24 @@ def parse_since(text: str) -> Since:
     raise TailError(f"{SINCE_HELP}, not {text!r}")
 
 
+def parse_channels(names: list[str]) -> tuple[str, ...]:
+    """--channel NAME: a channel name as Pusher takes it; not a presence channel, which
+    needs a member of its own to subscribe."""
+    from leadrelay.pusher.api_events import CHANNEL
+
+    for name in names:
+        if not CHANNEL.fullmatch(name):
+            raise TailError(
+                f"--channel takes a Pusher channel name (1–164 characters of A-Z, a-z, 0-9 "
+                f"and _-=@,.;), not {name!r}"
+            )
+        if name.startswith("presence-"):
+            raise TailError(
+                f"tail cannot follow the presence channel {name!r}: it would join it as a member"
+            )
+    return tuple(names)
+
+
 def parse_event_names(names: list[str]) -> frozenset[str]:
     """`lead.assigned` or `assigned`: what the human output shows can be typed back."""
     chosen = set()
@@ -87,6 +105,8 @@ class Filters:
 @dataclass(frozen=True)
 class TailOptions:
     providers: tuple[int, ...] = ()
+    # --channel: any channels, as named (an app's, through leadrelay's Pusher API)
+    app_channels: tuple[str, ...] = ()
     filters: Filters = Filters()
     since: Since | None = None
     as_json: bool = False
@@ -100,7 +120,10 @@ class TailOptions:
         return self.channels_in(events.Broadcast())
 
     def channels_in(self, mode: events.Broadcast) -> list[str]:
-        """The channels to follow, as the daemon's broadcast mode names them."""
+        """The channels to follow, as the daemon's broadcast mode names them (--channel's
+        as they are named)."""
+        if self.app_channels:
+            return list(dict.fromkeys(self.app_channels))
         if not self.providers:
             return [mode.admin]
         return [mode.provider(p) for p in dict.fromkeys(self.providers)]

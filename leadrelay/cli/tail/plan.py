@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from leadrelay.auth import shared_secret
 from leadrelay.cli.tail.history import (
     ApiHistory,
+    ChannelHistory,
     DaemonError,
     History,
     StoreHistory,
@@ -68,9 +69,12 @@ async def local_plan(options: TailOptions, store: Store, output: Output, mode: B
             secrets[channel] = shared_secret(channel, config.master_key)
         return private_channel_auth(target.key, config.secret, socket_id, channel)
 
+    channels = options.channels_in(mode)
+    if options.app_channels:
+        return Plan(target, sign, ChannelHistory(store, channels), channels, secrets)
     one = options.providers[0] if len(set(options.providers)) == 1 else None
     history = StoreHistory(store, one, mode)
-    return Plan(target, sign, history, options.channels_in(mode), secrets)
+    return Plan(target, sign, history, channels, secrets)
 
 
 async def remote_plan(options: TailOptions, client: httpx.AsyncClient) -> Plan:
