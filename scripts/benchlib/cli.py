@@ -21,6 +21,7 @@ from benchlib.memory import measure_memory
 from benchlib.plan import FULL, SMOKE
 from benchlib.postgres import measure_postgres
 from benchlib.procs import REPO_ROOT, BenchError
+from benchlib.pusher_api import measure_pusher_api
 from benchlib.report import render
 from benchlib.results import RunResults, one_line
 from benchlib.retention import measure_retention
@@ -28,7 +29,18 @@ from benchlib.soketi import start_soketi
 from benchlib.status import measure_status
 from benchlib.subject import why_not_ready
 
-SECTIONS = ("intake", "status", "e2e", "console", "drain", "postgres", "memory", "retention", "cli")
+SECTIONS = (
+    "intake",
+    "status",
+    "e2e",
+    "pusher_api",
+    "console",
+    "drain",
+    "postgres",
+    "memory",
+    "retention",
+    "cli",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -118,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         if "e2e" in only:
             step("end to end")
             measure_e2e(plan, soketi, work, results, leadrelay_ready)
+        if "pusher_api" in only:
+            step("pusher api")
+            measure_pusher_api(plan, soketi, work, results, leadrelay_ready)
         if "console" in only:
             step("console")
             measure_console(plan, soketi, work, results, leadrelay_ready)

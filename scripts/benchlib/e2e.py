@@ -125,13 +125,17 @@ async def _post_leads(url: str, token: str, plan: Plan) -> tuple[list[Sent], flo
         client.close()
 
 
-async def _trigger_soketi(soketi: Soketi, plan: Plan) -> tuple[list[Sent], float]:
+async def trigger_sdk(
+    soketi: Soketi, plan: Plan, port: int | None = None
+) -> tuple[list[Sent], float]:
+    """The `pusher` SDK's trigger, paced, to soketi itself (or to what listens on `port`
+    with soketi's app: leadrelay's Pusher API, say)."""
     client = pusher.Pusher(
         app_id=soketi.app_id,
         key=soketi.key,
         secret=soketi.secret,
         host="127.0.0.1",
-        port=soketi.port,
+        port=port or soketi.port,
         ssl=False,
         backend=LeanPusherBackend,
     )
@@ -175,7 +179,7 @@ def measure_e2e(
     notes: list[str] = []
     try:
         raw["soketi"] = run_one(
-            soketi, work / "e2e-soketi.json", plan, lambda: _trigger_soketi(soketi, plan)
+            soketi, work / "e2e-soketi.json", plan, lambda: trigger_sdk(soketi, plan)
         )
     except BenchError as exc:
         notes.append(f"soketi peer: {exc}")
@@ -203,24 +207,14 @@ def measure_e2e(
     results.raw["end_to_end"] = raw
 
     lr_stats, peer_stats = raw.get("leadrelay", {}), raw.get("soketi", {})
-    rate = f"{plan.e2e_rate:,}/s for {plan.e2e_s:g} s"
-    for pct, limit in (("p50", 5.0), ("p99", 25.0)):
-        value, peer = lr_stats.get(f"{pct}_ms"), peer_stats.get(f"{pct}_ms")
-        met = None if value is None else (value <= limit and lr_stats["missing"] == 0)
-        results.rows.append(
-            Row(
-                measure=f"End to end {pct}: webhook sent → event on a websocket ({rate})",
-                target=f"≤ {limit:g} ms, none missing",
-                leadrelay=value,
-                leadrelay_text="not run" if value is None else f"{value:.1f} ms",
-                peer_name="soketi's own trigger → receive",
-                peer=peer,
-                peer_text="not run" if peer is None else f"{peer:.1f} ms",
-                ratio_text=fmt_ratio(ratio(value, peer)),
-                met=met,
-                notes=notes,
-            )
-        )
+    results.rows += latency_rows(
+        plan,
+        lr_stats,
+        peer_stats,
+        notes,
+        measure="End to end {pct}: webhook sent → event on a websocket",
+        peer_name="soketi's own trigger → receive",
+    )
     lr_missing = lr_stats.get("missing")
     results.rows.append(
         Row(
@@ -241,3 +235,39 @@ def measure_e2e(
             notes=notes,
         )
     )
+
+
+def latency_rows(
+    plan: Plan,
+    lr_stats: dict[str, Any],
+    peer_stats: dict[str, Any],
+    notes: list[str],
+    *,
+    measure: str,
+    peer_name: str,
+) -> list[Row]:
+    """The p50 and p99 rows of an end-to-end run beside its peer's (`measure` names the
+    percentile as {pct})."""
+    rows = []
+    rate = f"{plan.e2e_rate:,}/s for {plan.e2e_s:g} s"
+    for pct, limit in (("p50", 5.0), ("p99", 25.0)):
+        value, peer = lr_stats.get(f"{pct}_ms"), peer_stats.get(f"{pct}_ms")
+        met = None if value is None else (value <= limit and lr_stats["missing"] == 0)
+        missing = (
+            "" if value is None or not lr_stats["missing"] else f", {lr_stats['missing']:,} missing"
+        )
+        rows.append(
+            Row(
+                measure=f"{measure.format(pct=pct)} ({rate})",
+                target=f"≤ {limit:g} ms, none missing",
+                leadrelay=value,
+                leadrelay_text="not run" if value is None else f"{value:.1f} ms{missing}",
+                peer_name=peer_name,
+                peer=peer,
+                peer_text="not run" if peer is None else f"{peer:.1f} ms",
+                ratio_text=fmt_ratio(ratio(value, peer)),
+                met=met,
+                notes=notes,
+            )
+        )
+    return rows

@@ -23,7 +23,7 @@ from benchlib.procs import BENCH_DIR, BenchError
 from benchlib.results import Row, RunResults, fmt_ratio, ratio
 from benchlib.soketi import Soketi
 from benchlib.subject import Leadrelay, run_cli
-from benchlib.wrk import WrkResult, run_wrk
+from benchlib.wrk import WrkResult, median_round, run_wrk
 
 SIGNED_SCRIPT = BENCH_DIR / "post_signed.lua"
 LEADS = 512  # leads the webhooks change, round-robin
@@ -150,16 +150,7 @@ def measure_status(
         notes.append(str(exc))
         results.problems.append(f"status webhooks: {exc}")
     results.raw["status_webhooks"] = raw
-    status_r = leads_r = None
-    if pairs:
-        pairs.sort(key=lambda pair: pair[0].rps / pair[1].rps)
-        status_r, leads_r = pairs[(len(pairs) - 1) // 2]
-        if len(pairs) > 1:
-            listed = ", ".join(f"{s.rps / p.rps:.2f}×" for s, p in pairs)
-            notes.append(
-                f"{len(pairs)} rounds, each beside the POST /api/leads run just before it: "
-                f"{listed}; the row shows the median round"
-            )
+    status_r, leads_r = median_round(pairs, notes)
 
     value = status_r.rps if status_r else None
     peer = leads_r.rps if leads_r else None

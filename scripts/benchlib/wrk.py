@@ -121,3 +121,21 @@ def parse_wrk(output: str, *, url: str, connections: int, threads: int) -> WrkRe
         socket_errors=fields["connect"] + fields["read"] + fields["write"] + fields["timeout"],
         raw=output,
     )
+
+
+def median_round(
+    pairs: list[tuple[WrkResult, WrkResult]], notes: list[str]
+) -> tuple[WrkResult | None, WrkResult | None]:
+    """Of rounds of (a run, the POST /api/leads run beside it), the one with the median
+    ratio (the machine's speed drifts more than the gap measured); every round's ratio goes
+    to `notes`."""
+    if not pairs:
+        return None, None
+    pairs = sorted(pairs, key=lambda pair: pair[0].rps / pair[1].rps)
+    if len(pairs) > 1:
+        listed = ", ".join(f"{run.rps / beside.rps:.2f}×" for run, beside in pairs)
+        notes.append(
+            f"{len(pairs)} rounds, each beside the POST /api/leads run just before it: "
+            f"{listed}; the row shows the median round"
+        )
+    return pairs[(len(pairs) - 1) // 2]
