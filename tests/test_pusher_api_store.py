@@ -193,3 +193,23 @@ async def test_sqlite_database_from_before_is_rebuilt_with_its_events(tmp_path: 
             )
         )
     assert "events_pending_by_order" in plan, plan
+
+
+async def test_followers_of_channel_heads_in_seq_order(db: Path | str) -> None:
+    store = await open_store(db)
+    try:
+        await api_store.store_events(store, [app_event(("run",), n) for n in range(5)])
+        await api_store.store_events(store, [app_event(("solo",), 9)])
+        heads = await due(store)
+        assert [h["payload"] for h in heads] == ['{"n":0}', '{"n":9}']
+        followers = await store.claim_followers("test", heads, 3, 30)
+        assert [f["payload"] for f in followers] == ['{"n":1}', '{"n":2}', '{"n":3}']
+        if store.claims_per_event:  # claimed by the relay that holds the head: fenced marks
+            ids = [f["id"] for f in followers]
+            marks = ", ".join("?" for _ in ids)
+            owners = await store.fetch_all(
+                f"SELECT lease_owner FROM events WHERE id IN ({marks})", ids
+            )
+            assert {row["lease_owner"] for row in owners} == {"test"}
+    finally:
+        await store.close()

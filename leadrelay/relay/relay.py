@@ -29,7 +29,8 @@ from leadrelay.events import Broadcast
 from leadrelay.pusher import config as pusher_config
 from leadrelay.pusher.config import PusherConfig
 from leadrelay.pusher.http import PusherClient, PusherStatusError
-from leadrelay.relay.batches import backoff, batch_items, events_text, pack_batches
+from leadrelay.relay import batches
+from leadrelay.relay.batches import backoff, batch_items, events_text
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
 from leadrelay.store.base import RELAY_STATE_KEY, Row, Store, order_key
 
@@ -225,13 +226,17 @@ class Relay:
         if not due:
             await self._give_back(unsent)
             return False
+        runs, left = await batches.runs_of(
+            self.store, self.owner, due, busy | self._settled, self.settings
+        )
+        unsent.extend(left)
         paused = self.paused_reason is not None
-        batches = pack_batches(due, self.settings.relay_batch_size)
+        packed = batches.pack_batches(runs, self.settings.relay_batch_size)
         if paused:
-            started = batches[:1]
+            started = packed[:1]
         else:
-            started = batches[:free] if per_event else batches
-        unsent.extend(event["id"] for batch in batches[len(started) :] for event in batch)
+            started = packed[:free] if per_event else packed
+        unsent.extend(event["id"] for batch in packed[len(started) :] for event in batch)
         for index, batch in enumerate(started):
             await self._slots.acquire()
             # settings changed, or the lease ran out, while we waited for a slot
@@ -342,9 +347,9 @@ class Relay:
             isinstance(exc, PusherStatusError) and exc.status == 400
         )
         if refused and len(batch) > 1:
-            # find the one Pusher refuses: each event goes again on its own (a batch holds
-            # one event a key), each under a claim renewed for its send; one whose claim
-            # is no longer this relay's is another's to send
+            # find the one Pusher refuses: each event goes again on its own, in the batch's
+            # order (a key's events in it are in order), each under a claim renewed for its
+            # send; one whose claim is no longer this relay's is another's to send
             for event in batch:
                 if await self._still_claimed([event["id"]]):
                     await self._send(client, [event])

@@ -63,6 +63,17 @@ UNBLOCKED = (
 )
 
 
+# The pending events that follow each of some channels' heads, in seq order (`?` the
+# channel ids, then how many a channel): the relay sends a head and its followers in one
+# batch, in order, so a busy channel is not held to one event a round trip (the head keeps
+# every other relay off them: UNBLOCKED).  A window over the pending index, per channel.
+FOLLOWERS = (
+    "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY channel_id ORDER BY seq) "
+    "AS n FROM events WHERE state = 'pending' AND lead_id IS NULL AND channel_id IN ({}) "
+    ") AS r WHERE n BETWEEN 2 AND ?"
+)
+
+
 def order_key(event: Row) -> int:
     """ORDER_KEY of an event row, as the relay keeps one event of each key in flight."""
     lead_id = event["lead_id"]
@@ -200,6 +211,13 @@ class Store(Protocol):
 
     async def release_claims(self, owner: str, ids: Iterable[int] | None = None) -> None:
         """Give back claims not sent (all of `owner`'s when ids is None)."""
+        ...
+
+    async def claim_followers(
+        self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
+    ) -> list[Row]:
+        """The pending events after each of these channel heads (claimed by `owner`), at
+        most `per_channel` a channel, oldest first (FOLLOWERS)."""
         ...
 
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:

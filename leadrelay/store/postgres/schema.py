@@ -226,7 +226,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         # have a channel (pusher_channels) instead of a lead, and the relay's ordering
         # predicate keys events by either (store/base.py's ORDER_KEY).  Nothing is rewritten:
         # dropping NOT NULL and adding a nullable column change the catalog only; the new
-        # indexes and the CHECK read the table once, under the migration's lock (about 1 s a
+        # indexes and the CHECK read the table once, under the migration's lock (1.4 s a
         # million events here: docs/operations.md, Upgrading).  The counters gain the same
         # counts for the Pusher API's events alone (api_*).
         f"""

@@ -310,6 +310,16 @@ class Store(GroupCommit[Tx], Reads):
         chosen = None if ids is None else list(ids)
         await self.write(lambda tx: tx.release_claims(owner, chosen))
 
+    async def claim_followers(
+        self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
+    ) -> list[Row]:
+        channels = sorted({int(head["channel_id"]) for head in heads})
+        if not channels or per_channel < 1:
+            return []
+        return await self.write(
+            lambda tx: tx.claim_followers(owner, channels, per_channel, claim_seconds)
+        )
+
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:
         """LISTEN on a connection of its own; when it drops, connect again (polling covers
         the gap, and a look right after reconnecting catches what it missed)."""

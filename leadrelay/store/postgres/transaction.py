@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from leadrelay.store.base import EVENT_COLUMNS, UNBLOCKED, Row
+from leadrelay.store.base import EVENT_COLUMNS, FOLLOWERS, UNBLOCKED, Row
 from leadrelay.store.rows import EVENT_INSERT_COLUMNS, LEAD_INSERT_COLUMNS, lead_params
 from leadrelay.store.transaction import SharedTx
 
@@ -280,6 +280,23 @@ class Tx(SharedTx):
             (owner, self.now + claim_seconds, self.now, self.now, owner, skip, limit),
         ).fetchall()
         return sorted(rows, key=lambda row: int(row["id"]))
+
+    def claim_followers(
+        self, owner: str, channels: list[int], per_channel: int, claim_seconds: float
+    ) -> list[Row]:
+        """Claim for `owner` the pending events after these channels' heads, which `owner`
+        holds: no other relay claims them while their head is pending (UNBLOCKED), so they
+        are claimed only to fence a late mark, as a head is."""
+        self.writes += 1
+        marks = ", ".join("?" for _ in channels)
+        rows = self._all(
+            "UPDATE events SET lease_owner = ?, lease_until = ? "
+            f"WHERE id IN ({FOLLOWERS.format(marks)}) AND state = 'pending' "
+            "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
+            f"RETURNING {EVENT_COLUMNS}",
+            (owner, self.now + claim_seconds, *channels, per_channel + 1, self.now, owner),
+        )
+        return sorted(rows, key=lambda row: (int(row["channel_id"]), int(row["seq"])))
 
     def release_claims(self, owner: str, ids: list[int] | None) -> None:
         sql = "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"

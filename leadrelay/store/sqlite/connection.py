@@ -48,10 +48,23 @@ def statements(script: str) -> Iterator[str]:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
+    """Apply what is missing, each migration in a transaction of its own.  Foreign keys are
+    off meanwhile, as SQLite's procedure for rebuilding a table asks (migration 7): dropping
+    the old table then frees its pages instead of deleting its rows one by one."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
     )
     done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+    if all(version in done for version, _ in MIGRATIONS):
+        return
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        _apply(conn, done)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply(conn: sqlite3.Connection, done: set[int]) -> None:
     for version, sql in MIGRATIONS:
         if version in done:
             continue
@@ -63,6 +76,9 @@ def migrate(conn: sqlite3.Connection) -> None:
                 continue
             for statement in statements(sql):
                 conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise sqlite3.IntegrityError(f"migration {version} broke a foreign key: {broken}")
             conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
             conn.execute("COMMIT")
         except BaseException:

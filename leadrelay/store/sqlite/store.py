@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from leadrelay.errors import Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, UNBLOCKED, Row
+from leadrelay.store.base import EVENT_COLUMNS, FOLLOWERS, UNBLOCKED, Row
 from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
 from leadrelay.store.reads import Reads
@@ -216,6 +216,20 @@ class Store(GroupCommit[Tx], Reads):
 
     async def release_claims(self, owner: str, ids: Iterable[int] | None = None) -> None:
         return None
+
+    async def claim_followers(
+        self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
+    ) -> list[Row]:
+        """One relay sends (the relay lease): a read."""
+        channels = sorted({int(head["channel_id"]) for head in heads})
+        if not channels or per_channel < 1:
+            return []
+        marks = ", ".join("?" for _ in channels)
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({FOLLOWERS.format(marks)}) "
+            "ORDER BY channel_id, seq",
+            (*channels, per_channel + 1),
+        )
 
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:
         return None  # the wake socket (relay/wake.py) and polling
