@@ -36,7 +36,8 @@ PUSHER_API_RELAYED = Counter(
 )
 WRITES_REFUSED = Counter(
     "leadrelay_writes_refused_total",
-    "New leads and status changes answered 503 by the lead writer, by error code "
+    "New leads, status changes and Pusher API triggers answered 503 by the lead writer, "
+    "by error code "
     "(writer_unavailable: not written in time or too many waiting; database_unavailable)",
     ["code"],
 )

@@ -132,7 +132,10 @@ def measure_pusher_api(
         lr_e2e,
         peer,
         notes,
-        measure="Pusher SDK trigger through leadrelay {pct}: trigger → event on a websocket",
+        # every trigger on one channel: the worst case for order per channel, whose events
+        # go out one request (up to ten events) at a time
+        measure="Pusher SDK trigger through leadrelay {pct}, all on one channel: trigger → "
+        "event on a websocket",
         peer_name="the same SDK trigger sent straight to soketi",
     )
 

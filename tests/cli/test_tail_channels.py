@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pusher
 import pytest
+from test_tail import TailProcess, start_tail, tails, wait_delivered
 
 from support.serve import Serve, cli, point_at_soketi
 from support.soketi import Soketi
-from test_tail import TailProcess, start_tail, tails, wait_delivered
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.soketi]
 __all__ = ["tails"]  # the fixture, for these tests

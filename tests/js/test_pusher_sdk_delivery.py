@@ -58,6 +58,15 @@ def pending(db: Path) -> int:
         return int(row[0])
 
 
+def settled(db: Path, timeout: float = 30) -> None:
+    """Wait until nothing is pending: what arrived is also marked delivered (the relay
+    writes its marks a moment after Pusher's answer)."""
+    deadline = time.monotonic() + timeout
+    while pending(db):
+        assert time.monotonic() < deadline, f"{pending(db)} events still pending"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory, soketi: Soketi) -> Iterator[Serve]:
     serve = Serve(tmp_path_factory.mktemp("delivery") / "delivery.db", env=ENV)
@@ -131,6 +140,7 @@ def test_pusher_sdk_upstream_cut_every_trigger_answered_all_delivered_in_order(
         with Subscriber(soketi, ["cut"]) as sub:
             client.trigger("cut", "before", {"n": 0})
             assert numbers(sub, "cut", 1) == [0]
+            settled(db)
             proxy.down()
             for n in range(1, 31):
                 assert client.trigger("cut", "during", {"n": n}) == {}
@@ -150,6 +160,7 @@ def test_pusher_sdk_sigkill_right_after_the_answer_all_delivered_after_restart(
             client = sdk(serve.port, soketi)
             client.trigger("killed", "first", {"n": 0})
             assert numbers(sub, "killed", 1) == [0]
+            settled(db)
             proxy.down()  # so that what is acknowledged next is still to send at the kill
             for n in range(1, 21):
                 client.trigger("killed", "acked", {"n": n})

@@ -96,8 +96,10 @@ def tail(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Follow events live as they arrive on Pusher: admin, a provider's channel, or with
-    --channel any channel (the events apps trigger through leadrelay's Pusher API).
+    """Follow events live as they arrive on Pusher: admin, a provider's, or any channel.
+
+    --channel follows any channel by name: those apps trigger on through leadrelay's
+    Pusher API, say.
 
     One line an event (time, channel, event, lead, status change, delay after
     occurred_at); --json prints {"channel", "event", "data", "received_at"} a line.

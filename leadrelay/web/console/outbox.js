@@ -26,6 +26,12 @@ export function relayWords(status) {
   return status.relay_holder ? `relaying, ${holder}` : `${holder}: events wait in the outbox`;
 }
 
+/** A dead letter in words: a lead's event, or one an app triggered on a channel. */
+export function deadWhat(event) {
+  const whose = event.kind === "pusher_api" ? `channel ${event.channels[0]}` : `lead ${event.lead_id}`;
+  return `#${event.id} ${event.type}, ${whose} (seq ${event.seq})`;
+}
+
 export class OutboxPanel {
   constructor(root, api, onError) {
     this.root = root;
@@ -57,6 +63,8 @@ export class OutboxPanel {
     fact("Oldest pending", age(status.oldest_pending_age_seconds));
     fact("Retrying", String(status.retrying));
     fact("Dead letters", String(status.dead), "outbox-dead");
+    const apps = status.pusher_api;  // apps' Pusher API triggers, counted in the totals too
+    if (apps && apps.total) fact("Of them, apps' triggers", `${apps.pending} pending, ${apps.dead} dead`);
     fact("Relay", relayWords(status), "outbox-relay");
     const dead = el("div", "dead");
     const head = el("div", "dead-head");
@@ -73,7 +81,7 @@ export class OutboxPanel {
     for (const event of failed.dead) {
       const item = el("li");
       item.dataset.testid = `dead-${event.id}`;
-      const what = el("span", "dead-what", `#${event.id} ${event.type}, lead ${event.lead_id} (seq ${event.seq})`);
+      const what = el("span", "dead-what", deadWhat(event));
       const why = el("span", "dead-why", event.last_error || "no reason recorded");
       const retry = el("button", "", "Retry");
       retry.type = "button";

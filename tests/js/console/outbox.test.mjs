@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { age, relayWords } from "../../../leadrelay/web/console/outbox.js";
+import { age, deadWhat, relayWords } from "../../../leadrelay/web/console/outbox.js";
 
 const held = {
   pusher_enabled: true,
@@ -29,4 +29,11 @@ test("the oldest pending event's age reads in a fitting unit", () => {
   assert.equal(age(12.4), "12 s");
   assert.equal(age(600), "10 min");
   assert.equal(age(5400), "1.5 h");
+});
+
+test("a dead letter names its lead, or the channel an app triggered on", () => {
+  const lead = { id: 7, type: "lead.assigned", kind: "lead", lead_id: 3, channels: ["admin"], seq: 1 };
+  assert.equal(deadWhat(lead), "#7 lead.assigned, lead 3 (seq 1)");
+  const app = { id: 9, type: "order.paid", kind: "pusher_api", lead_id: null, channels: ["orders"], seq: 4 };
+  assert.equal(deadWhat(app), "#9 order.paid, channel orders (seq 4)");
 });
