@@ -137,13 +137,13 @@ async def test_erasure_and_retention_with_channel_events(db: Path | str) -> None
 
 
 async def test_sqlite_database_from_before_is_rebuilt_with_its_events(tmp_path: Path) -> None:
-    """Migration 7 rebuilds `events` (lead_id becomes nullable): every row, state and
+    """Migration 8 rebuilds `events` (lead_id becomes nullable): every row, state and
     counter comes through, and the rebuilt table takes both kinds of events."""
     path = tmp_path / "old.db"
     conn = connect(path, durable=True)
     conn.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
     for version, sql in MIGRATIONS:
-        if version >= 7:
+        if version >= 8:
             break
         for statement in statements(sql):
             conn.execute(statement)

@@ -222,7 +222,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     (
         5,
-        # Pusher's HTTP API (pusher_api), as sqlite/schema.py's migration 7: an app's events
+        # Pusher's HTTP API (pusher_api), as sqlite/schema.py's migration 8: an app's events
         # have a channel (pusher_channels) instead of a lead, and the relay's ordering
         # predicate keys events by either (store/base.py's ORDER_KEY).  Nothing is rewritten:
         # dropping NOT NULL and adding a nullable column change the catalog only; the new

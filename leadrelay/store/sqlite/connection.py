@@ -49,7 +49,7 @@ def statements(script: str) -> Iterator[str]:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply what is missing, each migration in a transaction of its own.  Foreign keys are
-    off meanwhile, as SQLite's procedure for rebuilding a table asks (migration 7): dropping
+    off meanwhile, as SQLite's procedure for rebuilding a table asks (migration 8): dropping
     the old table then frees its pages instead of deleting its rows one by one."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
