@@ -58,7 +58,11 @@ class Settings:
         metadata=_doc("connections or requests in progress at once; past it a request gets 503"),
     )
     idempotency_ttl_hours: float = field(
-        default=72.0, metadata=_doc("how long an Idempotency-Key / webhook-id is remembered")
+        default=72.0,
+        metadata=_doc(
+            "how long an Idempotency-Key / webhook-id is remembered; at least twice "
+            "webhook_tolerance_seconds"
+        ),
     )
     events_retention_days: float = field(
         default=30.0,
@@ -77,6 +81,13 @@ class Settings:
         default=0.0, metadata=_doc("intake requests/s per token or IP; 0 turns the limit off")
     )
     rate_limit_burst: int = field(default=200, metadata=_doc("intake burst per token or IP"))
+    auth_failures_per_minute: int = field(
+        default=30,
+        metadata=_doc(
+            "failed token checks (401) per client address a minute; past them 429 with "
+            "Retry-After; 0: no limit"
+        ),
+    )
     relay: str = field(
         default="process",
         metadata=_doc("where the relay runs: 'process' (its own core), 'inline' or 'off'"),
@@ -381,11 +392,21 @@ def _check(settings: Settings) -> None:
         raise ConfigError("setting 'admin_channel' must be 'admin' or 'private-admin'")
     if settings.max_body_bytes < 1024:
         raise ConfigError("setting 'max_body_bytes' must be at least 1024")
+    if settings.idempotency_ttl_hours * 3600 < 2 * settings.webhook_tolerance_seconds:
+        raise ConfigError(
+            f"setting 'idempotency_ttl_hours' ({settings.idempotency_ttl_hours:g} h) must be at "
+            "least twice 'webhook_tolerance_seconds' "
+            f"({settings.webhook_tolerance_seconds} s): a webhook-timestamp is accepted that far "
+            "ahead of the clock and that far behind it, so a signed delivery stays valid for "
+            "twice the tolerance, and a webhook-id forgotten sooner could be replayed"
+        )
     if settings.max_header_bytes < 1024:
         raise ConfigError("setting 'max_header_bytes' must be at least 1024")
     if settings.max_header_count < 10:
         raise ConfigError("setting 'max_header_count' must be at least 10")
     if settings.request_timeout_seconds <= 0:
         raise ConfigError("setting 'request_timeout_seconds' must be more than 0")
+    if settings.auth_failures_per_minute < 0:
+        raise ConfigError("setting 'auth_failures_per_minute' must be 0 (no limit) or more")
     if settings.max_connections < 1:
         raise ConfigError("setting 'max_connections' must be at least 1")

@@ -15,6 +15,7 @@
     │   ├── ValidationFailed    422  well-formed JSON with a bad field
     │   ├── HeadersTooLarge     431  a request's headers past their size or count cap
     │   ├── RateLimited         429  over the intake rate; carries `retry_after`
+    │   │   └── TooManyFailedAuth  429  too many failed token checks from one address
     │   ├── Unavailable         503  database locked, read-only, full or down; `retry_after`
     │   │   ├── WriterUnavailable  503  a write not made (in time): not stored
     │   │   └── CommitUnknown      503  the connection was lost during the COMMIT: the write
@@ -124,6 +125,10 @@ class RateLimited(ApiError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyFailedAuth(RateLimited):
+    status, code = 429, "too_many_failed_auth"
 
 
 class Unavailable(ApiError):

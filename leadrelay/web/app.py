@@ -50,7 +50,7 @@ from leadrelay.web.cors import Cors
 from leadrelay.web.http import JSON, error_response
 from leadrelay.web.presence_sync import keep_presence_in_sync
 from leadrelay.web.pusher_webhooks import pusher_webhooks
-from leadrelay.web.ratelimit import RateLimiter
+from leadrelay.web.ratelimit import FailedAuthLimit, RateLimiter
 from leadrelay.web.readiness import Readiness
 from leadrelay.web.state import AppState
 
@@ -206,6 +206,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             store=store,
             auth=Authenticator(store),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            auth_failures=FailedAuthLimit(settings.auth_failures_per_minute),
             readiness=Readiness(settings, store),
         )
         app.state.leadrelay = app_state

@@ -19,7 +19,7 @@ import orjson
 
 from leadrelay import leads, metrics
 from leadrelay.auth import Principal, require_admin
-from leadrelay.errors import INTERNAL_ERROR_BODY, ApiError, RateLimited, Unavailable
+from leadrelay.errors import INTERNAL_ERROR_BODY, ApiError, RateLimited, Unauthorized, Unavailable
 from leadrelay.web import webhook_secrets
 from leadrelay.web.http import (
     check_length,
@@ -109,7 +109,11 @@ async def handle(st: AppState, scope: Scope, receive: Receive, send: Send, work:
 async def _admit(
     st: AppState, scope: Scope, headers: dict[bytes, bytes], receive: Receive
 ) -> tuple[bytes, Caller]:
-    """The body (413 past the limit), who sent it (401/403), within the rate limit (429)."""
+    """The body (413 past the limit), who sent it (401/403; 429 for an address past its
+    failed checks), within the rate limit (429)."""
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    st.auth_failures.check(address)
     limit = st.settings.max_body_bytes
     check_length(_text(headers.get(b"content-length")), limit)
     message = await receive()
@@ -121,18 +125,24 @@ async def _admit(
         raw = await collect_body(_chunks(message, receive), limit)
 
     authorization = _text(headers.get(b"authorization"))
-    if authorization or b"webhook-signature" not in headers:
-        principal = await st.auth.authenticate(authorization)
-        require_admin(principal)
-        caller = Caller(principal, None)
-        rate_key = principal.key
-    else:
-        text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
-        verified = await webhook_secrets.verify_request(st.store, st.settings, text_headers, raw)
-        caller = Caller(None, verified)
-        # signed webhooks share no token, so they are limited per client address
-        client = scope.get("client")
-        rate_key = client[0] if client else "unknown"
+    try:
+        if authorization or b"webhook-signature" not in headers:
+            principal = await st.auth.authenticate(authorization)
+            caller = Caller(principal, None)
+            rate_key = principal.key
+        else:
+            text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
+            verified = await webhook_secrets.verify_request(
+                st.store, st.settings, text_headers, raw
+            )
+            caller = Caller(None, verified)
+            # signed webhooks share no token, so they are limited per client address
+            rate_key = address
+    except Unauthorized:
+        st.auth_failures.failed(address)
+        raise
+    if caller.principal is not None:
+        require_admin(caller.principal)
     wait = st.limiter.check(rate_key)
     if wait > 0:
         retry_after = max(1, int(wait + 0.999))

@@ -1,4 +1,5 @@
-"""In-memory token-bucket rate limiting per key (a token hash or a client IP)."""
+"""In-memory token-bucket rate limiting per key (a token hash or a client IP), and the limit
+on failed token checks per client address."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DEFAULT_MAX_KEYS", "RateLimiter"]
+from leadrelay.errors import TooManyFailedAuth
+
+__all__ = ["DEFAULT_MAX_KEYS", "FailedAuthLimit", "RateLimiter"]
 
 DEFAULT_MAX_KEYS: Final = 10_000
 # Float refills land a hair short of a whole token at exactly the advertised wait; without
@@ -104,3 +107,75 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         if len(self._buckets) >= self.max_keys:
             self._buckets.popitem(last=False)
+
+
+class FailedAuthLimit:
+    """Failed token checks (401s) per client address: `per_minute` of them at once, then
+    one every 60/per_minute s; an address that has none left gets 429 for every request,
+    valid token or not, until one has come back (a guess that worked would be no
+    different).
+
+    Only failures spend: a request that authenticates costs one test of an empty dict while
+    no address is held, one lookup while some are.  `per_minute` 0 means no limit.  Memory
+    is bounded by `max_keys` addresses (the longest untouched go first).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        self.per_minute = per_minute
+        self._rate = per_minute / 60  # failures that come back a second
+        self._left: OrderedDict[str, _Bucket] = OrderedDict()  # failures left, by address
+        self._held: dict[str, float] = {}  # address → until when (the clock's time)
+        self._clock = clock
+        self._max_keys = max_keys
+
+    def wait(self, address: str) -> float:
+        """0.0 when `address` may try, else the seconds until it may."""
+        if not self._held:
+            return 0.0
+        until = self._held.get(address)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._held[address]
+            return 0.0
+        return left
+
+    def check(self, address: str) -> None:
+        """Raise TooManyFailedAuth while `address` is held."""
+        wait = self.wait(address)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise TooManyFailedAuth(
+                f"too many failed token checks from this address; try again in {retry_after} s "
+                "with a valid token",
+                retry_after=retry_after,
+            )
+
+    def failed(self, address: str) -> None:
+        """A check from `address` failed: spend one of its failures; with none left, hold
+        the address until one has come back."""
+        if self.per_minute <= 0:
+            return
+        now = self._clock()
+        bucket = self._left.pop(address, None)
+        if bucket is None:
+            if len(self._left) >= self._max_keys:
+                self._left.popitem(last=False)
+            bucket = _Bucket(tokens=float(self.per_minute), updated_at=now)
+        elapsed = max(now - bucket.updated_at, 0.0)
+        bucket.tokens = min(float(self.per_minute), bucket.tokens + elapsed * self._rate) - 1.0
+        bucket.updated_at = now
+        self._left[address] = bucket
+        if bucket.tokens + _TOKEN_EPSILON < 1.0:
+            if len(self._held) >= self._max_keys:
+                self._held = {a: until for a, until in self._held.items() if until > now}
+                if len(self._held) >= self._max_keys:
+                    del self._held[next(iter(self._held))]
+            self._held[address] = now + (1.0 - bucket.tokens) / self._rate

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -112,17 +113,25 @@ async def serve(settings: Settings) -> None:
 
 
 def _metrics_dir() -> str:
-    """A fresh directory named after this process; those of dead daemons are swept away
-    (a daemon killed outright never removes its own)."""
+    """A fresh private directory (mode 0700) with a name no one can guess or take first
+    (mkdtemp: `leadrelay-metrics-PID-RANDOM`), so another local user can neither stop
+    `serve` from starting nor choose where its counters go.  Those of dead daemons of this
+    user are swept away (a daemon killed outright never removes its own); a link, or
+    another user's directory, is never followed or removed."""
     base = Path(tempfile.gettempdir())
     for old in base.glob("leadrelay-metrics-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)) and _ours(old):
             shutil.rmtree(old, ignore_errors=True)
-    path = base / f"leadrelay-metrics-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(mode=0o700)
-    return str(path)
+    return tempfile.mkdtemp(prefix=f"leadrelay-metrics-{os.getpid()}-")
+
+
+def _ours(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
 def _alive(pid: int) -> bool:

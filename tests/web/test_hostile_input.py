@@ -62,7 +62,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def world(module_settings: Settings) -> AsyncIterator[World]:
-    async with running_app(module_settings) as lr:
+    # one client sending bad tokens on purpose, case after case: no limit on its failures
+    async with running_app(module_settings.replace(auth_failures_per_minute=0)) as lr:
         provider = await lr.add_provider("Acme")
         response = await lr.create_lead(provider_id=provider["id"])
         assert response.status_code == 201 and response.json()["id"] == 1

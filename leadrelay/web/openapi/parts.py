@@ -32,13 +32,14 @@ def json_body(schema: Schema) -> Schema:
 
 
 def error_responses(*statuses: int) -> dict[str, Schema]:
+    """An authenticated operation's errors: 401 for a bad token, and 429 for an address past
+    its failed token checks (auth_failures_per_minute), besides `statuses`."""
     responses: dict[str, Schema] = {}
-    for status in sorted({401, *statuses}):
+    for status in sorted({401, 429, *statuses}):
         responses[str(status)] = {"description": "error", **json_body(ref("Error"))}
-    if 429 in statuses:
-        responses["429"]["headers"] = {
-            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-        }
+    responses["429"]["headers"] = {
+        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+    }
     return responses
 
 
