@@ -143,7 +143,7 @@ async def test_sqlite_database_from_before_is_rebuilt_with_its_events(tmp_path: 
     conn = connect(path, durable=True)
     conn.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
     for version, sql in MIGRATIONS:
-        if version >= 8:
+        if version >= 8:  # the database as it was before the Pusher API
             break
         for statement in statements(sql):
             conn.execute(statement)

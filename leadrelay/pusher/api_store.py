@@ -3,7 +3,7 @@ transaction (web/pusher_api.py answers `200 {}` once it is durable).
 
 A trigger on several channels becomes one stored event per channel, in the order the
 channels were sent, and a batch one per item: each is ordered on its own channel
-(store/base.py's ORDER_KEY), so a channel Pusher refuses holds up only itself, no stored
+(store/ordering.py's ORDER_KEY), so a channel Pusher refuses holds up only itself, no stored
 event carries a list-valued ordering key, and Pusher counts a message per channel anyway.
 The row keeps what the app sent: the event name as `type`, the data string untouched as
 `payload` (an SDK's `private-encrypted-` ciphertext stays ciphertext), the `socket_id`; it

@@ -1,6 +1,6 @@
 """The relay: claims due outbox events and delivers them to Pusher, at least once, in order.
 
-Order per key (store/base.py's ORDER_KEY: a lead's events, or the events an app triggered on
+Order per key (store/ordering.py's ORDER_KEY: a lead's events, or the events an app triggered on
 one channel through Pusher's API) holds because an event is only due when no earlier event of
 its key is still pending, and a key with an event in flight gets no other until that one
 settles.
@@ -32,7 +32,8 @@ from leadrelay.pusher.http import PusherClient, PusherStatusError
 from leadrelay.relay import batches
 from leadrelay.relay.batches import backoff, batch_items, events_text
 from leadrelay.relay.lease import RENEW_SECONDS, RelayLease
-from leadrelay.store.base import RELAY_STATE_KEY, Row, Store, order_key
+from leadrelay.store.base import RELAY_STATE_KEY, Row, Store
+from leadrelay.store.ordering import order_key
 
 log = logging.getLogger("leadrelay.relay")
 

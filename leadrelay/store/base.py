@@ -48,37 +48,6 @@ EVENT_COLUMNS = (
     "attempts, next_attempt_at, last_error, created_at, delivered_at, channel_id"
 )
 
-# What orders the outbox: the events of one key go out one at a time, in `seq` order.  A
-# lead's events are keyed by their lead; the events an app triggers through Pusher's API
-# (web/pusher_api.py) by their one channel (a `pusher_channels` row, whose seq is taken
-# under its row lock as a lead's is), negated so that the two kinds never share a key.
-# Both schemas index this very expression over pending events (events_pending_by_order),
-# so that UNBLOCKED costs one index probe per candidate (docs/dev/performance.md).
-ORDER_KEY = "coalesce({0}.lead_id, -{0}.channel_id)"
-# The relay's one ordering predicate, over events aliased `e`: no earlier event of its key
-# is still pending (claimed or not).  Every query of due events uses it.
-UNBLOCKED = (
-    f"NOT EXISTS (SELECT 1 FROM events p WHERE {ORDER_KEY.format('p')} = "
-    f"{ORDER_KEY.format('e')} AND p.seq < e.seq AND p.state = 'pending')"
-)
-
-
-# The pending events that follow each of some channels' heads, in seq order (`?` the
-# channel ids, then how many a channel): the relay sends a head and its followers in one
-# batch, in order, so a busy channel is not held to one event a round trip (the head keeps
-# every other relay off them: UNBLOCKED).  A window over the pending index, per channel.
-FOLLOWERS = (
-    "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY channel_id ORDER BY seq) "
-    "AS n FROM events WHERE state = 'pending' AND lead_id IS NULL AND channel_id IN ({}) "
-    ") AS r WHERE n BETWEEN 2 AND ?"
-)
-
-
-def order_key(event: Row) -> int:
-    """ORDER_KEY of an event row, as the relay keeps one event of each key in flight."""
-    lead_id = event["lead_id"]
-    return int(lead_id) if lead_id is not None else -int(event["channel_id"])
-
 
 class Tx(Protocol):
     """One transaction of a group commit.  Its methods are the write side's SQL."""
@@ -217,7 +186,7 @@ class Store(Protocol):
         self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
     ) -> list[Row]:
         """The pending events after each of these channel heads (claimed by `owner`), at
-        most `per_channel` a channel, oldest first (FOLLOWERS)."""
+        most `per_channel` a channel, oldest first (store/ordering.py)."""
         ...
 
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:

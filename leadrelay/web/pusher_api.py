@@ -12,7 +12,7 @@ An accepted trigger is stored before it is answered (`store_pusher_events`): eac
 it (each item of a batch) one row of `events`, all in one transaction that commits (group
 commit, fsync; PostgreSQL's writer rules) before the `200 {}`: `type` the name, `channels`
 [the channel], `payload` the data untouched, `socket_id` kept, no lead.  Its order is its
-channel's (a `pusher_channels` row plays a lead's part: store/base.py's ORDER_KEY and
+channel's (a `pusher_channels` row plays a lead's part: store/ordering.py's ORDER_KEY and
 UNBLOCKED, store/transaction.py's take_channel_seqs), and the relay sends it as it came: no
 broadcast mode, no trimming, no sealing, re-signed when sent (relay/batches.py).  `info`
 is answered `{}`: who is subscribed when the event goes out is not known when it is stored.

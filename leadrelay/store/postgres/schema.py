@@ -224,7 +224,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         5,
         # Pusher's HTTP API (pusher_api), as sqlite/schema.py's migration 8: an app's events
         # have a channel (pusher_channels) instead of a lead, and the relay's ordering
-        # predicate keys events by either (store/base.py's ORDER_KEY).  Nothing is rewritten:
+        # predicate keys events by either (store/ordering.py's ORDER_KEY).  Nothing is rewritten:
         # dropping NOT NULL and adding a nullable column change the catalog only; the new
         # indexes and the CHECK read the table once, under the migration's lock (1.4 s a
         # million events here: docs/operations.md, Upgrading).  The counters gain the same
@@ -299,6 +299,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             RETURN NULL;
         END
         $$;
+        """,
+    ),
+    (
+        6,
+        # The relay walks the oldest pending lead events apart from the channels' (store/
+        # ordering.py): a channel's backlog after an outage is not walked to find a lead's.
+        """
+        CREATE INDEX events_pending_leads ON events (id)
+            WHERE state = 'pending' AND lead_id IS NOT NULL;
         """,
     ),
 )

@@ -28,8 +28,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from leadrelay.config import mask_secrets
 from leadrelay.errors import CommitUnknown, Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, OUTBOX_COUNTERS, UNBLOCKED, Row
+from leadrelay.store.base import EVENT_COLUMNS, OUTBOX_COUNTERS, Row
 from leadrelay.store.batching import GroupCommit, Job
+from leadrelay.store.ordering import due_ids, due_params, next_due_sql
 from leadrelay.store.postgres.connection import (
     CONNECT_TIMEOUT,
     LEAD_WRITER_APPLICATION,
@@ -292,12 +293,10 @@ class Store(GroupCommit[Tx], Reads):
         return rows[0] if rows else None
 
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
-        return await self._read(
-            f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
-            "AND next_attempt_at <= %s AND NOT (id = ANY(%s)) "
-            f"AND {UNBLOCKED} "
-            "ORDER BY id LIMIT %s",
-            (now, list(skip), limit),
+        where = "next_attempt_at <= ? AND NOT (id = ANY(?))"
+        return await self.fetch_all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({due_ids(where)}) ORDER BY id",
+            due_params((now, list(skip)), limit),
         )
 
     async def claim_due(
@@ -313,11 +312,10 @@ class Store(GroupCommit[Tx], Reads):
     async def claim_followers(
         self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
     ) -> list[Row]:
-        channels = sorted({int(head["channel_id"]) for head in heads})
-        if not channels or per_channel < 1:
+        if not heads or per_channel < 1:
             return []
         return await self.write(
-            lambda tx: tx.claim_followers(owner, channels, per_channel, claim_seconds)
+            lambda tx: tx.claim_followers(owner, heads, per_channel, claim_seconds)
         )
 
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:
@@ -345,9 +343,7 @@ class Store(GroupCommit[Tx], Reads):
     async def next_due_time(self) -> float | None:
         """Another relay's claim defers an event until the claim runs out."""
         row = await self._read_one(
-            "SELECT min(GREATEST(next_attempt_at, coalesce(lease_until, 0))) AS t "
-            "FROM events e WHERE state = 'pending' "
-            f"AND {UNBLOCKED}"
+            next_due_sql("GREATEST(e.next_attempt_at, coalesce(e.lease_until, 0))")
         )
         return None if row is None or row["t"] is None else float(row["t"])
 

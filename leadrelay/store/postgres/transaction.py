@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from leadrelay.store.base import EVENT_COLUMNS, FOLLOWERS, UNBLOCKED, Row
+from leadrelay.store.base import EVENT_COLUMNS, Row
+from leadrelay.store.ordering import due_ids, due_params, followers_params, followers_sql
 from leadrelay.store.rows import EVENT_INSERT_COLUMNS, LEAD_INSERT_COLUMNS, lead_params
 from leadrelay.store.transaction import SharedTx
 
@@ -264,37 +265,45 @@ class Tx(SharedTx):
 
     # events ------------------------------------------------------------------
     def claim_due(self, owner: str, limit: int, skip: list[int], claim_seconds: float) -> list[Row]:
-        """Claim for `owner` the due events no earlier event of their lead blocks (a lead's
-        earlier event that is pending, claimed or not, blocks it: per-lead order across
-        daemons) and no other relay holds; rows another transaction has locked are skipped,
-        not waited for.  Oldest first."""
+        """Claim for `owner` the due events no earlier event of their key holds back (an
+        earlier pending event of its lead or channel, claimed or not: per-key order across
+        daemons: store/ordering.py) and no other relay holds; rows another transaction has
+        locked are skipped, not waited for.  Oldest first."""
         self.writes += 1
+        where = (
+            "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ? "
+            "OR lease_owner = ?) AND NOT (id = ANY(?))"
+        )
         rows = self._execute(
-            f"UPDATE events SET lease_owner = ?, lease_until = ? WHERE id IN ("
-            "SELECT id FROM events e WHERE state = 'pending' AND next_attempt_at <= ? "
-            "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
-            "AND NOT (id = ANY(?)) "
-            f"AND {UNBLOCKED} "
-            "ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
-            f"RETURNING {EVENT_COLUMNS}",
-            (owner, self.now + claim_seconds, self.now, self.now, owner, skip, limit),
+            "UPDATE events SET lease_owner = ?, lease_until = ? "
+            f"WHERE id IN ({due_ids(where)} FOR UPDATE SKIP LOCKED) RETURNING {EVENT_COLUMNS}",
+            (
+                owner,
+                self.now + claim_seconds,
+                *due_params((self.now, self.now, owner, skip), limit),
+            ),
         ).fetchall()
         return sorted(rows, key=lambda row: int(row["id"]))
 
     def claim_followers(
-        self, owner: str, channels: list[int], per_channel: int, claim_seconds: float
+        self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
     ) -> list[Row]:
-        """Claim for `owner` the pending events after these channels' heads, which `owner`
-        holds: no other relay claims them while their head is pending (UNBLOCKED), so they
-        are claimed only to fence a late mark, as a head is."""
+        """Claim for `owner` the pending events after these channel heads, which `owner`
+        holds: no other relay claims them while their head is pending, so they are
+        claimed only to fence a late mark, as a head is."""
         self.writes += 1
-        marks = ", ".join("?" for _ in channels)
         rows = self._all(
             "UPDATE events SET lease_owner = ?, lease_until = ? "
-            f"WHERE id IN ({FOLLOWERS.format(marks)}) AND state = 'pending' "
+            f"WHERE id IN ({followers_sql(len(heads))}) AND state = 'pending' "
             "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
             f"RETURNING {EVENT_COLUMNS}",
-            (owner, self.now + claim_seconds, *channels, per_channel + 1, self.now, owner),
+            (
+                owner,
+                self.now + claim_seconds,
+                *followers_params(heads, per_channel),
+                self.now,
+                owner,
+            ),
         )
         return sorted(rows, key=lambda row: (int(row["channel_id"]), int(row["seq"])))
 

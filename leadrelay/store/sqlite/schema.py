@@ -205,7 +205,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         8,
         # Pusher's HTTP API (pusher_api): an app's triggers are stored as events of their
         # own, one per channel, with no lead, ordered per channel as a lead's are per lead
-        # (store/base.py's ORDER_KEY).  `events.lead_id` must become nullable, which SQLite
+        # (store/ordering.py's ORDER_KEY).  `events.lead_id` must become nullable, which SQLite
         # cannot do in place: the table is rebuilt (SQLite's documented twelve steps, less
         # those no other table needs: nothing refers to events; foreign keys are off during
         # migrations, connection.py).  Its cost is one copy of every stored event, inside
@@ -265,7 +265,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX events_pending ON events (id) WHERE state = 'pending';
         CREATE INDEX events_dead ON events (id) WHERE state = 'dead';
         CREATE INDEX events_by_provider ON events (provider_id, id);
-        -- the relay's ordering predicate (store/base.py's UNBLOCKED) probes this
+        -- the relay's ordering predicate (store/ordering.py's UNBLOCKED) probes this
         CREATE INDEX events_pending_by_order ON events (coalesce(lead_id, -channel_id), seq)
             WHERE state = 'pending';
 
@@ -302,6 +302,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             UPDATE outbox_counts SET n = n - 1
                 WHERE name = 'retrying' OR (OLD.lead_id IS NULL AND name = 'api_retrying');
         END;
+        """,
+    ),
+    (
+        9,
+        # The relay walks the oldest pending lead events apart from the channels' (store/
+        # ordering.py): a channel's backlog after an outage is not walked to find a lead's.
+        """
+        CREATE INDEX events_pending_leads ON events (id)
+            WHERE state = 'pending' AND lead_id IS NOT NULL;
         """,
     ),
 )

@@ -25,9 +25,16 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from leadrelay.errors import Conflict, Unavailable
-from leadrelay.store.base import EVENT_COLUMNS, FOLLOWERS, UNBLOCKED, Row
+from leadrelay.store.base import EVENT_COLUMNS, Row
 from leadrelay.store.batching import GroupCommit
 from leadrelay.store.batching import Job as _Job
+from leadrelay.store.ordering import (
+    due_ids,
+    due_params,
+    followers_params,
+    followers_sql,
+    next_due_sql,
+)
 from leadrelay.store.reads import Reads
 from leadrelay.store.sqlite.connection import (
     SECURE_DELETE,
@@ -199,13 +206,11 @@ class Store(GroupCommit[Tx], Reads):
 
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
         """Pending events whose time has come and that no earlier event of their key
-        (ORDER_KEY: their lead, or their channel) blocks, less the ids in `skip`."""
+        (their lead, or their channel: store/ordering.py) holds back, less `skip`."""
+        where = "next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?))"
         return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events e WHERE state = 'pending' "
-            "AND next_attempt_at <= ? AND id NOT IN (SELECT value FROM json_each(?)) "
-            f"AND {UNBLOCKED} "
-            "ORDER BY id LIMIT ?",
-            (now, json.dumps(list(skip)), limit),
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({due_ids(where)}) ORDER BY id",
+            due_params((now, json.dumps(list(skip))), limit),
         )
 
     async def claim_due(
@@ -221,14 +226,12 @@ class Store(GroupCommit[Tx], Reads):
         self, owner: str, heads: list[Row], per_channel: int, claim_seconds: float
     ) -> list[Row]:
         """One relay sends (the relay lease): a read."""
-        channels = sorted({int(head["channel_id"]) for head in heads})
-        if not channels or per_channel < 1:
+        if not heads or per_channel < 1:
             return []
-        marks = ", ".join("?" for _ in channels)
         return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({FOLLOWERS.format(marks)}) "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({followers_sql(len(heads))}) "
             "ORDER BY channel_id, seq",
-            (*channels, per_channel + 1),
+            followers_params(heads, per_channel),
         )
 
     async def follow_commits(self, on_commit: Callable[[], None]) -> None:
@@ -236,10 +239,7 @@ class Store(GroupCommit[Tx], Reads):
 
     async def next_due_time(self) -> float | None:
         """When the earliest event that no earlier event of its key blocks falls due."""
-        row = await self.fetch_one(
-            "SELECT min(next_attempt_at) AS t FROM events e WHERE state = 'pending' "
-            f"AND {UNBLOCKED}"
-        )
+        row = await self.fetch_one(next_due_sql("e.next_attempt_at"))
         return None if row is None or row["t"] is None else float(row["t"])
 
     async def pending_count(self) -> int:
