@@ -19,7 +19,7 @@ DEFAULT_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
 # an origin as a browser sends it: scheme, host, optional port, no path
 ORIGIN = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?$")
 # list settings that may be empty (an empty `statuses` would leave no status for a new lead)
-_MAY_BE_EMPTY = ("cors_origins",)
+_MAY_BE_EMPTY = ("cors_origins", "closed_statuses")
 PG_SCHEMES = ("postgresql://", "postgres://")
 DB_ENV = "LEADRELAY_DB"  # also how the daemon hands its database to its child processes
 
@@ -40,6 +40,10 @@ class Settings:
     port: int = field(default=8000, metadata=_doc("port `serve` listens on"))
     statuses: tuple[str, ...] = field(
         default=DEFAULT_STATUSES, metadata=_doc("allowed lead statuses; the first is a new lead's")
+    )
+    closed_statuses: tuple[str, ...] = field(
+        default=("converted", "lost"),
+        metadata=_doc("statuses of a lead that is done; the others are open (the console)"),
     )
     max_body_bytes: int = field(default=65536, metadata=_doc("largest request body (413 above)"))
     max_header_bytes: int = field(
@@ -154,6 +158,12 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def open_statuses(self) -> tuple[str, ...]:
+        """The statuses of a lead still to be worked on (a closed status not among
+        `statuses` is ignored)."""
+        return tuple(status for status in self.statuses if status not in self.closed_statuses)
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from leadrelay import events
+from leadrelay import events, search
 from leadrelay.auth import Principal
 from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused
 from leadrelay.store.base import MAX_ID, Row, Store, Tx
@@ -290,10 +290,56 @@ async def list_leads(
     after: int = 0,
     limit: int = 50,
     external_id: str | None = None,
+    newest_first: bool = False,
 ) -> list[Row]:
     if not actor.is_admin:
         provider_id = actor.provider_id
     rows = await store.list_leads(
-        status=status, provider_id=provider_id, after=after, limit=limit, external_id=external_id
+        status=status,
+        provider_id=provider_id,
+        after=after,
+        limit=limit,
+        external_id=external_id,
+        newest_first=newest_first,
     )
     return [events.lead_view(row) for row in rows]
+
+
+def parse_query(value: str) -> list[str]:
+    """A search query's terms (leadrelay/search.py); an empty list finds nothing."""
+    if "\x00" in value:
+        raise ValidationFailed("'q' must not contain NUL characters", code="invalid_query")
+    if len(value) > search.MAX_QUERY:
+        raise ValidationFailed(
+            f"'q' is {len(value)} characters long; at most {search.MAX_QUERY} are allowed",
+            code="invalid_query",
+        )
+    return search.query_terms(value)
+
+
+async def search_leads(
+    store: Store,
+    terms: list[str],
+    *,
+    actor: Principal,
+    status: str | None = None,
+    provider_id: int | None = None,
+    after: int = 0,
+    limit: int = 50,
+    external_id: str | None = None,
+    newest_first: bool = False,
+) -> tuple[list[Row], bool]:
+    """The leads `terms` find (a provider's own only), and whether the answer may leave out
+    leads not indexed yet."""
+    if not actor.is_admin:
+        provider_id = actor.provider_id
+    if not terms:
+        return [], False
+    rows, partial = await store.search_leads(
+        terms,
+        equal={"status": status, "provider_id": provider_id, "external_id": external_id},
+        after=after,
+        limit=limit,
+        newest_first=newest_first,
+    )
+    return [events.lead_view(row) for row in rows], partial

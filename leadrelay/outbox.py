@@ -7,12 +7,15 @@ import time
 from typing import Any
 
 from leadrelay.errors import NotFound
-from leadrelay.events import iso_time
+from leadrelay.events import Broadcast, event_item, iso_time
 from leadrelay.pusher import config as pusher_config
 from leadrelay.store.base import OUTBOX_STATES, RELAY_STATE_KEY, Row, Store
 
 # the lease the relay that sends holds (relay/lease.py)
 RELAY_LEASE = "relay"
+
+# a lead's events shown at most (a lead has a handful; a CRM that flips one all day, more)
+TIMELINE_LIMIT = 1000
 
 # what an operator needs to know of an event; the payload (personal data) stays out
 EVENT_FIELDS = ("id", "event_id", "type", "lead_id", "seq", "provider_id", "state", "attempts")
@@ -54,6 +57,31 @@ def event_view(row: Row) -> dict[str, Any]:
     pending = row.get("state") == "pending"
     view["next_attempt_at"] = iso_time(next_at) if next_at and pending else None
     return view
+
+
+def delivery(row: Row) -> dict[str, Any]:
+    """Where one event is on its way to Pusher: delivered (and when), pending, retrying (has
+    failed before: the last error, the next try) or dead (the reason)."""
+    state = row["state"]
+    if state == "pending" and row.get("attempts"):
+        state = "retrying"
+    next_at = row.get("next_attempt_at")
+    return {
+        "state": state,
+        "delivered_at": iso_time(row["delivered_at"]) if row.get("delivered_at") else None,
+        "attempts": row.get("attempts", 0),
+        "last_error": row.get("last_error") if state != "delivered" else None,
+        "next_attempt_at": iso_time(next_at)
+        if next_at and state in ("pending", "retrying")
+        else None,
+    }
+
+
+async def lead_timeline(store: Store, lead_id: int, mode: Broadcast) -> list[dict[str, Any]]:
+    """A lead's stored events, oldest first, as the events API shows them, each with its
+    `delivery` (the console's proof of delivery)."""
+    rows = await store.events_after(0, provider_id=None, lead_id=lead_id, limit=TIMELINE_LIMIT)
+    return [{**event_item(row, None, mode), "delivery": delivery(row)} for row in rows]
 
 
 async def failed(store: Store, limit: int = 100) -> dict[str, list[dict[str, Any]]]:

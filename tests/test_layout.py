@@ -6,10 +6,10 @@
     relay/    outbox → Pusher
     outbox    the outbox as an operator sees it (CLI and admin API)
     pusher/   Pusher settings, REST client, protocol client
-    auth, leads, accounts, erasure: the use cases
+    auth, leads, accounts, erasure, crm_status, stats: the use cases
     store/    every SQL statement: base, reads, rows, batching, retention shared;
               sqlite/ and postgres/ the backends, which never import each other
-    errors, events, config, logs, metrics: the base every wing uses
+    errors, events, config, logs, metrics, search, speed: the base every wing uses
 
 A module may import its own floor and the floors below; an import that reaches up fails
 this test with the importing module, the line and the imported module named.
@@ -33,6 +33,8 @@ FLOORS: list[tuple[str, ...]] = [
         "leadrelay.logs",
         "leadrelay.metrics",
         "leadrelay.children",
+        "leadrelay.search",
+        "leadrelay.speed",
     ),
     ("leadrelay.store",),
     (
@@ -41,6 +43,7 @@ FLOORS: list[tuple[str, ...]] = [
         "leadrelay.accounts",
         "leadrelay.erasure",
         "leadrelay.crm_status",
+        "leadrelay.stats",
     ),
     ("leadrelay.pusher",),
     ("leadrelay.outbox",),
@@ -142,7 +145,12 @@ def test_layout_check_allows_a_downward_import() -> None:
 BACKENDS = ("leadrelay.store.sqlite", "leadrelay.store.postgres")
 # the store's modules that reach both backends: open_store, the retention policy's dispatch
 # to each backend's walk, and db copy (from the one into the other)
-BOTH = ("leadrelay.store", "leadrelay.store.retention", "leadrelay.store.copy")
+BOTH = (
+    "leadrelay.store",
+    "leadrelay.store.retention",
+    "leadrelay.store.copy",
+    "leadrelay.store.search_index",
+)
 
 
 def backend_of(name: str) -> str | None:

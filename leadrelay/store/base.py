@@ -49,6 +49,17 @@ EVENT_COLUMNS = (
 )
 
 
+class Fetch:
+    """The two raw reads the shared reads (reads.py and its mixins) are written against; a
+    backend's Store provides them (`?` marks a parameter on every backend)."""
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        raise NotImplementedError
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        raise NotImplementedError
+
+
 class Tx(Protocol):
     """One transaction of a group commit.  Its methods are the write side's SQL."""
 
@@ -150,7 +161,21 @@ class Store(Protocol):
         after: int,
         limit: int,
         external_id: str | None = None,
+        newest_first: bool = False,
     ) -> list[Row]: ...
+    async def search_leads(
+        self,
+        terms: list[str],
+        *,
+        equal: dict[str, Any],
+        after: int,
+        limit: int,
+        newest_first: bool,
+    ) -> tuple[list[Row], bool]: ...
+    async def lead_counts(self, provider_id: int | None = None) -> list[Row]: ...
+    async def oldest_unassigned(self, statuses: Iterable[str]) -> Row | None: ...
+    async def lead_hours(self, since_hour: str, provider_id: int | None = None) -> list[Row]: ...
+    async def contact_times(self, since_day: str, provider_id: int | None = None) -> list[Row]: ...
     async def list_providers(self) -> list[Row]: ...
     async def count_watching(self) -> int: ...
     async def principal_for(self, token_hash: str) -> Row | None: ...

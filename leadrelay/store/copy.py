@@ -27,7 +27,8 @@ from leadrelay.store.postgres.connection import CONNECT_TIMEOUT, migrate_url
 from leadrelay.store.postgres.connection import translate as translate_pg
 from leadrelay.store.sqlite.connection import translate as translate_sqlite
 
-# parents first (foreign keys); the runtime tables (leases, outbox_counts, migrations) stay
+# parents first (foreign keys); the runtime tables (leases, outbox_counts, migrations) stay,
+# and so do what PostgreSQL's triggers and indexer rebuild (the counters, search_keys)
 TABLES = (
     "providers",
     "tokens",
@@ -37,8 +38,9 @@ TABLES = (
     "pusher_channels",  # the channels of apps' Pusher API events, and their last seq
     "events",
 )
-# the source's columns PostgreSQL fills itself
-SKIPPED = {"events": {"lease_owner", "lease_until"}}
+# the source's columns PostgreSQL fills itself (search_pending: its default, every lead
+# pending, so that the daemon's indexer writes the keys there)
+SKIPPED = {"events": {"lease_owner", "lease_until"}, "leads": {"search_pending"}}
 # the rows copied and counted: a database's own wake id stays (relay/wake.py)
 COPIED_ROWS = {"settings": "key != 'wake_id'"}
 STATES = ("pending", "delivered", "dead")

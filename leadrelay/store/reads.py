@@ -8,10 +8,12 @@ A backend's Store inherits `Reads` and keeps only the queries whose SQL really d
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, Row, Tx, key_row
+from leadrelay.store.base import EVENT_COLUMNS, LEAD_COLUMNS, MAX_ID, Row, Tx, key_row
+from leadrelay.store.search_reads import SearchReads
+from leadrelay.store.stats_reads import StatsReads
 
 T = TypeVar("T")
 
@@ -20,14 +22,8 @@ T = TypeVar("T")
 BY_EXTERNAL_ID = f"SELECT {LEAD_COLUMNS} FROM leads WHERE external_id = ? AND external_id_dup = 0"
 
 
-class Reads:
+class Reads(SearchReads, StatsReads):
     """The shared reads; a backend provides fetch_one, fetch_all and write."""
-
-    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        raise NotImplementedError
-
-    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        raise NotImplementedError
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         raise NotImplementedError
@@ -39,17 +35,29 @@ class Reads:
         return await self.fetch_one(BY_EXTERNAL_ID, (external_id,))
 
     async def _page(
-        self, select: str, after: int, limit: int, equal: dict[str, Any], where: str = ""
+        self,
+        select: str,
+        after: int,
+        limit: int,
+        equal: dict[str, Any],
+        where: str = "",
+        *,
+        newest_first: bool = False,
     ) -> list[Row]:
-        """Rows after an id cursor, oldest first, where each given column equals its value
-        (None means no filter on that column), and `where` holds if given."""
-        sql = f"{select} WHERE id > ?{where and f' AND {where}'}"
-        params: list[Any] = [after]
+        """Rows past an id cursor, oldest first (or newest first), where each given column
+        equals its value (None means no filter on that column), and `where` holds if given."""
+        if newest_first:
+            sql, params = f"{select} WHERE id < ?", [after or MAX_ID]
+        else:
+            sql, params = f"{select} WHERE id > ?", [after]
+        if where:
+            sql += f" AND {where}"
         for column, value in equal.items():
             if value is not None:
                 sql += f" AND {column} = ?"
                 params.append(value)
-        return await self.fetch_all(f"{sql} ORDER BY id LIMIT ?", [*params, limit])
+        order = "id DESC" if newest_first else "id"
+        return await self.fetch_all(f"{sql} ORDER BY {order} LIMIT ?", [*params, limit])
 
     async def list_leads(
         self,
@@ -59,15 +67,19 @@ class Reads:
         after: int,
         limit: int,
         external_id: str | None = None,
+        newest_first: bool = False,
     ) -> list[Row]:
         select = f"SELECT {LEAD_COLUMNS} FROM leads"
         equal = {"status": status, "provider_id": provider_id, "external_id": external_id}
-        return await self._page(select, after, limit, equal)
+        return await self._page(select, after, limit, equal, newest_first=newest_first)
 
     async def list_providers(self) -> list[Row]:
+        # the lead counts from the counters the triggers keep (store/*/schema.py), not a
+        # count of the leads table a provider
         return await self.fetch_all(
             "SELECT p.id, p.name, p.created_at, "
-            "(SELECT count(*) FROM leads l WHERE l.provider_id = p.id) AS leads, "
+            "(SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM lead_counts c "
+            "WHERE c.provider_id = p.id) AS leads, "
             "p.watching = 1 AS watching, p.last_seen "
             "FROM providers p ORDER BY p.id"
         )

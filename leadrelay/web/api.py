@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -70,17 +71,43 @@ async def _list_leads(request: Request, actor: Principal) -> Response:
     # the CRM's id for a lead is the admin's to search by (providers never see it)
     external_id = query_text(request, "external_id") if actor.is_admin else None
     limit = query_int(request, "limit", 50, low=1, high=500)
-    rows = await leads.list_leads(
-        st.store,
-        actor=actor,
-        status=status,
-        provider_id=provider_filter,
-        after=query_int(request, "after", 0),
-        limit=limit,
-        external_id=external_id,
-    )
-    next_after = rows[-1]["id"] if len(rows) == limit else None
-    return JSON({"leads": rows, "next_after": next_after})
+    order = query_text(request, "order") or "oldest"
+    if order not in ("oldest", "newest"):
+        raise ValidationFailed(
+            "query parameter 'order' must be 'oldest' or 'newest'", code="invalid_query"
+        )
+    query = query_text(request, "q")
+    after = query_int(request, "after", 0)
+    newest_first = order == "newest"
+    body: dict[str, Any]
+    if query is None or not query.strip():
+        rows = await leads.list_leads(
+            st.store,
+            actor=actor,
+            status=status,
+            provider_id=provider_filter,
+            after=after,
+            limit=limit,
+            external_id=external_id,
+            newest_first=newest_first,
+        )
+        body = {"leads": rows}
+    else:
+        rows, partial = await leads.search_leads(
+            st.store,
+            leads.parse_query(query),
+            actor=actor,
+            status=status,
+            provider_id=provider_filter,
+            after=after,
+            limit=limit,
+            external_id=external_id,
+            newest_first=newest_first,
+        )
+        # partial: leads not indexed yet, more than a search matches one by one, may be missing
+        body = {"leads": rows, "partial": partial}
+    body["next_after"] = rows[-1]["id"] if len(rows) == limit else None
+    return JSON(body)
 
 
 async def admin_get_lead(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -52,6 +53,7 @@ from leadrelay.web.presence_sync import keep_presence_in_sync
 from leadrelay.web.pusher_webhooks import pusher_webhooks
 from leadrelay.web.ratelimit import FailedAuthLimit, RateLimiter
 from leadrelay.web.readiness import Readiness
+from leadrelay.web.search_indexing import keep_search_indexed
 from leadrelay.web.state import AppState
 
 log = logging.getLogger("leadrelay.api")
@@ -141,6 +143,9 @@ ROUTES = [
     Route("/api/admin/outbox", ops_api.outbox_status, methods=["GET"]),
     Route("/api/admin/outbox/failed", ops_api.outbox_failed, methods=["GET"]),
     Route("/api/admin/outbox/retry", ops_api.outbox_retry, methods=["POST"]),
+    Route("/api/admin/stats", ops_api.admin_stats, methods=["GET"]),
+    Route("/api/provider/stats", ops_api.provider_stats, methods=["GET"]),
+    Route("/api/admin/leads/{lead_id}/events", ops_api.admin_lead_events, methods=["GET"]),
     Route("/", console.index, methods=["GET"]),
     Route("/console/{name}", console.asset, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
@@ -221,6 +226,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
             app_state.readiness.lead_writer = app_state.lead_writer
         housekeeping = asyncio.create_task(_housekeeping(settings))
         presence = asyncio.create_task(keep_presence_in_sync(store, settings))
+        indexing = asyncio.create_task(keep_search_indexed(settings))
         runner = None
         if start_relay and settings.relay != "off":
             from leadrelay.relay.runner import RelayRunner
@@ -232,6 +238,9 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> LeadrelayApp:
         finally:
             housekeeping.cancel()
             presence.cancel()
+            indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await indexing
             if app_state.lead_writer is not None:
                 await app_state.lead_writer.close()
             if runner is not None:

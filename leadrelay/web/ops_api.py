@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leadrelay import outbox
+from leadrelay import leads, outbox, stats
 from leadrelay.accounts import list_providers
-from leadrelay.auth import require_admin
+from leadrelay.auth import ADMIN, require_admin, require_provider
 from leadrelay.errors import NotFound, ValidationFailed
 from leadrelay.events import Broadcast
 from leadrelay.store.base import MAX_ID, Store
-from leadrelay.web.http import JSON, query_int, read_json
+from leadrelay.web.http import JSON, path_id, query_int, query_text, read_json
 from leadrelay.web.state import principal, state
 
 
@@ -40,6 +41,8 @@ async def me(request: Request) -> Response:
             "channel": channel,
             "events_after": await st.store.events_since_time(time.time() + 86400),
             "statuses": list(st.settings.statuses),
+            # a lead in one of these is done (the console's open and waiting counts)
+            "closed_statuses": list(st.settings.closed_statuses),
         }
     )
 
@@ -94,3 +97,39 @@ async def _outbox_id(store: Store, target: Any) -> int:
         "'event_id' must be the event's id number (from the failed list) or its event_id",
         code="invalid_field",
     )
+
+
+async def admin_stats(request: Request) -> Response:
+    """The day at a glance: `since` (RFC 3339) is when "today" began on the caller's clock,
+    `window_days` the days of speed to contact (stats.py)."""
+    require_admin(await principal(request))
+    st = state(request)
+    now = datetime.now(UTC)
+    since = stats.parse_since(query_text(request, "since"), now)
+    window = query_int(request, "window_days", 7, low=1, high=stats.MAX_WINDOW_DAYS)
+    figures = await stats.admin_stats(
+        st.store, st.settings, since=since, window_days=window, now=now
+    )
+    return JSON(figures)
+
+
+async def provider_stats(request: Request) -> Response:
+    """The provider's own figures, with the same parameters as the admin's."""
+    provider_id = require_provider(await principal(request))
+    st = state(request)
+    now = datetime.now(UTC)
+    since = stats.parse_since(query_text(request, "since"), now)
+    window = query_int(request, "window_days", 7, low=1, high=stats.MAX_WINDOW_DAYS)
+    figures = await stats.provider_stats(
+        st.store, st.settings, provider_id, since=since, window_days=window, now=now
+    )
+    return JSON(figures)
+
+
+async def admin_lead_events(request: Request) -> Response:
+    """One lead and its events, each with its delivery: the timeline of the console's panel."""
+    require_admin(await principal(request))
+    st = state(request)
+    lead = await leads.get_lead(st.store, path_id(request), actor=ADMIN)
+    timeline = await outbox.lead_timeline(st.store, lead["id"], Broadcast.of(st.settings))
+    return JSON({"lead": lead, "events": timeline})

@@ -11,6 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from leadrelay.search import BUCKET_BITS
+from leadrelay.speed import bucket_sql
+
 # pg_advisory_lock's key for migrations: "leadrelay" in ASCII, as a bigint
 MIGRATION_LOCK = 0x6C65616472656C61
 # rows of the outbox counters (migration 2): enough that concurrent writers rarely share one
@@ -308,6 +311,180 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """
         CREATE INDEX events_pending_leads ON events (id)
             WHERE state = 'pending' AND lead_id IS NOT NULL;
+        """,
+    ),
+    (
+        7,
+        # Search and the day at a glance, as SQLite's migration 10 (read its comments).  The
+        # counters here have a slot in their keys, as the outbox's do: a transaction adds to
+        # the rows of one slot only, the slot it holds the outbox_counts row of (count_slot,
+        # taken as outbox_count takes it: without waiting), so that the writers of several
+        # daemons never wait for one another on a counter.  Inserts are counted by
+        # statement-level triggers (Tx.flush writes a batch's leads in one statement),
+        # changes of a lead's status or provider by a row-level one.
+        f"""
+        ALTER TABLE leads ADD COLUMN search_pending INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX leads_search_pending ON leads (id) WHERE search_pending = 1;
+        CREATE TABLE search_keys (
+            bucket   BIGINT NOT NULL,
+            key      TEXT COLLATE "C" NOT NULL,   -- compared byte by byte, as in SQLite
+            lead_id  BIGINT NOT NULL,
+            PRIMARY KEY (bucket, key, lead_id)
+        );
+        CREATE FUNCTION search_keys_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM search_keys WHERE bucket = NEW.id >> {BUCKET_BITS} AND lead_id = NEW.id;
+            UPDATE leads SET search_pending = 1 WHERE id = NEW.id;
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER search_keys_forget AFTER UPDATE OF name, email, phone, external_id
+            ON leads FOR EACH ROW EXECUTE FUNCTION search_keys_forget();
+
+        CREATE TABLE lead_counts (
+            slot         INTEGER NOT NULL,
+            provider_id  BIGINT NOT NULL,
+            status       TEXT NOT NULL,
+            n            BIGINT NOT NULL,
+            PRIMARY KEY (slot, provider_id, status)
+        );
+        CREATE TABLE lead_hours (
+            slot         INTEGER NOT NULL,
+            hour         TEXT NOT NULL,
+            provider_id  BIGINT NOT NULL,
+            created      BIGINT NOT NULL DEFAULT 0,
+            assigned     BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (hour, provider_id, slot)
+        );
+        CREATE TABLE contact_times (
+            slot         INTEGER NOT NULL,
+            day          TEXT NOT NULL,
+            provider_id  BIGINT NOT NULL,
+            bucket       INTEGER NOT NULL,
+            n            BIGINT NOT NULL,
+            PRIMARY KEY (day, provider_id, bucket, slot)
+        );
+        CREATE INDEX leads_unassigned ON leads (status, id) WHERE provider_id IS NULL;
+
+        CREATE FUNCTION count_slot() RETURNS integer LANGUAGE sql AS $$
+            SELECT coalesce((SELECT slot FROM outbox_counts
+                ORDER BY (slot - pg_backend_pid() % {OUTBOX_SLOTS} + {OUTBOX_SLOTS})
+                    % {OUTBOX_SLOTS}
+                LIMIT 1 FOR UPDATE SKIP LOCKED), pg_backend_pid() % {OUTBOX_SLOTS})
+        $$;
+
+        CREATE FUNCTION lead_stats_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            chosen INTEGER := count_slot();
+        BEGIN
+            INSERT INTO lead_counts (slot, provider_id, status, n)
+                SELECT chosen, coalesce(provider_id, 0), status, count(*) FROM new_rows
+                GROUP BY 2, 3
+                ON CONFLICT (slot, provider_id, status)
+                DO UPDATE SET n = lead_counts.n + excluded.n;
+            INSERT INTO lead_hours (slot, hour, provider_id, created, assigned)
+                SELECT chosen, substr(created_at, 1, 13), coalesce(provider_id, 0), count(*),
+                    count(provider_id)
+                FROM new_rows GROUP BY 2, 3
+                ON CONFLICT (hour, provider_id, slot) DO UPDATE SET
+                    created = lead_hours.created + excluded.created,
+                    assigned = lead_hours.assigned + excluded.assigned;
+            RETURN NULL;
+        END
+        $$;
+        CREATE FUNCTION lead_stats_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            chosen INTEGER := count_slot();
+        BEGIN
+            INSERT INTO lead_counts (slot, provider_id, status, n)
+                VALUES (chosen, coalesce(OLD.provider_id, 0), OLD.status, -1),
+                       (chosen, coalesce(NEW.provider_id, 0), NEW.status, 1)
+                ON CONFLICT (slot, provider_id, status)
+                DO UPDATE SET n = lead_counts.n + excluded.n;
+            IF NEW.provider_id IS NOT NULL AND OLD.provider_id IS DISTINCT FROM NEW.provider_id
+            THEN
+                INSERT INTO lead_hours (slot, hour, provider_id, created, assigned)
+                    VALUES (chosen, substr(NEW.updated_at, 1, 13), NEW.provider_id, 0, 1)
+                    ON CONFLICT (hour, provider_id, slot)
+                    DO UPDATE SET assigned = lead_hours.assigned + 1;
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        CREATE FUNCTION lead_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            chosen INTEGER := count_slot();
+        BEGIN
+            INSERT INTO lead_counts (slot, provider_id, status, n)
+                SELECT chosen, coalesce(provider_id, 0), status, -count(*) FROM old_rows
+                GROUP BY 2, 3
+                ON CONFLICT (slot, provider_id, status)
+                DO UPDATE SET n = lead_counts.n + excluded.n;
+            RETURN NULL;
+        END
+        $$;
+        CREATE FUNCTION contact_time() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM new_rows WHERE lead_id IS NOT NULL
+                           AND type = 'lead.status.updated' AND provider_id IS NOT NULL) THEN
+                RETURN NULL;
+            END IF;
+            INSERT INTO contact_times (slot, day, provider_id, bucket, n)
+                SELECT count_slot(), day, provider_id, bucket, n FROM (
+                    SELECT day, provider_id, bucket, count(*) AS n FROM (
+                        SELECT to_char(to_timestamp(c.created_at) AT TIME ZONE 'UTC',
+                                       'YYYY-MM-DD') AS day,
+                            c.provider_id,
+                            {bucket_sql("c.created_at - a.created_at")} AS bucket
+                        FROM new_rows c
+                        JOIN LATERAL (SELECT seq, created_at FROM events
+                            WHERE lead_id = c.lead_id AND seq < c.seq
+                            AND type = 'lead.assigned' ORDER BY seq DESC LIMIT 1) a ON true
+                        WHERE c.lead_id IS NOT NULL AND c.type = 'lead.status.updated'
+                        AND c.provider_id IS NOT NULL
+                        -- an app's event (no lead) may carry any data: never parsed
+                        AND CASE WHEN c.lead_id IS NOT NULL
+                            THEN c.payload::jsonb #>> '{{changed_by,role}}' END = 'provider'
+                        AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = c.lead_id
+                            AND p.seq > a.seq AND p.seq < c.seq
+                            AND p.type = 'lead.status.updated'
+                            AND p.payload::jsonb #>> '{{changed_by,role}}' = 'provider')
+                    ) AS contacts GROUP BY day, provider_id, bucket
+                ) AS grouped
+                ON CONFLICT (day, provider_id, bucket, slot)
+                DO UPDATE SET n = contact_times.n + excluded.n;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE TRIGGER lead_stats_insert AFTER INSERT ON leads
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION lead_stats_insert();
+        CREATE TRIGGER lead_stats_update AFTER UPDATE OF status, provider_id ON leads
+            FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                               OR OLD.provider_id IS DISTINCT FROM NEW.provider_id)
+            EXECUTE FUNCTION lead_stats_update();
+        CREATE TRIGGER lead_stats_delete AFTER DELETE ON leads
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION lead_stats_delete();
+        CREATE TRIGGER contact_time AFTER INSERT ON events
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION contact_time();
+
+        -- what was there before (the triggers above hold off every write until this
+        -- migration commits: a row is counted by these or by a trigger, never both)
+        INSERT INTO lead_counts (slot, provider_id, status, n)
+            SELECT 0, coalesce(provider_id, 0), status, count(*) FROM leads GROUP BY 2, 3;
+        INSERT INTO lead_hours (slot, hour, provider_id, created, assigned)
+            SELECT 0, substr(created_at, 1, 13), coalesce(provider_id, 0), count(*), 0
+            FROM leads GROUP BY 2, 3;
+        INSERT INTO lead_hours (slot, hour, provider_id, created, assigned)
+            SELECT 0, to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24'),
+                provider_id, 0, count(*)
+            FROM events WHERE lead_id IS NOT NULL AND type = 'lead.assigned'
+            AND provider_id IS NOT NULL GROUP BY 2, 3
+            ON CONFLICT (hour, provider_id, slot)
+            DO UPDATE SET assigned = lead_hours.assigned + excluded.assigned;
         """,
     ),
 )

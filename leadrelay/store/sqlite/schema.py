@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from leadrelay.search import BUCKET_BITS
+from leadrelay.speed import bucket_sql
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -311,6 +314,113 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """
         CREATE INDEX events_pending_leads ON events (id)
             WHERE state = 'pending' AND lead_id IS NOT NULL;
+        """,
+    ),
+    (
+        10,
+        # Search (leadrelay/search.py): a lead's keys, folded in Python, in buckets of lead
+        # ids.  They are written off the intake's path: a new lead is only marked pending
+        # (the column's default and an entry at the end of a small partial index), and the
+        # indexer (store/search_index.py) writes the keys of many leads a transaction.
+        # Changing a field a key comes from (erasure) deletes the lead's keys at once, in
+        # the same transaction, and marks it pending again.
+        f"""
+        ALTER TABLE leads ADD COLUMN search_pending INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX leads_search_pending ON leads (id) WHERE search_pending = 1;
+        CREATE TABLE search_keys (
+            bucket   INTEGER NOT NULL,          -- lead_id >> {BUCKET_BITS}
+            key      TEXT NOT NULL,
+            lead_id  INTEGER NOT NULL,
+            PRIMARY KEY (bucket, key, lead_id)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER search_keys_forget AFTER UPDATE OF name, email, phone, external_id
+        ON leads BEGIN
+            DELETE FROM search_keys
+                WHERE bucket = NEW.id >> {BUCKET_BITS} AND lead_id = NEW.id;
+            UPDATE leads SET search_pending = 1 WHERE id = NEW.id;
+        END;
+
+        -- The day at a glance (GET /api/admin/stats), kept by triggers as leads and events
+        -- are written, so that a request reads a few small rows: leads by provider (0:
+        -- none) and status; leads created and assigned a UTC hour ('2026-12-06T21') and
+        -- provider; and speed to contact (leadrelay/speed.py) a UTC day and provider.
+        CREATE TABLE lead_counts (
+            provider_id  INTEGER NOT NULL,
+            status       TEXT NOT NULL,
+            n            INTEGER NOT NULL,
+            PRIMARY KEY (provider_id, status)
+        ) WITHOUT ROWID;
+        CREATE TABLE lead_hours (
+            hour         TEXT NOT NULL,
+            provider_id  INTEGER NOT NULL,
+            created      INTEGER NOT NULL DEFAULT 0,
+            assigned     INTEGER NOT NULL DEFAULT 0,  -- lead.assigned to this provider
+            PRIMARY KEY (hour, provider_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE contact_times (
+            day          TEXT NOT NULL,
+            provider_id  INTEGER NOT NULL,
+            bucket       INTEGER NOT NULL,
+            n            INTEGER NOT NULL,
+            PRIMARY KEY (day, provider_id, bucket)
+        ) WITHOUT ROWID;
+        -- the oldest unassigned lead of a status, without walking the assigned ones
+        CREATE INDEX leads_unassigned ON leads (status, id) WHERE provider_id IS NULL;
+
+        CREATE TRIGGER lead_stats_insert AFTER INSERT ON leads BEGIN
+            INSERT INTO lead_counts (provider_id, status, n)
+                VALUES (coalesce(NEW.provider_id, 0), NEW.status, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+            INSERT INTO lead_hours (hour, provider_id, created, assigned)
+                VALUES (substr(NEW.created_at, 1, 13), coalesce(NEW.provider_id, 0), 1,
+                        NEW.provider_id IS NOT NULL)
+                ON CONFLICT DO UPDATE SET created = created + 1,
+                    assigned = assigned + excluded.assigned;
+        END;
+        CREATE TRIGGER lead_stats_update AFTER UPDATE OF status, provider_id ON leads
+        WHEN OLD.status IS NOT NEW.status OR OLD.provider_id IS NOT NEW.provider_id BEGIN
+            UPDATE lead_counts SET n = n - 1
+                WHERE provider_id = coalesce(OLD.provider_id, 0) AND status = OLD.status;
+            INSERT INTO lead_counts (provider_id, status, n)
+                VALUES (coalesce(NEW.provider_id, 0), NEW.status, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+            INSERT INTO lead_hours (hour, provider_id, created, assigned)
+                SELECT substr(NEW.updated_at, 1, 13), NEW.provider_id, 0, 1
+                WHERE NEW.provider_id IS NOT NULL AND OLD.provider_id IS NOT NEW.provider_id
+                ON CONFLICT DO UPDATE SET assigned = assigned + 1;
+        END;
+        CREATE TRIGGER lead_stats_delete AFTER DELETE ON leads BEGIN
+            UPDATE lead_counts SET n = n - 1
+                WHERE provider_id = coalesce(OLD.provider_id, 0) AND status = OLD.status;
+        END;
+        -- a provider's first status change of a lead since its latest lead.assigned
+        CREATE TRIGGER contact_time AFTER INSERT ON events
+        WHEN NEW.lead_id IS NOT NULL AND NEW.type = 'lead.status.updated'
+            AND NEW.provider_id IS NOT NULL
+            AND json_extract(NEW.payload, '$.changed_by.role') = 'provider' BEGIN
+            INSERT INTO contact_times (day, provider_id, bucket, n)
+                SELECT date(NEW.created_at, 'unixepoch'), NEW.provider_id,
+                    {bucket_sql("NEW.created_at - a.created_at")}, 1
+                FROM (SELECT seq, created_at FROM events WHERE lead_id = NEW.lead_id
+                      AND seq < NEW.seq AND type = 'lead.assigned'
+                      ORDER BY seq DESC LIMIT 1) AS a
+                WHERE NOT EXISTS (SELECT 1 FROM events p WHERE p.lead_id = NEW.lead_id
+                    AND p.seq > a.seq AND p.seq < NEW.seq AND p.type = 'lead.status.updated'
+                    AND json_extract(p.payload, '$.changed_by.role') = 'provider')
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+
+        -- what was there before: the leads as they are, and the assignments still stored
+        INSERT INTO lead_counts (provider_id, status, n)
+            SELECT coalesce(provider_id, 0), status, count(*) FROM leads GROUP BY 1, 2;
+        INSERT INTO lead_hours (hour, provider_id, created, assigned)
+            SELECT substr(created_at, 1, 13), coalesce(provider_id, 0), count(*), 0
+            FROM leads GROUP BY 1, 2;
+        INSERT INTO lead_hours (hour, provider_id, created, assigned)
+            SELECT strftime('%Y-%m-%dT%H', created_at, 'unixepoch'), provider_id, 0, count(*)
+            FROM events WHERE lead_id IS NOT NULL AND type = 'lead.assigned'
+            AND provider_id IS NOT NULL GROUP BY 1, 2
+            ON CONFLICT DO UPDATE SET assigned = assigned + excluded.assigned;
         """,
     ),
 )

@@ -45,6 +45,7 @@ def paths() -> dict[str, Schema]:
                 "description": "the events API cursor of this moment",
             },
             "statuses": {"type": "array", "items": {"type": "string"}},
+            "closed_statuses": {"type": "array", "items": {"type": "string"}},
         },
     )
     retry_body = {

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from leadrelay.config import Settings
+from leadrelay.search import MAX_QUERY
 from leadrelay.store.base import MAX_ID
-from leadrelay.web.openapi.parts import Schema, header, id_param, json_body, ok, query, ref
+from leadrelay.web.openapi.parts import (
+    NO_NUL,
+    Schema,
+    desc,
+    header,
+    id_param,
+    json_body,
+    ok,
+    query,
+    ref,
+)
 
 
 def api_paths(settings: Settings) -> Schema:
@@ -17,8 +28,15 @@ def api_paths(settings: Settings) -> Schema:
     )
     list_params = [
         query("status", status),
-        query("after", cursor, "the last lead id seen"),
+        query("after", cursor, "the last lead id seen (the list goes on past it, in its order)"),
         query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+        query("order", {"type": "string", "enum": ["oldest", "newest"]}, "default: oldest"),
+        query(
+            "q",
+            {"type": "string", "maxLength": MAX_QUERY, "pattern": NO_NUL},
+            "search: leads with a name word, email, phone (its digits) or external_id that "
+            "starts with this, folded (no case, no accents)",
+        ),
     ]
     event_params = [
         query(
@@ -35,6 +53,10 @@ def api_paths(settings: Settings) -> Schema:
         "properties": {
             "leads": {"type": "array", "items": ref("Lead")},
             "next_after": {"type": ["integer", "null"]},
+            "partial": {
+                "type": "boolean",
+                **desc("with q: leads not indexed yet may be missing (a burst of new leads)"),
+            },
         },
     }
     events_page = {
