@@ -65,6 +65,7 @@ def test_pusher_set_secret_dash_on_a_terminal_prompts_without_echo(db: Path) -> 
     finally:
         os.close(leader)
         process.kill()
+        process.wait()  # reaped, or a later test is warned of it still running
     assert SECRET.encode() not in prompt + rest, "the secret was echoed to the terminal"
     stored = sqlite3.connect(db).execute("SELECT value FROM settings WHERE key = 'pusher'")
     assert json.loads(stored.fetchone()[0])["secret"] == SECRET

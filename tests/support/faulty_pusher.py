@@ -107,10 +107,13 @@ class FaultyPusher:
         if not self._thread.is_alive():
             return
         self._fault = {"kind": None}
-        self._call(self._teardown())
+        self._call(self._teardown(), timeout=60)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        # the loop ends its tasks first: closing it under them would leave their sockets to the
+        # garbage collector, whose ResourceWarning fails whatever test runs then
+        self._thread.join(30)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -118,8 +121,8 @@ class FaultyPusher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+    def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # the loop's side -------------------------------------------------------------------
     async def _setup(self) -> None:
@@ -155,7 +158,7 @@ class FaultyPusher:
         for task in others:
             task.cancel()
         if others:
-            await asyncio.wait(others, timeout=2)
+            await asyncio.wait(others, timeout=30)  # each ends at once, unless starved of CPU
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

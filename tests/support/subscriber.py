@@ -46,7 +46,7 @@ class Subscriber:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)  # a close handshake with a busy server may take seconds
 
     async def _run(self) -> None:
         try:
