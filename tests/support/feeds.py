@@ -66,45 +66,28 @@ def _follower(process: str, ops: list[Op], known: Known, stored: Stored) -> list
             seen += [(event, op) for event in op.value["events"]]
             cursor = max(cursor, op.value["next_after"])
 
-    def bad(kind: str, message: str, op_list: list[Op], events: list[Event], lead: Any) -> None:
-        found.append(
-            Anomaly(
-                kind, f"{process}: {message}", lead, [op.index for op in op_list], events, process
-            )
-        )
+    def bad(kind: str, message: str, op_list: list[Op], *events: Event) -> None:
+        ops = [op.index for op in op_list]
+        lead = events[-1].lead_id
+        found.append(Anomaly(kind, f"{process}: {message}", lead, ops, list(events), process))
 
     last: tuple[Event, Op] | None = None
     last_seq: dict[int, int] = {}
     ids: set[str] = set()
     for event, op in seen:
         if last is not None and event.id <= last[0].id:
-            bad(
-                "follower_order",
-                f"id {event.id} came after id {last[0].id}",
-                [last[1], op],
-                [last[0], event],
-                event.lead_id,
-            )
+            said = f"id {event.id} came after id {last[0].id}"
+            bad("follower_order", said, [last[1], op], last[0], event)
         if event.event_id in ids:
-            bad("follower_repeat", f"saw {event.event_id} twice", [op], [event], event.lead_id)
-        if event.seq <= last_seq.get(event.lead_id, 0):
-            bad(
-                "follower_seq_order",
-                f"lead {event.lead_id} seq {event.seq} after seq {last_seq[event.lead_id]}",
-                [op],
-                [event],
-                event.lead_id,
-            )
+            bad("follower_repeat", f"saw {event.event_id} twice", [op], event)
+        before = last_seq.get(event.lead_id, 0)
+        if event.seq <= before:
+            said = f"lead {event.lead_id} seq {event.seq} after {before}"
+            bad("follower_seq_order", said, [op], event)
         if not in_scope(event, scope):
-            bad(
-                "follower_foreign",
-                f"got an event of provider {event.provider_id}",
-                [op],
-                [event],
-                event.lead_id,
-            )
+            bad("follower_foreign", f"got an event of provider {event.provider_id}", [op], event)
         ids.add(event.event_id)
-        last_seq[event.lead_id] = max(event.seq, last_seq.get(event.lead_id, 0))
+        last_seq[event.lead_id] = max(event.seq, before)
         last = (event, op)
 
     for event in sorted(known.events.values(), key=lambda e: e.id):
@@ -122,24 +105,17 @@ def _follower(process: str, ops: list[Op], known: Known, stored: Stored) -> list
             and op.type == OK
             and op.value["after"] < event.id <= op.value["next_after"]
         ]
-        bad(
-            "follower_missed",
-            f"never saw id {event.id} (lead {event.lead_id} seq {event.seq}); its cursor passed it",
-            passed[:3],
-            [event],
-            event.lead_id,
+        said = (
+            f"never saw id {event.id} (lead {event.lead_id} seq {event.seq}); its cursor passed it"
         )
+        bad("follower_missed", said, passed[:3], event)
     if not excused:  # a jump may have passed what only the subscriber saw: no id to tell
         for event in known.pusher_only:
             if in_scope(event, scope) and event.event_id not in ids:
-                bad(
-                    "follower_missed",
-                    f"never saw lead {event.lead_id} seq {event.seq}, "
-                    "which only the Pusher subscriber got before it was pruned",
-                    [],
-                    [event],
-                    event.lead_id,
+                said = (
+                    f"never saw lead {event.lead_id} seq {event.seq}, which only the subscriber got"
                 )
+                bad("follower_missed", said + " before it was pruned", [], event)
     return found
 
 
@@ -154,56 +130,52 @@ def check_pusher(
 ) -> tuple[list[Anomaly], dict[str, int]]:
     """Anomalies, and the copies counted per channel."""
     found: list[Anomaly] = []
-    copies_counted: dict[str, int] = {}
+    copies: dict[str, int] = {}
     windows = history.faults()
     for channel in channels:
-        scope = channel_scope(channel)
         mine = [a for a in arrivals if a.channel == channel]
-        first: dict[str, Arrival] = {}
-        copies: list[Arrival] = []
-        for arrival in mine:
-            if arrival.event.event_id in first:
-                copies.append(arrival)
-            else:
-                first[arrival.event.event_id] = arrival
-        copies_counted[channel] = len(copies)
-        for copy in copies:
-            if not any(start - 0.5 <= copy.at <= end + grace for _, start, end in windows):
-                found.append(
-                    Anomaly(
-                        "pusher_copy_outside_fault",
-                        f"{channel}: a second copy at {copy.at:.3f}s, outside every fault "
-                        f"{[(n, round(s, 3), round(e, 3)) for n, s, e in windows]}",
-                        copy.event.lead_id,
-                        events=[copy.event],
-                        process=channel,
-                    )
-                )
-        order: dict[int, int] = {}
-        for arrival in first.values():
-            event = arrival.event
-            if event.seq <= order.get(event.lead_id, 0):
-                found.append(
-                    Anomaly(
-                        "pusher_order",
-                        f"{channel}: lead {event.lead_id} seq {event.seq} arrived "
-                        f"after seq {order[event.lead_id]}",
-                        event.lead_id,
-                        events=[event],
-                        process=channel,
-                    )
-                )
-            order[event.lead_id] = max(order.get(event.lead_id, 0), event.seq)
-        for event in sorted(known.events.values(), key=lambda e: e.id):
-            state = stored.states.get(event.event_id, "delivered")  # pruned: delivered
-            if in_scope(event, scope) and event.event_id not in first and state != "dead":
-                found.append(
-                    Anomaly(
-                        "pusher_missed",
-                        f"{channel}: {event.event_id} never arrived ({state})",
-                        event.lead_id,
-                        events=[event],
-                        process=channel,
-                    )
-                )
-    return found, copies_counted
+        anomalies, copies[channel] = _channel(channel, mine, known, stored, windows, grace)
+        found += anomalies
+    return found, copies
+
+
+def _channel(
+    channel: str,
+    arrivals: list[Arrival],
+    known: Known,
+    stored: Stored,
+    windows: list[tuple[str, float, float]],
+    grace: float,
+) -> tuple[list[Anomaly], int]:
+    found: list[Anomaly] = []
+
+    def bad(kind: str, message: str, event: Event) -> None:
+        found.append(Anomaly(kind, f"{channel}: {message}", event.lead_id, [], [event], channel))
+
+    first: dict[str, Arrival] = {}
+    copies: list[Arrival] = []
+    for arrival in arrivals:
+        if arrival.event.event_id in first:
+            copies.append(arrival)
+        else:
+            first[arrival.event.event_id] = arrival
+    faults = [(name, round(start, 3), round(end, 3)) for name, start, end in windows]
+    for copy in copies:
+        if not any(start - 0.5 <= copy.at <= end + grace for _, start, end in windows):
+            bad(
+                "pusher_copy_outside_fault",
+                f"a copy at {copy.at:.3f}s, outside {faults}",
+                copy.event,
+            )
+    order: dict[int, int] = {}
+    for arrival in first.values():
+        event, before = arrival.event, order.get(arrival.event.lead_id, 0)
+        if event.seq <= before:
+            bad("pusher_order", f"lead {event.lead_id} seq {event.seq} after {before}", event)
+        order[event.lead_id] = max(before, event.seq)
+    scope = channel_scope(channel)
+    for event in sorted(known.events.values(), key=lambda e: e.id):
+        state = stored.states.get(event.event_id, "delivered")  # pruned: delivered
+        if in_scope(event, scope) and event.event_id not in first and state != "dead":
+            bad("pusher_missed", f"{event.event_id} never arrived ({state})", event)
+    return found, len(copies)
