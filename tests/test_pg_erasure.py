@@ -9,17 +9,21 @@ import asyncio
 import random
 import string
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
 from leadrelay import leads
 from leadrelay.store import open_store
+from support.database import rows
 from support.postgres import Cluster, Server
-from support.serve import cli, cli_json
+from support.serve import Serve, cli, cli_json
 
 pytestmark = pytest.mark.postgres
 
@@ -127,3 +131,41 @@ def test_leads_erase_leaves_no_row_version_and_says_what_postgres_keeps(
 
     answer = cli_json(url, "leads", "erase", str(kept_id))
     assert answer["name"] == "" and answer["checkpointed"] is False
+
+
+def test_erase_whose_vacuum_fails_after_its_commit_is_answered_as_done(
+    pg_migrated_url: str,
+) -> None:
+    """The erase commits, then the VACUUM that scrubs the old row versions loses its
+    connection (found by the concurrency checker under pg_terminate_backend: an erase
+    answered 503 `database_unavailable`, "not written", was stored).  The answer is the
+    erased lead with `checkpointed` false."""
+    url = pg_migrated_url
+    with Serve(url, relay="off") as serve:
+        created = httpx.post(f"{serve.url}/api/leads", json=KEPT, headers=serve.auth())
+        lead_id = created.json()["id"]
+        answers: list[httpx.Response] = []
+        path = f"{serve.url}/api/admin/leads/{lead_id}"
+        erase = threading.Thread(
+            target=lambda: answers.append(httpx.delete(path, headers=serve.auth(), timeout=60))
+        )
+        with psycopg.connect(url) as holder:  # a transaction until the block ends
+            holder.execute("LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE")  # VACUUM waits
+            erase.start()
+            with psycopg.connect(url, autocommit=True) as admin:
+                deadline = time.monotonic() + 60
+                while not admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                    "query LIKE 'VACUUM%%' AND wait_event_type = 'Lock' AND pid <> %s",
+                    (holder.info.backend_pid,),
+                ).fetchall():
+                    assert time.monotonic() < deadline, "the erase's VACUUM never waited"
+                    time.sleep(0.05)
+            erase.join(60)
+            holder.rollback()
+    (answer,) = answers
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["checkpointed"] is False
+    assert answer.json()["name"] == "" and answer.json()["erased_at"]
+    (row,) = rows(url, f"SELECT name, email, erased_at FROM leads WHERE id = {lead_id}")
+    assert row["name"] == "" and row["email"] is None and row["erased_at"]
