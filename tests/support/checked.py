@@ -10,6 +10,7 @@ delivered and read to the end, and the history checked (checker.py).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ FAULT_ENV = {
     "slow_pusher": {"LEADRELAY_RELAY_TIMEOUT_SECONDS": "1.5", "LEADRELAY_RELAY_CLAIM_SECONDS": "2"},
 }
 GRACE = 12.0  # copies allowed this long after a fault: a claim or lease runs out, backoff
+NOTABLE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")  # log lines a failure's report shows
 
 
 def checked_run(
@@ -70,6 +72,9 @@ def checked_run(
             stored = read_stored(db)
             arrivals = arrivals_of(history, subscriber.received)
         result = check(history, stored, arrivals=arrivals, channels=channels, grace=GRACE)
+        for n, serve in enumerate(serves):  # since its last start, for a failure's report
+            said = [line for line in serve.logs().splitlines() if NOTABLE.search(line)]
+            result.logs[f"daemon {n}"] = said[-20:]
         print(f"\nCHECKER {daemons} daemon(s), fault {fault}, seed {seed}: {result.summary()}")
         return result
     finally:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from leadrelay.config import DEFAULT_STATUSES
@@ -89,6 +89,7 @@ class Result:
     known: Known
     anomalies: list[Anomaly]
     counts: dict[str, int]
+    logs: dict[str, list[str]] = field(default_factory=dict)  # what the servers said
 
     @property
     def valid(self) -> bool:
@@ -113,6 +114,8 @@ class Result:
         for kind, n in printed.items():
             if n > PER_KIND:
                 lines.append(f"… and {n - PER_KIND} more {kind}")
+        for name, said in self.logs.items():
+            lines += ["", f"== {name}'s last warnings and errors:", *(f"   {x}" for x in said)]
         return "\n".join(lines)
 
     def explain(self, anomaly: Anomaly) -> list[str]:
