@@ -272,31 +272,32 @@ async def test_a_relay_whose_claim_ran_out_marks_nothing(pg_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_a_commit_lost_on_the_wire_is_commit_unknown(pg_url: str) -> None:
-    """The writer's connection dies with its COMMIT sent: the batch may be stored, so its
+    """The writer's connection is cut right after its COMMIT left (a proxy at the network
+    edge forwards it, then hangs up): the server committed, the writer cannot know, so its
     callers hear commit_unknown (send it again with the same key), not "nothing written";
     the next batch goes on a new connection."""
-    import psycopg
+    from urllib.parse import urlsplit, urlunsplit
 
     from leadrelay.errors import CommitUnknown
+    from support.cut_proxy import CutProxy
 
-    store = await open_store(pg_url)
-    try:
-
-        def cut_off(tx: Any) -> None:
-            row = tx._one("SELECT pg_backend_pid() AS pid")  # the transaction has begun
-            with psycopg.connect(pg_url, autocommit=True) as other:
-                other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
-            tx.put_setting("cut", True, "")
-
-        with pytest.raises(CommitUnknown) as caught:
-            await store.write(cut_off)
-        assert caught.value.status == 503 and caught.value.code == "commit_unknown"
-        created = await leads.create_lead(
-            store, leads.parse_new_lead({"name": "Ada"}), status="new"
-        )
-        assert created.created
-    finally:
-        await store.close()
+    await (await open_store(pg_url)).close()  # migrated directly
+    parts = urlsplit(pg_url)
+    with CutProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+        store = await open_store(urlunsplit(parts._replace(netloc=netloc)))
+        try:
+            proxy.cut_after(b"COMMIT")
+            with pytest.raises(CommitUnknown) as caught:
+                await store.write(lambda tx: tx.put_setting("cut", True, ""))
+            assert proxy.cuts == 1
+            assert caught.value.status == 503 and caught.value.code == "commit_unknown"
+            assert await store.get_setting("cut") is True  # it was committed after all
+            fields = leads.parse_new_lead({"name": "Ada"})
+            created = await leads.create_lead(store, fields, status="new")
+            assert created.created
+        finally:
+            await store.close()
 
 
 @pytest.mark.postgres
