@@ -33,9 +33,11 @@ CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
+    ".html": "text/html; charset=utf-8",
 }
-# what may be fetched: the files shipped beside index.html, by name (nothing else on disk)
-SHIPPED = {p.name for p in ASSETS.glob("*") if p.suffix in CONTENT_TYPES}
+# what may be fetched: the files shipped beside index.html, by name (nothing else on disk);
+# index.html itself only as GET /, with pusher-js put in
+SHIPPED = {p.name for p in ASSETS.glob("*") if p.suffix in CONTENT_TYPES} - {"index.html"}
 
 
 def content_security_policy(ws_origins: list[str], script_origin: str | None) -> str:

@@ -18,14 +18,23 @@ from benchlib.soketi import start_soketi
 from benchlib.subject import Leadrelay, run_cli
 
 OUT = REPO_ROOT / "docs" / "img"
-# made-up people and firms, as a CRM would send them
+# made-up people and firms, as a CRM would send them: (name, email, phone, source, provider)
 LEADS = [
     ("Jane Doe", "jane.doe@example.com", "+1 555 0100", "website", 1),
     ("Omar Haddad", "omar@example.net", None, "google-ads", 2),
     ("Mei Lin", None, "+1 555 0142", "referral", 1),
     ("Carlos Ruiz", "carlos.ruiz@example.org", "+1 555 0178", "website", None),
-    ("Ada Lovelace", "ada@example.com", None, "crm", 1),
+    ("Ada Lovelace", "ada@example.com", None, "crm", 3),
+    ("Priya Natarajan", "priya@example.in", "+91 98765 43210", "website", 2),
+    ("Lars Jensen", "lars@example.dk", None, "referral", 1),
+    ("Fatima Zahra", None, "+212 600 112233", "google-ads", None),
 ]
+# while the pages watch
+LIVE = [
+    ("Kenji Watanabe", "kenji@example.jp", "+81 90 1234 5678", "website", 1),
+    ("Sofia Rossi", "sofia.rossi@example.it", None, "referral", None),
+]
+PROVIDERS = ("Acme Plumbing", "Bolt Electric", "Cedar Roofing")
 
 
 def page_for(context: Any, url: str, token: str, width: int, height: int) -> Any:
@@ -49,16 +58,34 @@ def main() -> int:
     try:
         lr.start("leadrelay-screens", relaying=True)
         providers = [
-            json.loads(run_cli("providers", "add", name, "--json", db=lr.db))
-            for name in ("Acme Plumbing", "Bolt Electric")
+            json.loads(run_cli("providers", "add", name, "--json", db=lr.db)) for name in PROVIDERS
         ]
         api = httpx.Client(base_url=lr.url, headers={"Authorization": f"Bearer {lr.token}"})
-        ids = []
-        for name, email, phone, source, provider in LEADS[:3]:
-            body = {"name": name, "email": email, "phone": phone, "source": source}
-            body["provider_id"] = providers[provider - 1]["id"] if provider else None
-            ids.append(api.post("/api/leads", json=body).raise_for_status().json()["id"])
-        api.patch(f"/api/admin/leads/{ids[1]}", json={"status": "qualified"}).raise_for_status()
+        as_provider = [
+            httpx.Client(base_url=lr.url, headers={"Authorization": f"Bearer {p['token']}"})
+            for p in providers
+        ]
+
+        def post(leads: list[tuple[Any, ...]]) -> list[int]:
+            ids = []
+            for name, email, phone, source, provider in leads:
+                body = {"name": name, "email": email, "phone": phone, "source": source}
+                body["provider_id"] = providers[provider - 1]["id"] if provider else None
+                ids.append(api.post("/api/leads", json=body).raise_for_status().json()["id"])
+            return ids
+
+        ids = post(LEADS)
+        # a morning's work: providers call (lead, by provider n, new status), one lead moves
+        # to another provider, one is lost
+        for lead, provider, status in [
+            (0, 0, "contacted"),
+            (1, 1, "qualified"),
+            (4, 2, "contacted"),
+        ]:
+            as_provider[provider].patch(f"/api/provider/leads/{ids[lead]}", json={"status": status})
+        api.patch(f"/api/admin/leads/{ids[2]}", json={"provider_id": providers[1]["id"]})
+        as_provider[1].patch(f"/api/provider/leads/{ids[2]}", json={"status": "contacted"})
+        api.patch(f"/api/admin/leads/{ids[6]}", json={"status": "lost"})
 
         def route(request_route: Any) -> None:
             if request_route.request.url == PUSHER_JS_CDN:
@@ -78,21 +105,19 @@ def main() -> int:
                 profile, executable_path=CHROMIUM, headless=True, args=FLAGS
             )
             context.route("**/*", route)
-            admin = page_for(context, lr.url, lr.token, 1280, 820)
-            acme = page_for(context, lr.url, providers[0]["token"], 1280, 640)
-            narrow = page_for(context, lr.url, providers[0]["token"], 375, 760)
-            # live while the pages watch: two new leads and a provider's status change
-            for name, email, phone, source, provider in LEADS[3:]:
-                body = {"name": name, "email": email, "phone": phone, "source": source}
-                body["provider_id"] = providers[provider - 1]["id"] if provider else None
-                api.post("/api/leads", json=body).raise_for_status()
-            acme_api = httpx.Client(
-                base_url=lr.url, headers={"Authorization": f"Bearer {providers[0]['token']}"}
-            )
-            acme_api.patch(f"/api/provider/leads/{ids[0]}", json={"status": "contacted"})
-            time.sleep(1.0)
-            admin.click(".bell-button")
+            admin = page_for(context, lr.url, lr.token, 1280, 1000)
+            admin_narrow = page_for(context, lr.url, lr.token, 375, 812)
+            acme = page_for(context, lr.url, providers[0]["token"], 1280, 860)
+            narrow = page_for(context, lr.url, providers[0]["token"], 375, 812)
+            post(LIVE)  # live while the pages watch, and a provider's call
+            as_provider[0].patch(f"/api/provider/leads/{ids[0]}", json={"status": "qualified"})
+            time.sleep(2.0)
             admin.screenshot(path=str(OUT / "console-admin.png"))
+            admin_narrow.screenshot(path=str(OUT / "console-admin-375.png"), full_page=True)
+            admin.locator(f"[data-testid=lead-{ids[2]}] [data-field=name]").click()
+            admin.locator("#panel .events li").nth(2).wait_for()
+            time.sleep(0.5)
+            admin.screenshot(path=str(OUT / "console-panel.png"))
             acme.click(".bell-button")
             acme.screenshot(path=str(OUT / "console-provider.png"))
             narrow.screenshot(path=str(OUT / "console-provider-375.png"), full_page=True)

@@ -19,7 +19,9 @@ from support.database import execute
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
-CONSOLE_FILES = ("app.js", "api.js", "live.js", "feed.js", "bell.js", "table.js", "outbox.js")
+CONSOLE_FILES = tuple(
+    path.name for path in sorted(console.ASSETS.glob("*.js"))
+)  # every module the page loads
 
 
 def assert_error(response: Any, status: int, code: str) -> None:
@@ -60,8 +62,15 @@ async def test_console_page_has_a_strict_policy_and_the_pinned_pusher_js(
             asset = await lr.client.get(f"/console/{name}")
             assert asset.status_code == 200, name
             assert asset.headers["content-type"].startswith("text/javascript")
+        assert len(CONSOLE_FILES) >= 14
         css = await lr.client.get("/console/style.css")
         assert css.headers["content-type"].startswith("text/css")
+        # the help page the banner links to, under the same strict policy; not index.html
+        help_page = await lr.client.get("/console/help.html")
+        assert help_page.headers["content-type"].startswith("text/html")
+        assert 'id="live-updates"' in help_page.text and "<script" not in help_page.text
+        assert csp_of(help_page)["script-src"] == "'self'"
+        assert (await lr.client.get("/console/index.html")).status_code == 404
 
 
 def test_console_sri_is_the_npm_builds_hash() -> None:

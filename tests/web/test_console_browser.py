@@ -13,120 +13,28 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from support.browser import (
-    Browser,
-    browser_missing,
-    chromium,
-    fresh_context,
-    keep_artifacts,
-    sign_in,
-    wait_for,
+from support.browser import Browser, browser_missing, sign_in, wait_for
+from support.console import (
+    HOSTILE,
+    Daemon,
+    bell_count,
+    confirm,
+    notes,
+    row,
+    signed_in,
+    start_daemon,
 )
-from support.serve import Serve, cli, cli_json, point_at_soketi
+from support.serve import cli, cli_json
 from support.soketi import Soketi
 
 pytestmark = [pytest.mark.soketi, pytest.mark.timeout(90)]
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 if browser_missing() and not os.environ.get("CI"):
     pytestmark.append(pytest.mark.skip(reason=browser_missing() or ""))
-
-
-class Daemon:
-    """A real daemon on a real soketi, with an admin client and two providers."""
-
-    def __init__(self, serve: Serve, soketi: Soketi) -> None:
-        self.serve = serve
-        self.soketi = soketi
-        self.admin = httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=10)
-        self.acme = cli_json(serve.db, "providers", "add", "Acme Plumbing")
-        self.bolt = cli_json(serve.db, "providers", "add", "Bolt Electric")
-
-    def post_lead(self, name: str, provider: dict[str, Any] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": name}
-        if provider is not None:
-            body["provider_id"] = provider["id"]
-        response = self.admin.post("/api/leads", json=body)
-        assert response.status_code == 201, response.text
-        lead: dict[str, Any] = response.json()
-        return lead
-
-
-@contextmanager
-def start_daemon(
-    tmp: Path, soketi: Soketi, env: dict[str, str] | None = None, master_key: str | None = None
-) -> Iterator[Daemon]:
-    db = tmp / "leadrelay.db"
-    with Serve(db, env=env) as serve:
-        point_at_soketi(db, soketi, enable=False)
-        if master_key is not None:
-            cli(db, "pusher", "set", "--encryption-master-key", "-", input=master_key + "\n")
-        cli(db, "pusher", "enable")
-        daemon = Daemon(serve, soketi)
-        try:
-            yield daemon
-        finally:
-            daemon.admin.close()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, soketi: Soketi) -> Iterator[Daemon]:
-    with start_daemon(tmp_path_factory.mktemp("console"), soketi) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def chromium_process() -> Iterator[Any]:
-    with chromium() as process:
-        yield process
-
-
-@pytest.fixture
-def browser(
-    request: pytest.FixtureRequest,
-    chromium_process: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Browser]:
-    failed_before = request.session.testsfailed
-    with fresh_context(chromium_process) as opened:
-        yield opened
-        # the call's report is logged before teardown: a failed test has been counted by now
-        if request.session.testsfailed > failed_before:
-            artifacts = tmp_path_factory.getbasetemp() / "browser-artifacts"
-            kept = keep_artifacts(opened, artifacts, request.node.name)
-            print(f"kept for the failed test: {', '.join(map(str, kept))}")
-    assert opened.outside == [], f"the page tried to leave the machine: {opened.outside}"
-    # the Content-Security-Policy refused nothing the console needs (Chrome logs each refusal)
-    refused = [line for line in opened.console if "Content Security Policy" in line]
-    assert refused == [], refused
-
-
-def signed_in(browser: Browser, daemon: Daemon, token: str, width: int = 1280) -> Any:
-    page = browser.new_page(width=width)
-    sign_in(page, daemon.serve.url, token)
-    page.wait_for_selector("#connection[data-connection=connected]")
-    return page
-
-
-def bell_count(page: Any) -> int:
-    count = page.locator("[data-testid=bell-count]")
-    return 0 if count.is_hidden() else int(count.inner_text())
-
-
-def notes(page: Any) -> list[str]:
-    return page.locator(".bell-list li .note-text").all_inner_texts()
-
-
-def row(page: Any, lead_id: int) -> Any:
-    return page.locator(f"[data-testid=lead-{lead_id}]")
 
 
 def test_console_admin_sees_a_new_lead_and_the_bell_within_a_second(
@@ -148,8 +56,9 @@ def test_console_admin_sees_a_new_lead_and_the_bell_within_a_second(
     assert bell_count(page) == 0
     # a change from the row goes through PATCH and comes back as an event, in words
     row(page, lead["id"]).locator("select[data-field=status]").select_option("contacted")
+    confirm(page, f"Change Lead {lead['id']} (Jane Doe) from new to contacted?")
     wait_for(lambda: bell_count(page) == 1, 2, "the status change in the bell")
-    assert notes(page)[0] == f"Lead {lead['id']}: new → contacted, by an admin"
+    assert notes(page)[0] == f"Lead {lead['id']} (Jane Doe): new → contacted, by an admin"
     stored = daemon.admin.get(f"/api/admin/leads/{lead['id']}").json()
     assert stored["status"] == "contacted"
 
@@ -172,12 +81,13 @@ def test_console_provider_sees_only_its_own_leads_and_its_changes_reach_the_admi
     assert "Bolt" not in provider.locator("body").inner_text()
     # the provider changes its lead's status from the row; the admin view follows
     row(provider, mine["id"]).locator("select[data-field=status]").select_option("qualified")
+    confirm(provider)
     admin_status = row(admin, mine["id"]).locator("select[data-field=status]")
     wait_for(lambda: admin_status.input_value() == "qualified", 2, "the admin's row")
     admin.click(".bell-button")
     wait_for(
         lambda: (
-            f"Lead {mine['id']}: new → qualified, by provider {daemon.acme['id']}" in notes(admin)
+            f"Lead {mine['id']} (Acme's lead): new → qualified, by Acme Plumbing" in notes(admin)
         ),
         2,
         "the admin's bell",
@@ -269,11 +179,13 @@ def test_console_works_at_375_px_and_by_keyboard(daemon: Daemon, browser: Browse
     page.keyboard.type(daemon.acme["token"])
     page.keyboard.press("Enter")
     page.wait_for_selector("#connection[data-connection=connected]")
+    # signed in, the search box has the focus: type to find a lead
+    wait_for(lambda: page.evaluate("document.activeElement.id") == "search", 5, "search focus")
     lead = daemon.post_lead("Narrow Screen", daemon.acme)
     row(page, lead["id"]).wait_for(timeout=2000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    for _ in range(10):  # Tab reaches the bell
-        page.keyboard.press("Tab")
+    for _ in range(30):  # Shift+Tab reaches the bell, up in the header
+        page.keyboard.press("Shift+Tab")
         if page.evaluate("document.activeElement.className") == "bell-button":
             break
     assert page.evaluate("document.activeElement.className") == "bell-button"
@@ -304,6 +216,7 @@ def test_console_follows_encrypted_channels_without_personal_data(
             name.wait_for(timeout=3000)
             assert name.inner_text() == "Quiet Customer"
         row(provider, lead["id"]).locator("select[data-field=status]").select_option("lost")
+        confirm(provider)
         status = row(page, lead["id"]).locator("select[data-field=status]")
         wait_for(lambda: status.input_value() == "lost", 3, "the admin's row")
         assert row(page, lead["id"]).locator("[data-field=name]").inner_text() == "Quiet Customer"

@@ -1,14 +1,23 @@
-// The console: sign in with a token, then the admin or the provider view, kept live.
+// The console: sign in with a token, then the admin's or the provider's view, kept live.
+// Each part is a module of its own; this one signs in and out and hands every event to them.
 
+import { Actions } from "./actions.js";
 import { Api, forgetToken, saveToken, savedToken } from "./api.js";
-import { BellState, mountBell } from "./bell.js";
+import { BellMemory, BellState, loadHistory, mountBell } from "./bell.js";
+import { drawConnection, showPusherMissing } from "./connection.js";
+import { leadLabel } from "./dom.js";
 import { isNewer } from "./feed.js";
+import { Glance } from "./glance.js";
 import { LiveFeed } from "./live.js";
 import { OutboxPanel } from "./outbox.js";
+import { LeadPanel } from "./panel.js";
+import { LIMIT, SearchBox } from "./search.js";
 import { LeadTable } from "./table.js";
+import { WaitingList } from "./waiting.js";
 
 const $ = (id) => document.getElementById(id);
 const OUTBOX_REFRESH_MS = 5000;
+const LIST_PAGES = 4; // the newest 2,000 leads; a search finds the others
 const WRONG_TOKEN = "That token was not accepted: it is wrong or has been revoked.";
 
 let session = null;
@@ -22,7 +31,7 @@ function say(id, text) {
 function showSignIn(message) {
   $("signin").hidden = false;
   $("view").hidden = true;
-  for (const id of ["who", "connection", "bell", "sign-out"]) $(id).hidden = true;
+  for (const id of ["who", "connection", "bell", "sign-out", "banner"]) $(id).hidden = true;
   say("signin-message", message);
   $("token").value = "";
   $("token").focus();
@@ -31,34 +40,7 @@ function showSignIn(message) {
 function showConnection(state, detail) {
   if (!session) return;
   session.connection = { state, detail };
-  drawConnection();
-}
-
-function drawConnection() {
-  const { state, detail } = session.connection;
-  const words = {
-    connecting: "Connecting…",
-    connected: "Connected",
-    reconnecting: "Reconnecting…",
-    failed: "Live updates off",
-    error: "Connected",
-  };
-  let text = words[state] || state;
-  if ((state === "failed" || state === "error") && detail) text = `${text}: ${detail}`;
-  const relay = session.outbox && session.outbox.status;
-  let look = state === "connected" || state === "error" ? "ok" : state === "failed" ? "bad" : "wait";
-  if (relay && relay.relay_paused_reason) {
-    text += ` · relay paused: ${relay.relay_paused_reason}`;
-    look = "bad";
-  } else if (relay && !relay.pusher_enabled) {
-    text += " · relaying switched off";
-    look = "bad";
-  }
-  const node = $("connection");
-  node.dataset.state = look;
-  node.dataset.connection = state;
-  $("connection-text").textContent = text;
-  node.hidden = false;
+  drawConnection($("connection"), session.connection, session.outbox && session.outbox.status);
 }
 
 function flash(text) {
@@ -67,16 +49,34 @@ function flash(text) {
   flash.timer = setTimeout(() => say("view-message", ""), 8000);
 }
 
-async function loadLeads() {
-  const { api, me, table } = session;
-  const path = me.role === "admin" ? "/api/admin/leads" : "/api/provider/leads";
-  const params = { status: table.filters.status };
+function leadsPath() {
+  return session.me.role === "admin" ? "/api/admin/leads" : "/api/provider/leads";
+}
+
+function filters() {
+  const { me, table } = session;
+  const params = { status: table.filters.status, order: "newest" };
   if (me.role === "admin" && table.filters.provider_id && table.filters.provider_id !== "none") {
     params.provider_id = table.filters.provider_id;
   }
-  const { rows, complete } = await api.allPages(path, params, "leads");
+  return params;
+}
+
+/** The list, or what the search box finds: newest first. */
+async function loadLeads(query = session.search.query) {
+  const { api, table } = session;
+  if (query) {
+    const answer = await api.get(leadsPath(), { ...filters(), q: query, limit: LIMIT });
+    if (!session || session.search.query !== query) return; // typed on meanwhile
+    table.setLeads(answer.leads.filter((lead) => table.matches(lead)), `No lead matches “${query}”.`);
+    const more = answer.next_after === null ? "" : ` (the newest ${LIMIT})`;
+    const partial = answer.partial ? "; the newest leads are still being indexed, some may be missing" : "";
+    say("list-note", `${answer.leads.length} found for “${query}”${more}${partial}.`);
+    return;
+  }
+  const { rows, complete } = await api.allPages(leadsPath(), filters(), "leads", { maxPages: LIST_PAGES });
   table.setLeads(rows.filter((lead) => table.matches(lead)));
-  say("list-note", complete ? "" : `Showing the first ${rows.length} leads of this filter.`);
+  say("list-note", complete ? "" : `Showing the newest ${rows.length} leads: search to find older ones.`);
 }
 
 /**
@@ -87,9 +87,8 @@ async function loadLeads() {
 async function fullLead(lead, row) {
   if ("name" in lead) return lead;
   if (row) return { ...row, ...lead };
-  const base = session.me.role === "admin" ? "/api/admin/leads" : "/api/provider/leads";
   try {
-    return await session.api.get(`${base}/${lead.id}`);
+    return await session.api.get(`${leadsPath()}/${lead.id}`);
   } catch {
     return { name: "", email: null, phone: null, ...lead };
   }
@@ -97,18 +96,25 @@ async function fullLead(lead, row) {
 
 async function applyEvent(event) {
   if (!session) return;
-  const { me, table } = session;
-  const known = table.leads.find((item) => item.id === event.lead.id);
-  const lead = await fullLead(event.lead, known);
+  const { me, table, search } = session;
+  const before = table.find(event.lead.id);
+  const lead = await fullLead(event.lead, before);
   if (!session) return;
   const data = lead === event.lead ? event : { ...event, lead };
-  const { bell } = session;
   const ours = me.role === "admin" || lead.provider_id === me.provider_id;
-  const row = table.leads.find((item) => item.id === lead.id);
-  if (ours && isNewer(lead, row)) table.upsert(lead);
-  bell.add(data, (id) => session.providers.get(id));
+  if (ours && isNewer(lead, before) && (!search.active || before)) table.upsert(lead);
+  search.touched();
+  session.bell.add(data, providerName);
   session.redrawBell();
+  session.memory.save(session.bell, session.historyAfter);
+  session.glance.apply(data, before ? { ...before } : null);
+  if (session.panel.leadId === lead.id) session.panel.refresh();
+  if (session.waiting) session.waiting.later();
   if (session.outbox) scheduleOutbox(800);
+}
+
+function providerName(id) {
+  return session.providers.get(id) || `provider ${id}`;
 }
 
 function scheduleOutbox(delay) {
@@ -136,7 +142,7 @@ async function refreshOutbox() {
   }
   await refreshPresence();
   if (!session) return;
-  drawConnection();
+  showConnection(session.connection.state, session.connection.detail);
   scheduleOutbox(OUTBOX_REFRESH_MS);
 }
 
@@ -157,6 +163,7 @@ async function signIn(token) {
     return;
   }
   saveToken(token);
+  me.statuses = me.statuses || ["new", "contacted", "qualified", "converted", "lost"];
   session = { api, me, providers: new Map(), connection: { state: "connecting" } };
   $("signin").hidden = true;
   $("view").hidden = false;
@@ -164,7 +171,7 @@ async function signIn(token) {
   $("who").hidden = false;
   $("who").textContent = me.role === "admin" ? "Admin" : `${me.name || "Provider"} · provider ${me.provider_id}`;
   document.body.dataset.role = me.role;
-  drawConnection();
+  showConnection("connecting");
   try {
     await startView();
   } catch (failure) {
@@ -180,32 +187,61 @@ async function startView() {
   } else if (me.provider_id !== null) {
     session.providers.set(me.provider_id, me.name || `provider ${me.provider_id}`);
   }
-  const statuses = me.statuses || ["new", "contacted", "qualified", "converted", "lost"];
-  const statusFilter = $("filter-status");
-  statusFilter.replaceChildren(new Option("All", ""), ...statuses.map((s) => new Option(s, s)));
+  $("filter-status").replaceChildren(new Option("All", ""), ...me.statuses.map((s) => new Option(s, s)));
   const providerFilter = $("filter-provider");
   providerFilter.replaceChildren(new Option("All", ""), new Option("None", "none"));
   for (const [id, name] of session.providers) providerFilter.append(new Option(name, String(id)));
   $("filter-provider-label").hidden = me.role !== "admin";
-  const base = me.role === "admin" ? "/api/admin/leads" : "/api/provider/leads";
-  session.table = new LeadTable($("table"), {
-    role: me.role,
-    statuses,
-    providers: session.providers,
-    onChange: (id, change) => api.patch(`${base}/${id}`, change),
-    onError: flash,
-  });
-  session.bell = new BellState();
-  $("bell").hidden = false;
-  session.redrawBell = mountBell($("bell"), session.bell);
+  $("legend").hidden = me.role !== "admin";
+  const patch = (id, change) => api.patch(`${leadsPath()}/${id}`, change);
+  session.actions = new Actions($("confirm"), $("toasts"), { patch, providerName, role: me.role, onError: flash });
+  const change = (lead, what) => session.actions.change(lead, what);
+  const open = (leadId, opener) => session.panel.open(leadId, opener);
+  session.table = new LeadTable($("table"), { role: me.role, statuses: me.statuses, providers: session.providers, onChange: change, onOpen: open });
+  session.panel = new LeadPanel($("panel"), { api, me, providers: session.providers, onChange: change, onErase: erase, onError: flash });
+  session.search = new SearchBox($("search"), (query) => loadLeads(query).catch((failure) => flash(`The search failed: ${failure.message}`)));
+  session.glance = new Glance($("glance"), { api, me, onError: flash, presence: () => session.table.presence });
+  await startBell();
   if (me.role === "admin") {
     $("outbox").hidden = false;
     session.outbox = new OutboxPanel($("outbox"), api, flash);
     refreshOutbox();
   } else {
     $("outbox").hidden = true;
+    session.waiting = new WaitingList($("waiting"), { api, first: me.statuses[0], onOpen: open, onError: flash });
+    session.waiting.refresh();
   }
+  session.glance.refresh();
+  $("search").focus(); // the sign-in form had the focus: finding a lead is what comes next
   await loadLeads();
+  await startLive();
+}
+
+/** The bell, with the notes since its own cursor and what was read, kept across reloads. */
+async function startBell() {
+  const { api, me } = session;
+  session.memory = new BellMemory(localStorage, me);
+  const saved = session.memory.load();
+  const path = me.role === "admin" ? "/api/admin/events" : "/api/provider/events";
+  const now = me.events_after || 0;
+  const fallback = me.role === "admin" ? Math.max(0, now - 100) : now;
+  const history = await loadHistory(api, path, saved.after, fallback).catch(() => ({ events: [], after: now }));
+  session.bell = new BellState(undefined, saved.readUpTo);
+  for (const data of history.events) session.bell.add(data, providerName);
+  if (saved.after === null && session.bell.notes.length) session.bell.markAllRead(); // a first visit
+  session.historyAfter = history.after;
+  session.memory.save(session.bell, history.after);
+  $("bell").hidden = false;
+  session.redrawBell = mountBell($("bell"), session.bell, () => session.memory.save(session.bell, session.historyAfter));
+}
+
+async function startLive() {
+  const { api, me } = session;
+  if (typeof window.Pusher !== "function") {
+    showPusherMissing($("banner"));
+    showConnection("failed");
+    return;
+  }
   let config;
   try {
     config = await api.get("/broadcasting/config");
@@ -214,15 +250,27 @@ async function startView() {
     return;
   }
   if (!session) return;
-  session.live = new LiveFeed({
-    api,
-    me,
-    config,
-    onEvent: applyEvent,
-    onState: showConnection,
-    onStale: reloadFromNow,
-  });
+  session.live = new LiveFeed({ api, me, config, onEvent: applyEvent, onState: showConnection, onStale: reloadFromNow });
   session.live.start();
+}
+
+async function erase(lead) {
+  const { actions, api } = session;
+  const yes = await actions.ask(
+    `Erase the personal data of ${leadLabel(lead)}?`,
+    "Its name, email, phone, source and notes are removed for good, from the lead and its stored events; its status and history stay. This cannot be undone.",
+    "Erase",
+  );
+  if (!yes) return false;
+  try {
+    const erased = await api.request("DELETE", `/api/admin/leads/${lead.id}`);
+    session.table.upsert(erased);
+    actions.toast(`${leadLabel(lead)}: personal data erased.`);
+    return true;
+  } catch (failure) {
+    flash(`${leadLabel(lead)} was not erased: ${failure.message}`);
+    return false;
+  }
 }
 
 /** The list afresh and the events cursor of this moment (the old one has expired). */
@@ -235,23 +283,21 @@ async function reloadFromNow() {
 function signOut(message) {
   if (session) {
     if (session.live) session.live.stop();
+    for (const part of [session.glance, session.table]) if (part) part.stop();
+    if (session.panel) session.panel.close();
     clearTimeout(session.outboxTimer);
   }
   session = null;
   forgetToken();
-  $("table").replaceChildren();
-  $("outbox").replaceChildren();
-  $("bell").replaceChildren();
+  for (const id of ["table", "outbox", "bell", "glance", "waiting", "toasts"]) $(id).replaceChildren();
+  $("search").value = "";
   delete document.body.dataset.role;
   showSignIn(message);
 }
 
 function onFilter() {
   if (!session || !session.table) return;
-  session.table.filters = {
-    status: $("filter-status").value,
-    provider_id: $("filter-provider").value,
-  };
+  session.table.filters = { status: $("filter-status").value, provider_id: $("filter-provider").value };
   loadLeads().catch((failure) => flash(`The leads could not be loaded: ${failure.message}`));
 }
 

@@ -1,7 +1,15 @@
-// The bell: an unread count and the latest notifications, in words.
-// BellState and describe() are pure (tested with `node --test`); mountBell() draws them.
+// The bell: the latest 100 notifications in words, with an unread count, kept across reloads.
+//
+// Nothing personal is stored in the browser: the notes come back from the events API, after
+// the console's own cursor; localStorage holds that cursor and how far the notes were read,
+// both event ids (UUIDv7: they sort by time), under a key of the token's role and provider.
+// BellState, describe() and BellMemory are pure (tested with `node --test`); mountBell draws.
 
-export const MAX_NOTES = 50;
+import { button, el } from "./dom.js";
+
+export const MAX_NOTES = 100;
+const HISTORY_PAGE = 1000;
+const HISTORY_PAGES = 5;
 
 function leadName(lead) {
   // an erased lead keeps its row with an empty name
@@ -13,63 +21,122 @@ function providerLabel(providerId, providerName) {
   return providerName(providerId) || `provider ${providerId}`;
 }
 
-function changedBy(by) {
+function changedBy(by, providerName) {
   if (!by) return "";
-  if (by.role === "provider") return `, by provider ${by.provider_id}`;
+  if (by.role === "provider") return `, by ${providerLabel(by.provider_id, providerName)}`;
   if (by.role === "crm") return ", by the CRM";
   return ", by an admin";
 }
 
-/** One event in words: "New lead Jane Doe → Acme Plumbing", "Lead 42: new → contacted, by provider 3". */
+/** One event in words: "New lead Jane Doe → Acme Plumbing",
+ * "Lead 42 (Jane Doe): new → contacted, by Acme Plumbing". */
 export function describe(data, providerName = () => null) {
   const lead = data.lead;
+  const name = leadName(lead);
+  const label = `Lead ${lead.id}${name === null ? "" : ` (${name})`}`;
   if (data.type === "lead.assigned") {
     const to = providerLabel(lead.provider_id, providerName);
-    const name = leadName(lead);
     if (data.seq === 1) return `New lead ${name === null ? `#${lead.id}` : name} → ${to}`;
-    return `Lead ${lead.id}${name === null ? "" : ` (${name})`} assigned to ${to}`;
+    return `${label} assigned to ${to}`;
   }
   if (data.type === "lead.status.updated") {
-    return `Lead ${lead.id}: ${data.old_status} → ${data.new_status}${changedBy(data.changed_by)}`;
+    return `${label}: ${data.old_status} → ${data.new_status}${changedBy(data.changed_by, providerName)}`;
   }
-  return `Lead ${lead.id}: ${data.type}`;
+  return `${label}: ${data.type}`;
 }
 
 export class BellState {
-  constructor(limit = MAX_NOTES) {
+  constructor(limit = MAX_NOTES, readUpTo = "") {
     this.limit = limit;
-    this.notes = []; // newest first: {event_id, text, at, unread}
+    this.readUpTo = readUpTo; // every note whose event_id sorts at or below it is read
+    this.notes = []; // newest first: {event_id, text, at}
+    this.dropped = null; // the event_id of the newest note let go (the history's cursor)
   }
 
   /** Add a notification for an event once; false when that event_id is already there. */
   add(data, providerName) {
     if (this.notes.some((note) => note.event_id === data.event_id)) return false;
-    this.notes.unshift({
-      event_id: data.event_id,
-      text: describe(data, providerName),
-      at: data.occurred_at,
-      unread: true,
-    });
-    if (this.notes.length > this.limit) this.notes.length = this.limit;
+    const note = { event_id: data.event_id, text: describe(data, providerName), at: data.occurred_at };
+    const at = this.notes.findIndex((other) => other.event_id < note.event_id);
+    this.notes.splice(at < 0 ? this.notes.length : at, 0, note);
+    while (this.notes.length > this.limit) {
+      const gone = this.notes.pop();
+      if (this.dropped === null || gone.event_id > this.dropped) this.dropped = gone.event_id;
+    }
     return true;
   }
 
+  isUnread(note) {
+    return note.event_id > this.readUpTo;
+  }
+
   get unread() {
-    return this.notes.filter((note) => note.unread).length;
+    return this.notes.filter((note) => this.isUnread(note)).length;
   }
 
   markAllRead() {
-    for (const note of this.notes) note.unread = false;
+    if (this.notes.length && this.notes[0].event_id > this.readUpTo) this.readUpTo = this.notes[0].event_id;
   }
 }
 
-const SVG = "http://www.w3.org/2000/svg";
+/** The bell's two ids in localStorage (or any Storage), per role and provider. */
+export class BellMemory {
+  constructor(storage, me) {
+    this.storage = storage;
+    this.key = `leadrelay.bell.${me.role}.${me.provider_id ?? "all"}`;
+  }
+
+  load() {
+    try {
+      const saved = JSON.parse(this.storage.getItem(this.key) || "{}");
+      const id = (value) => (typeof value === "string" || typeof value === "number" ? value : null);
+      return { after: id(saved.after), readUpTo: typeof saved.readUpTo === "string" ? saved.readUpTo : "" };
+    } catch {
+      return { after: null, readUpTo: "" };
+    }
+  }
+
+  save(state, after) {
+    const kept = { after: state.dropped ?? after, readUpTo: state.readUpTo };
+    try {
+      this.storage.setItem(this.key, JSON.stringify(kept));
+    } catch {
+      // storage full or refused (private mode): the bell still works, it only forgets
+    }
+  }
+}
+
+/**
+ * The notes of the events after `after` (an event id, or a cursor number), newest 100, from
+ * the events API: the bell after a reload. A cursor that is gone (pruned), or too far back to
+ * page through, starts from `fallback` instead.
+ */
+export async function loadHistory(api, path, after, fallback) {
+  let cursor = after ?? fallback;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      const found = [];
+      for (let page = 0; page < HISTORY_PAGES; page += 1) {
+        const answer = await api.get(path, { after: cursor, limit: HISTORY_PAGE });
+        found.push(...answer.events.map((item) => item.data));
+        if (answer.events.length < HISTORY_PAGE) return { events: found.slice(-MAX_NOTES), after: after ?? fallback };
+        cursor = answer.next_after;
+      }
+    } catch (failure) {
+      if (![404, 410].includes(failure.status)) throw failure;
+    }
+    cursor = fallback; // lost or too old: the recent past only
+    after = null;
+  }
+  return { events: [], after: fallback };
+}
 
 function bellIcon() {
+  const SVG = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "18");
-  svg.setAttribute("height", "18");
+  for (const [name, value] of Object.entries({ viewBox: "0 0 24 24", width: 18, height: 18 })) {
+    svg.setAttribute(name, String(value));
+  }
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("class", "bell-icon");
   const path = document.createElementNS(SVG, "path");
@@ -81,36 +148,30 @@ function bellIcon() {
   return svg;
 }
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** Draw the bell into `root` (a button, a count and a panel); returns a redraw function. */
-export function mountBell(root, state) {
-  root.replaceChildren();
-  const button = el("button", "bell-button");
-  button.type = "button";
-  button.setAttribute("aria-expanded", "false");
-  button.setAttribute("aria-controls", "bell-panel");
-  const icon = bellIcon();
+/** Draw the bell into `root` (a button, a count and a panel); returns a redraw function.
+ * `onRead()` is called when the notes are marked read (to remember it). */
+export function mountBell(root, state, onRead = () => {}) {
   const count = el("span", "bell-count");
   count.dataset.testid = "bell-count";
-  button.append(icon, el("span", "visually-hidden", "Notifications"), count);
+  const open = el("button", "bell-button");
+  open.type = "button";
+  open.setAttribute("aria-expanded", "false");
+  open.setAttribute("aria-controls", "bell-panel");
+  open.append(bellIcon(), el("span", "visually-hidden", "Notifications"), count);
   const panel = el("section", "bell-panel");
   panel.id = "bell-panel";
   panel.hidden = true;
   panel.setAttribute("aria-label", "Notifications");
+  const readAll = button("Mark all read", "link-button", () => {
+    state.markAllRead();
+    onRead();
+    redraw();
+  });
   const head = el("div", "bell-head");
-  const title = el("h2", "", "Notifications");
-  const readAll = el("button", "link-button", "Mark all read");
-  readAll.type = "button";
-  head.append(title, readAll);
+  head.append(el("h2", "", "Notifications"), readAll);
   const list = el("ol", "bell-list");
   panel.append(head, list);
-  root.append(button, panel);
+  root.replaceChildren(open, panel);
 
   const items = new Map(); // event_id → its <li>, so a redraw only adds what is new
   const empty = el("li", "empty", "Nothing yet.");
@@ -128,7 +189,7 @@ export function mountBell(root, state) {
     const unread = state.unread;
     count.textContent = String(unread);
     count.hidden = unread === 0;
-    button.setAttribute("aria-label", `Notifications, ${unread} unread`);
+    open.setAttribute("aria-label", `Notifications, ${unread} unread`);
     const kept = new Set(state.notes.map((note) => note.event_id));
     for (const [eventId, node] of items) {
       if (!kept.has(eventId)) {
@@ -146,27 +207,23 @@ export function mountBell(root, state) {
         items.set(note.event_id, node);
       }
       if (node !== next) list.insertBefore(node, next);
-      const look = note.unread ? "unread" : "";
+      const look = state.isUnread(note) ? "unread" : "";
       if (node.className !== look) node.className = look;
       next = node.nextSibling;
     }
   }
 
-  function toggle(open) {
-    panel.hidden = !open;
-    button.setAttribute("aria-expanded", String(open));
-    if (open) readAll.focus();
+  function toggle(show) {
+    panel.hidden = !show;
+    open.setAttribute("aria-expanded", String(show));
+    if (show) readAll.focus();
   }
-  button.addEventListener("click", () => toggle(panel.hidden));
+  open.addEventListener("click", () => toggle(panel.hidden));
   panel.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       toggle(false);
-      button.focus();
+      open.focus();
     }
-  });
-  readAll.addEventListener("click", () => {
-    state.markAllRead();
-    redraw();
   });
   redraw();
   return redraw;

@@ -42,7 +42,7 @@ export class LiveFeed {
 
   start() {
     if (typeof window.Pusher !== "function") {
-      this.onState("failed", "pusher-js did not load, so live updates are off");
+      this.onState("failed", "pusher-js did not load");
       return;
     }
     const { config } = this;

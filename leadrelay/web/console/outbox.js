@@ -1,11 +1,6 @@
 // The admin's outbox panel: backlog, the relay's state, dead letters and their retry.
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { el } from "./dom.js";
 
 export function age(seconds) {
   if (seconds === null || seconds === undefined) return "none pending";
