@@ -11,6 +11,7 @@ fails; it is never skipped.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,16 @@ hypothesis_settings.register_profile("explore", print_blob=True)
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore")
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started as a background job (`scripts/test &`, or from a script run with
+    `&`) inherits SIGINT ignored, and so would every daemon it starts: exec keeps an
+    ignored signal ignored.  The Ctrl-C tests' SIGINT then never reached a daemon still
+    starting up, and they timed out.  A handler instead of SIG_IGN here is reset to the
+    default in each child at exec, so the daemons meet Ctrl-C as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
