@@ -14,6 +14,7 @@ from leadrelay import leads
 from leadrelay.config import describe_db, load_settings
 from leadrelay.errors import Unavailable
 from leadrelay.store import open_store
+from leadrelay.store.base import Row
 from leadrelay.store.postgres import store as pg_store
 from leadrelay.store.postgres.schema import MIGRATIONS
 from support.postgres import Server
@@ -331,3 +332,35 @@ async def test_a_writer_cancelled_mid_batch_finishes_it_and_stops(pg_url: str) -
         release.set()
         store._task = None  # already ended: close() has no writer left to stop
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_two_relays_racing_never_claim_a_delivered_event(pg_url: str) -> None:
+    """Two relays claim and mark one outbox at once: a claim never returns an event the
+    other has marked delivered meanwhile (its claim re-checks the row it locks: a delivered
+    event's cleared claim must not read as free), so nothing is sent twice."""
+    first, second = await open_store(pg_url), await open_store(pg_url)
+    try:
+        fields = leads.parse_new_lead({"name": "Ada"})
+        for _ in range(300):
+            await leads.create_lead(first, fields, status="new")
+        stale: list[Row] = []
+
+        async def relay(store: Any, owner: str) -> None:
+            while True:
+                rows = await store.claim_due(owner, time.time(), 5, (), 15)
+                if not rows:
+                    pending = await store.fetch_one(
+                        "SELECT count(*) AS n FROM events WHERE state = 'pending'"
+                    )
+                    if pending and pending["n"] == 0:
+                        return
+                    continue
+                stale.extend(row for row in rows if row["state"] != "pending")
+                ids = [row["id"] for row in rows]
+                await store.write(lambda tx, ids=ids: tx.mark_delivered(ids, owner))
+
+        await asyncio.wait_for(asyncio.gather(relay(first, "a:1"), relay(second, "b:2")), 60)
+        assert stale == [], f"{len(stale)} delivered events claimed again"
+    finally:
+        await asyncio.gather(first.close(), second.close())

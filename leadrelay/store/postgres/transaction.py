@@ -270,9 +270,12 @@ class Tx(SharedTx):
         daemons: store/ordering.py) and no other relay holds; rows another transaction has
         locked are skipped, not waited for.  Oldest first."""
         self.writes += 1
+        # the outer query locks each row and re-checks this on its newest version (READ
+        # COMMITTED): state must be in it, or an event another relay marked delivered since
+        # the inner query ran (its claim cleared) reads as free and is claimed and sent again
         where = (
-            "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ? "
-            "OR lease_owner = ?) AND NOT (id = ANY(?))"
+            "state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL "
+            "OR lease_until < ? OR lease_owner = ?) AND NOT (id = ANY(?))"
         )
         rows = self._execute(
             "UPDATE events SET lease_owner = ?, lease_until = ? "
