@@ -25,6 +25,7 @@ from benchlib.pusher_api import measure_pusher_api
 from benchlib.report import render
 from benchlib.results import RunResults, one_line
 from benchlib.retention import measure_retention
+from benchlib.search import measure_search
 from benchlib.soketi import start_soketi
 from benchlib.status import measure_status
 from benchlib.subject import why_not_ready
@@ -39,6 +40,7 @@ SECTIONS = (
     "postgres",
     "memory",
     "retention",
+    "search",
     "cli",
 )
 
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         if "retention" in only:
             step("retention")
             measure_retention(plan, soketi, work, results, leadrelay_ready)
+        if "search" in only:
+            step("search and stats")
+            measure_search(plan, soketi, work, results, leadrelay_ready)
         if "cli" in only:
             step("CLI start")
             measure_cli_start(plan, results, leadrelay_ready)

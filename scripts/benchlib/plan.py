@@ -27,6 +27,8 @@ class Plan:
     console_s: float = 10
     # delivered events stored for the retention rows (pruned in one run)
     stored_events: int = 1_000_000
+    search_leads: int = 1_000_000  # leads stored for the search and stats rows
+    search_samples: int = 210  # requests timed of each kind (search, stats, the list)
 
     @property
     def name(self) -> str:
@@ -73,4 +75,6 @@ SMOKE = Plan(
     console_s=1,
     # enough that the daemon is still pruning when the one-second load starts
     stored_events=100_000,
+    search_leads=20_000,
+    search_samples=21,
 )
