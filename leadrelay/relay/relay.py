@@ -61,6 +61,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.relay_in_flight)
         self._sends = 0  # batches being sent: relay_in_flight less this may start now
+        self._claim_at = max(1, settings.relay_in_flight // 4)  # free slots a claim waits for
         self._in_flight_keys: set[int] = set()  # ORDER_KEYs with an event being sent
         self._in_flight: set[int] = set()  # event ids being sent
         self._settled: set[int] = set()
@@ -202,9 +203,11 @@ class Relay:
         per_event = self.store.claims_per_event
         free = self.settings.relay_in_flight - self._sends
         # a claim is for what goes out now: one that waited for a slot could run out
-        # before its send began, and another daemon then sends the same events
+        # before its send began, and another daemon then sends the same events.  Under a
+        # backlog it waits for a quarter of the slots to be free, so that a claim (a walk
+        # past the other relays' claimed events) is made for many sends, not one
         limit = free * self.settings.relay_batch_size if per_event else capacity * 2
-        if per_event and free <= 0:
+        if per_event and (free <= 0 or (self._sends and free < self._claim_at)):
             return False
         rows = await self.store.claim_due(
             self.owner, time.time(), limit, busy, self.settings.relay_claim_seconds
