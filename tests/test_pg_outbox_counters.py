@@ -173,8 +173,10 @@ async def test_the_migration_counts_right_while_an_old_daemon_writes(pg_url: str
             with psycopg.connect(pg_url) as conn:
                 seq = 1
                 while not stop.is_set():
-                    # two statements a transaction, with a pause between: some transactions
-                    # are open while the migration creates the triggers
+                    # as a daemon writes: the lead's row first, then its events, in two
+                    # statements with a pause between, so some transactions are open while
+                    # the migration creates the triggers
+                    conn.execute("UPDATE leads SET last_seq = %s WHERE id = 1", (seq + 2,))
                     seq = _insert_events(conn, seq, [("pending", 0)])
                     time.sleep(0.002)
                     seq = _insert_events(conn, seq, [("delivered", 1), ("pending", 1)])
@@ -187,12 +189,12 @@ async def test_the_migration_counts_right_while_an_old_daemon_writes(pg_url: str
     writer = threading.Thread(target=old_daemon)
     writer.start()
     try:
-        while len(written) < 20:  # it has committed events before the migration
+        while len(written) < 20 and not failed:  # it has committed events before the migration
             await asyncio.sleep(0.01)
         store = await open_store(pg_url)
         try:
             migrated_at = len(written)
-            while len(written) < migrated_at + 20:  # and goes on writing after it
+            while len(written) < migrated_at + 20 and not failed:  # and goes on writing after it
                 await asyncio.sleep(0.01)
             stop.set()
             writer.join(timeout=10)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from leadrelay import leads
@@ -55,6 +56,44 @@ async def test_daemons_starting_at_once_migrate_exactly_once(pg_url: str) -> Non
         assert all(store.backend == "postgresql" for store in stores)
     finally:
         await asyncio.gather(*(store.close() for store in stores))
+
+
+@pytest.mark.postgres
+async def test_a_migration_yields_to_a_writer_in_its_way(pg_url: str) -> None:
+    """A transaction has touched the events (as a prune does) when a daemon starts and
+    migration 7 takes the leads table, then waits for the events; the transaction goes on
+    to a lead.  They would deadlock, and PostgreSQL would abort one: the migration gives
+    way, and both end well."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at FLOAT)")
+        for version, sql in MIGRATIONS[:6]:
+            conn.execute(sql)
+            conn.execute("INSERT INTO migrations VALUES (%s, 0)", (version,))
+        conn.execute(
+            "INSERT INTO leads (id, name, status, created_at, updated_at) "
+            "VALUES (1, 'A', 'new', '', '')"
+        )
+    with psycopg.connect(pg_url) as writer:
+        writer.execute("SELECT 1 FROM events FOR UPDATE")  # the events' RowShare lock
+        writer.execute("UPDATE events SET attempts = 1")  # and RowExclusive, held
+        migrating = asyncio.create_task(open_store(pg_url))
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            while not migrating.done():  # until the migration waits for the events
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%search_pending%'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                await asyncio.sleep(0.01)
+        writer.execute("UPDATE leads SET last_seq = 1 WHERE id = 1")  # now the leads
+        writer.commit()
+    store = await asyncio.wait_for(migrating, timeout=60)
+    try:
+        rows = await store.fetch_all("SELECT version FROM migrations ORDER BY version")
+        assert [row["version"] for row in rows] == [v for v, _ in MIGRATIONS]
+    finally:
+        await store.close()
 
 
 def _new_lead(n: int) -> object:
@@ -299,6 +338,35 @@ async def test_a_commit_lost_on_the_wire_is_commit_unknown(pg_url: str) -> None:
             assert created.created
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (psycopg.errors.AdminShutdown("terminating connection"), True),  # pg_terminate_backend
+        (psycopg.errors.ConnectionFailure("connection failure"), True),  # class 08
+        (psycopg.OperationalError("the connection is lost"), True),  # the client's own
+        (psycopg.errors.DeadlockDetected("deadlock detected"), False),  # rolled back
+        (psycopg.errors.PipelineAborted("pipeline aborted"), False),  # an earlier statement
+    ],
+)
+def test_an_error_at_commit_is_unknown_only_when_the_line_went(
+    error: psycopg.Error, unknown: bool
+) -> None:
+    """The server's FATAL for a terminated session can reach psycopg before the socket's
+    close does: the connection still looks up, and the COMMIT may have been applied."""
+    from types import SimpleNamespace
+
+    from leadrelay.errors import CommitUnknown
+
+    up = SimpleNamespace(closed=False, broken=False)
+    tx: Any = SimpleNamespace(committing=True)
+    if unknown:
+        with pytest.raises(CommitUnknown):
+            pg_store._outcome_known(up, tx, error)  # type: ignore[arg-type]
+    else:
+        pg_store._outcome_known(up, tx, error)  # type: ignore[arg-type]
+    pg_store._outcome_known(up, SimpleNamespace(committing=False), error)  # type: ignore[arg-type]
 
 
 @pytest.mark.postgres

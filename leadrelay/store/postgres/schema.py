@@ -11,11 +11,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psycopg
+
 from leadrelay.search import BUCKET_BITS
 from leadrelay.speed import bucket_sql
 
 # pg_advisory_lock's key for migrations: "leadrelay" in ASCII, as a bigint
 MIGRATION_LOCK = 0x6C65616472656C61
+# a migration waits this long for a table's lock before it yields to the writers and tries
+# again (below PostgreSQL's deadlock_timeout, 1 s by default), for at most MIGRATION_WAIT_SECONDS
+MIGRATION_LOCK_TIMEOUT_MS = 300
+MIGRATION_WAIT_SECONDS = 120.0
 # rows of the outbox counters (migration 2): enough that concurrent writers rarely share one
 OUTBOX_SLOTS = 64
 
@@ -501,10 +507,30 @@ def migrate(conn: Any) -> None:
         )
         done = {row["version"] for row in conn.execute("SELECT version FROM migrations")}
         for version, sql in MIGRATIONS:
-            if version in done:
-                continue
-            with conn.transaction():
-                conn.execute(sql)
-                conn.execute("INSERT INTO migrations VALUES (%s, %s)", (version, time.time()))
+            if version not in done:
+                _apply(conn, version, sql)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def _apply(conn: Any, version: int, sql: str) -> None:
+    """One migration, in its own transaction, which yields to the daemons writing meanwhile.
+    Its ALTERs and CREATE TRIGGERs take a table's lock one statement after another, so a
+    writer holding one of those tables and waiting for another the migration holds would
+    deadlock with it, and PostgreSQL would abort whichever checks first: maybe the
+    writer's batch.  With a lock_timeout below deadlock_timeout (1 s by default) it is the
+    migration that gives up, rolls back and tries again a moment later."""
+    deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT_MS}ms'")
+                conn.execute(sql)
+                conn.execute("INSERT INTO migrations VALUES (%s, %s)", (version, time.time()))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
