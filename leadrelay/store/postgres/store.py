@@ -172,8 +172,8 @@ class Store(GroupCommit[Tx], Reads):
                 tx.run_jobs(jobs, isolate=True, wrap=_wrap)
                 try:
                     self._commit(tx)
-                except psycopg.Error:
-                    _outcome_known(conn, tx)
+                except psycopg.Error as exc:
+                    _outcome_known(conn, tx, exc)
                     raise
             self._spare_ids, self._spare_until = tx.ids, time.monotonic() + SPARE_IDS_SECONDS
         except psycopg.Error as exc:
@@ -239,8 +239,8 @@ class Store(GroupCommit[Tx], Reads):
                 if not tx.run_jobs(jobs, isolate=False, wrap=_wrap):
                     return False
                 self._commit(tx)  # in the pipeline: COMMIT, then its one sync
-        except psycopg.Error:
-            _outcome_known(self._writer, tx)
+        except psycopg.Error as exc:
+            _outcome_known(self._writer, tx, exc)
             return False
         finally:
             tx.pipeline = tx.open_pipeline = None
@@ -410,11 +410,18 @@ class Store(GroupCommit[Tx], Reads):
         return False
 
 
-def _outcome_known(conn: psycopg.Connection[Any], tx: Tx) -> None:
+def _outcome_known(conn: psycopg.Connection[Any], tx: Tx, exc: psycopg.Error) -> None:
     """After a failed batch: raise CommitUnknown when the connection was lost once its
-    COMMIT was sent, since the server may have committed it before the line went.  A
-    connection still up answered with an error, and the server rolled the batch back."""
-    if tx.committing and (conn.closed or conn.broken):
+    COMMIT was sent, since the server may have committed it before the line went.  Lost:
+    the connection is closed or broken, or the error is one of losing it (no SQLSTATE: the
+    client's own; class 08, a connection exception; class 57, a server shutting the session
+    down, as pg_terminate_backend does, whose FATAL can come after the COMMIT's own answer
+    and before psycopg sees the socket close).  Any other error is the server's answer:
+    it rolled the batch back (a deadlock, a constraint), and the batch can run again."""
+    if isinstance(exc, psycopg.errors.PipelineAborted):
+        return  # an earlier statement of the batch failed: the server rolled it back
+    lost = exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
+    if tx.committing and (conn.closed or conn.broken or lost):
         raise CommitUnknown() from None
 
 
