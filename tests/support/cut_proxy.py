@@ -56,8 +56,9 @@ class CutProxy:
     def _pump(
         self, source: socket.socket, sink: socket.socket, cut: tuple[socket.socket, ...] | None
     ) -> None:
-        """Copy `source` to `sink`; on the client's side (`cut` given), close both once
-        armed bytes have gone through."""
+        """Copy `source` to `sink`; on the client's side (`cut` given), hang up once armed
+        bytes have gone through."""
+        cutting = False
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
@@ -69,14 +70,19 @@ class CutProxy:
                         self._marker = None
                         self.cuts += 1
                 if hit:
-                    for sock in cut:
-                        sock.shutdown(socket.SHUT_RDWR)
-                        sock.close()
+                    client, server = cut
+                    client.shutdown(socket.SHUT_RDWR)  # the client hears nothing more
+                    client.close()
+                    # the server gets the armed bytes and then an end of input (FIN), never a
+                    # reset: closing a socket with unread input sends RST, and a server may
+                    # drop what it had not read yet; its answer goes nowhere (the other pump)
+                    server.shutdown(socket.SHUT_WR)
+                    cutting = True
                     return
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
+            for sock in () if cutting else (source, sink):  # cut: the other pump closes
                 try:
                     sock.close()
                 except OSError:
