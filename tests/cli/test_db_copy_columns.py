@@ -1,7 +1,9 @@
 """`db copy` carries every column of every table it copies, the late ones too (the
 external_id duplicates of migration 4, crm_changed_at, erased_at, a status webhook's
-outcome, presence) and events in every delivery state with their attempts, errors and
-times: each row on PostgreSQL equals its SQLite row, column by column."""
+outcome, presence, an app's Pusher API events with their channels) and events in every
+delivery state with their attempts, errors and times: each row on PostgreSQL equals its
+SQLite row, column by column.  Every table of the source is either copied or one the target
+rebuilds itself, so that a table added later cannot be left behind unnoticed."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import psycopg
 import pytest
 
 from leadrelay import erasure, leads
+from leadrelay.pusher import api_store
+from leadrelay.pusher.api_events import PusherApiEvent
 from leadrelay.store import open_store
 from leadrelay.store.base import Tx
 from leadrelay.store.copy import COPIED_ROWS, SKIPPED, TABLES
@@ -22,6 +26,18 @@ from support.serve import cli
 pytestmark = pytest.mark.postgres
 
 ORDER = {"settings": "key", "idempotency_keys": "key"}  # the others by id
+# what `db copy` leaves behind: runtime state, and what the target's migrations, triggers
+# and search indexer make again (store/copy.py's docstring)
+REBUILT = {
+    "migrations",
+    "leases",
+    "outbox_counts",
+    "event_ids",
+    "search_keys",
+    "lead_counts",
+    "lead_hours",
+    "contact_times",
+}
 
 
 async def _fill(db: Path) -> None:
@@ -54,6 +70,16 @@ async def _fill(db: Path) -> None:
 
         await store.write(settle)
         await erasure.erase_lead(store, gone)
+        # an app's triggers through the Pusher API: one on two channels with a socket to
+        # leave out, then one more on the first channel (its last_seq 2); the first relayed
+        app = [
+            PusherApiEvent(("orders", "private-shop.1"), "order.paid", '{"n":1}', "123.456"),
+            PusherApiEvent(("orders",), "order.sent", '{"n":2}'),
+        ]
+        await api_store.store_events(store, app)
+        first = await store.fetch_one("SELECT min(id) AS id FROM events WHERE lead_id IS NULL")
+        assert first is not None
+        await store.write(lambda tx: tx.mark_delivered([first["id"]]))
     finally:
         await store.close()
     # a duplicate external_id from before it was unique, as migration 4 leaves one
@@ -80,6 +106,13 @@ def test_db_copy_carries_every_column(tmp_path: Path, pg_url: str) -> None:
 
     source = sqlite3.connect(db)
     try:
+        tables = {
+            name
+            for (name,) in source.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        assert tables - REBUILT == set(TABLES)  # a new table: copy it, or say why not
         with psycopg.connect(pg_url) as target:
             for table in TABLES:
                 columns = [
@@ -101,6 +134,20 @@ def test_db_copy_carries_every_column(tmp_path: Path, pg_url: str) -> None:
             ))  # fmt: skip
             assert leads_row["external_id_dup"] and leads_row["crm_changed_at"]
             assert leads_row["erased_at"]
+            channels = target.execute(
+                "SELECT name, last_seq FROM pusher_channels ORDER BY name"
+            ).fetchall()
+            assert channels == [("orders", 2), ("private-shop.1", 1)]
+            app_events = target.execute(
+                "SELECT c.name, e.seq, e.type, e.socket_id, e.state FROM events e "
+                "JOIN pusher_channels c ON c.id = e.channel_id WHERE e.lead_id IS NULL "
+                "ORDER BY e.id"
+            ).fetchall()
+            assert app_events == [
+                ("orders", 1, "order.paid", "123.456", "delivered"),
+                ("private-shop.1", 1, "order.paid", "123.456", "pending"),
+                ("orders", 2, "order.sent", None, "pending"),
+            ]
             outcome = target.execute(
                 "SELECT outcome FROM idempotency_keys WHERE key = 'status:crm-1:7'"
             ).fetchone()
@@ -128,7 +175,7 @@ def test_db_copy_carries_every_column(tmp_path: Path, pg_url: str) -> None:
             assert key is not None and key[1] == {"applied": True, "reason": None}
             counted, kept = await store.counted_outbox(), await store.outbox_counts()
             names = ("pending", "delivered", "dead", "retrying", "total")
-            assert [kept[n] for n in names] == [counted[n] for n in names] == [3, 2, 1, 1, 6]
+            assert [kept[n] for n in names] == [counted[n] for n in names] == [5, 3, 1, 1, 9]
         finally:
             await store.close()
 
