@@ -13,6 +13,7 @@ import pytest
 from leadrelay import events
 from leadrelay.config import Settings, load_settings
 from leadrelay.errors import ConfigError
+from leadrelay.pusher.http import AS_SENT
 from leadrelay.relay.batches import batch_items
 from support.app import InProcess, running_app
 from support.serve import Serve, cli
@@ -90,7 +91,9 @@ async def test_broadcast_modes_master_key_must_be_32_bytes(settings: Settings, b
 
 def test_broadcast_modes_relay_items_per_mode() -> None:
     data = {"event_id": "e", "seq": 1, "lead": {"id": 1, "name": "Ada", "email": "a@b.co"}}
+    # an events row as the relay claims it (store/base.py's EVENT_COLUMNS), a lead's
     row = {
+        "lead_id": 1,
         "type": "lead.assigned",
         "channels": json.dumps(["admin", "private-provider.7"]),
         "payload": json.dumps(data),
@@ -108,6 +111,28 @@ def test_broadcast_modes_relay_items_per_mode() -> None:
     assert [i["channel"] for i in private] == ["private-admin", "private-provider.7"]
     bare = batch_items([row], events.Broadcast(personal_data=False))
     assert json.loads(bare[0]["data"])["lead"] == {"id": 1}
+
+    # an app's event through the Pusher API (no lead) goes as it came, whatever the mode
+    app = {
+        "lead_id": None,
+        "type": "order.paid",
+        "channels": json.dumps(["private-encrypted-orders"]),
+        "payload": '{"nonce": "n", "ciphertext": "c"}',
+        "socket_id": "123.456",
+    }
+    for mode in (
+        events.Broadcast(),
+        events.Broadcast(encrypted=True),
+        events.Broadcast(admin_channel="private-admin", personal_data=False),
+    ):
+        (item,) = batch_items([app], mode)
+        assert item == {
+            "channel": "private-encrypted-orders",
+            "name": "order.paid",
+            "data": app["payload"],
+            "socket_id": "123.456",
+            AS_SENT: True,
+        }
 
 
 def test_broadcast_modes_encrypted_data_fits_pusher_limit_after_sealing() -> None:
