@@ -16,6 +16,10 @@ from leadrelay.store.base import Store
 from leadrelay.web.app import create_app
 from leadrelay.web.state import AppState
 
+# columns leadrelay's own background work moves whatever a request did: the search indexer
+# clears a new or changed lead's search_pending within a second (store/search_index.py)
+BACKGROUND_COLUMNS = frozenset({"search_pending"})
+
 
 @dataclass
 class InProcess:
@@ -39,6 +43,14 @@ class InProcess:
         self, name: str = "Acme", provider_id: int | None = None
     ) -> dict[str, Any]:
         return await accounts.add_provider(self.store, name, provider_id)
+
+    async def stored_lead(self, lead_id: int) -> dict[str, Any] | None:
+        """Lead `lead_id`'s row, every column but BACKGROUND_COLUMNS: what a refused request
+        must leave exactly as it was (a snapshot with them races the indexer)."""
+        row = await self.store.fetch_one("SELECT * FROM leads WHERE id = ?", (lead_id,))
+        if row is None:
+            return None
+        return {name: value for name, value in row.items() if name not in BACKGROUND_COLUMNS}
 
     async def create_lead(self, token: str | None = None, **fields: Any) -> httpx.Response:
         body = {"name": "Ada Lovelace", **fields}

@@ -133,7 +133,8 @@ class World:
         return int(row["n"])
 
     async def lead(self, lead_id: int) -> dict[str, Any]:
-        row = await self.lr.store.fetch_one("SELECT * FROM leads WHERE id = ?", (lead_id,))
+        """The stored row, less what the search indexer moves meanwhile (support/app.py)."""
+        row = await self.lr.stored_lead(lead_id)
         assert row is not None
         return row
 
