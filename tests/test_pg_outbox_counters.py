@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from leadrelay import erasure, leads
+from leadrelay import accounts, erasure, leads
 from leadrelay.auth import Principal
 from leadrelay.store import open_store, retention
 from leadrelay.store.base import Store, Tx
@@ -117,6 +117,40 @@ async def test_a_batch_of_leads_is_one_statement_each_and_counted(pg_url: str) -
         )
         assert sorted(r["name"] for r in rows) == sorted(f"N{n}" for n in range(200))
         assert {(r["seq"], r["state"]) for r in rows} == {(1, "pending")}
+    finally:
+        await store.close()
+
+
+async def test_a_batch_of_leads_with_a_provider_is_one_insert_too(pg_url: str) -> None:
+    """Checking that a lead's provider exists does not write the leads the batch holds
+    back first: that made an INSERT a lead, and the statement-level triggers (the day's
+    counters) fire for each (a third of a lead's CPU)."""
+    store = await open_store(pg_url)
+    try:
+        acme = await accounts.add_provider(store, "Acme")
+        # a statement-level trigger of the test's own counts the INSERTs into leads
+        _sql(
+            pg_url,
+            "CREATE TABLE lead_inserts (n INTEGER NOT NULL); INSERT INTO lead_inserts VALUES (0);"
+            "CREATE FUNCTION count_lead_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "UPDATE lead_inserts SET n = n + 1; RETURN NULL; END $$;"
+            "CREATE TRIGGER count_lead_inserts AFTER INSERT ON leads "
+            "FOR EACH STATEMENT EXECUTE FUNCTION count_lead_insert()",
+        )
+        before = store.transactions
+        fields = [
+            leads.parse_new_lead({"name": f"N{n}", "provider_id": acme["id"]}) for n in range(200)
+        ]
+        await asyncio.gather(*(leads.create_lead(store, f, status="new") for f in fields))
+        batches = store.transactions - before
+        assert batches < 200  # group-committed
+        inserts = await store.fetch_one("SELECT n FROM lead_inserts")
+        assert inserts is not None and inserts["n"] == batches  # one INSERT a batch
+        counted = await store.fetch_one(
+            "SELECT sum(n) AS n FROM lead_counts WHERE provider_id = ? AND status = 'new'",
+            (acme["id"],),
+        )
+        assert counted is not None and counted["n"] == 200
     finally:
         await store.close()
 
