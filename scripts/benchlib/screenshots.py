@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 import tempfile
-import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,38 @@ LIVE = [
 PROVIDERS = ("Acme Plumbing", "Bolt Electric", "Cedar Roofing")
 
 
+WAIT_MS = 20_000
+
+
+def row(page: Any, lead_id: int) -> Any:
+    return page.locator(f"[data-testid=lead-{lead_id}]")
+
+
+def shows(page: Any, selector: str, text: str) -> None:
+    """Wait until the element shows `text` (its text, or a form control's value)."""
+    page.wait_for_function(
+        """([selector, text]) => {
+            const node = document.querySelector(selector);
+            return node !== null && (node.value ?? node.textContent).trim() === text;
+        }""",
+        arg=[selector, text],
+        timeout=WAIT_MS,
+    )
+
+
+def stats_read(url: str, role: str) -> Any:
+    """A response of the figures of the day (read again after a provider's first contact)."""
+    return lambda response: response.url.startswith(f"{url}/api/{role}/stats")
+
+
 def page_for(context: Any, url: str, token: str, width: int, height: int) -> Any:
     page = context.new_page()
     page.set_viewport_size({"width": width, "height": height})
     page.goto(url)
     page.fill("#token", token)
     page.press("#token", "Enter")
-    page.wait_for_selector("#connection[data-connection=connected]", timeout=20_000)
+    page.wait_for_selector("#connection[data-connection=connected]", timeout=WAIT_MS)
+    page.locator("[data-testid=glance-statuses]").wait_for(timeout=WAIT_MS)
     return page
 
 
@@ -109,18 +134,35 @@ def main() -> int:
             admin_narrow = page_for(context, lr.url, lr.token, 375, 812)
             acme = page_for(context, lr.url, providers[0]["token"], 1280, 860)
             narrow = page_for(context, lr.url, providers[0]["token"], 375, 812)
-            post(LIVE)  # live while the pages watch, and a provider's call
-            as_provider[0].patch(f"/api/provider/leads/{ids[0]}", json={"status": "qualified"})
-            time.sleep(2.0)
+            # live while the pages watch: two new leads, and a provider's call
+            live = post(LIVE)
+            with ExitStack() as reads:  # each page reads its figures again after the call
+                for page, role in [(admin, "admin"), (admin_narrow, "admin"), (acme, "provider")]:
+                    reads.enter_context(page.expect_response(stats_read(lr.url, role)))
+                as_provider[0].patch(f"/api/provider/leads/{ids[0]}", json={"status": "qualified"})
+            # what the pictures show has landed: the new rows, the day's figures, the bells
+            everyone = len(LEADS) + len(LIVE)
+            for page in (admin, admin_narrow):
+                for lead_id in live:
+                    row(page, lead_id).wait_for(timeout=WAIT_MS)
+                shows(page, "[data-testid=glance-statuses] .big", str(everyone))
+                shows(page, "[data-testid=bell-count]", "3")
+            for page in (acme, narrow):
+                row(page, live[0]).wait_for(timeout=WAIT_MS)
+                shows(page, "[data-testid=bell-count]", "2")
+                shows(page, f"[data-testid=lead-{ids[0]}] select[data-field=status]", "qualified")
             admin.screenshot(path=str(OUT / "console-admin.png"))
             admin_narrow.screenshot(path=str(OUT / "console-admin-375.png"), full_page=True)
-            admin.locator(f"[data-testid=lead-{ids[2]}] [data-field=name]").click()
-            admin.locator("#panel .events li").nth(2).wait_for()
-            time.sleep(0.5)
-            admin.screenshot(path=str(OUT / "console-panel.png"))
-            acme.click(".bell-button")
             acme.screenshot(path=str(OUT / "console-provider.png"))
             narrow.screenshot(path=str(OUT / "console-provider-375.png"), full_page=True)
+            # Mei Lin's panel: created for Acme, reassigned to Bolt, contacted by Bolt
+            row(admin, ids[2]).locator("[data-field=name]").click()
+            admin.wait_for_function(
+                "() => document.querySelectorAll("
+                "'#panel .events li .delivery[data-state=delivered]').length === 3",
+                timeout=WAIT_MS,
+            )
+            admin.screenshot(path=str(OUT / "console-panel.png"))
             context.close()
         print(f"screenshots: wrote {', '.join(p.name for p in sorted(OUT.glob('console-*.png')))}")
         return 0

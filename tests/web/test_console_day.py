@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def test_console_search_finds_leads_while_they_arrive(daemon: Daemon, browser: B
     first = daemon.post_lead("Quentin Searchable", daemon.acme)
     other = daemon.post_lead("Somebody Else")
     row(page, other["id"]).wait_for()
+    # the watching dot beside a provider has its legend
+    assert page.locator("#legend").inner_text() == (
+        "● watching now · ○ not watching (hover: last seen)"
+    )
     page.fill("#search", "searchab")
     note = page.locator("#list-note")
     wait_for(lambda: "1 found for “searchab”" in note.inner_text(), 5, "the search's answer")
@@ -126,6 +131,12 @@ def test_console_stats_move_when_a_lead_is_assigned_and_contacted(
             page.locator("[data-testid=glance-statuses] svg rect[data-status=contacted]").count()
             == 1
         )
+        # the window of speed to contact is the admin's to pick: the figures are read for it
+        with page.expect_response(lambda r: "window_days=30" in r.url) as answer:
+            page.locator("[data-testid=glance-window]").select_option("30")
+        assert answer.value.ok
+        wait_for(lambda: provider_row(page, "Acme Plumbing")["speed"].endswith(" s"), 5, "30 days")
+        assert page.locator("[data-testid=glance-window]").input_value() == "30"
 
 
 def test_console_panel_shows_the_timeline_and_retries_a_dead_letter(
@@ -276,7 +287,8 @@ def test_console_provider_view_searches_shows_its_speed_and_who_waits(
         page = signed_in(browser, daemon, daemon.acme["token"])
         waiting = page.locator("#waiting")
         wait_for(lambda: waiting.locator("li").count() == 2, 5, "two waiting")
-        assert waiting.locator("li").first.inner_text().startswith("Waiting Wanda")
+        oldest = waiting.locator("li").first.inner_text()
+        assert re.fullmatch(r"Waiting Wanda\s*waiting \d+ s", oldest), oldest  # with its age
         assert page.locator("[data-testid=glance-own] .big").inner_text() == "—"
         page.fill("#search", "wal")
         wait_for(lambda: shown(page) == ["Waiting Walter"], 5, "the provider's search")
