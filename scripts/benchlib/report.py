@@ -181,6 +181,18 @@ def method_section(plan: Plan) -> list[str]:
         "pruning every second: with every event young (nothing to prune), then with every "
         "event made 40 days old just before the measured load, so the daemon deletes them "
         "while it runs; the row is the second run's req/s over the first's.",
+        f"- Search and stats: {plan.search_leads:,} made-up leads over the last 30 days (a few "
+        "hundred first and last names, so that a name is shared as in life; ten providers) "
+        "written straight into the database a `leadrelay serve` made, the counters' triggers "
+        "running; their keys written by leadrelay's own indexer (timed: leads/s); a month of "
+        "first contacts in the speed-to-contact histogram. On a fresh `serve`, relaying "
+        f"paused, {plan.search_samples} requests of each kind are timed one at a time over one "
+        "keep-alive connection after 5 untimed ones: the admin's and a provider's search "
+        "(`order=newest`, 50 leads; cycling through a full name, a last name, three letters, "
+        "an email's start, phone digits, a CRM id and a word nobody has), `GET "
+        "/api/admin/stats` (30 days), and the plain list (`order=newest`, 50 leads) beside "
+        "them. A search row's figure is the worse p99 of the admin's and the provider's. Then "
+        "the same on a throwaway PostgreSQL cluster.",
         f"- CLI start: wall time of {plan.cli_runs} runs each after one untimed run, median.",
         "",
     ]
