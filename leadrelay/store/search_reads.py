@@ -10,9 +10,13 @@ from leadrelay import search
 from leadrelay.store.base import LEAD_COLUMNS, Fetch, Row
 
 # pending leads matched in Python at most (more: the answer says it is partial), and the
-# buckets a statement reads (doubling, from one)
+# buckets a statement reads: one (a broad term stops there), then 16, then 256 at a time. A
+# rare term at a million leads (245 buckets) takes 3 statements, not the 8 of doubling, and
+# on PostgreSQL each statement is a round trip; the ids a larger step reads past `limit`
+# cost little (measured at 1M leads, the store alone on PostgreSQL: p50 9.2 -> 7.9 ms, p99
+# 28 -> 19 ms; growing by 8 to 512 made a provider's broad terms slower, p99 64 ms)
 SEARCH_TAIL = 2000
-SEARCH_CHUNKS = (1, 2, 4, 8, 16, 32, 64, 128)
+SEARCH_CHUNKS = (1, 16, 256)
 
 
 class SearchReads(Fetch):
