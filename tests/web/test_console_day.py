@@ -104,6 +104,8 @@ def test_console_stats_move_when_a_lead_is_assigned_and_contacted(
             5,
             "the unassigned count",
         )
+        oldest = page.locator("[data-testid=glance-unassigned] .note").inner_text()
+        assert re.fullmatch(r"oldest waits \d+ s", oldest), oldest  # and how long it waits
         # assigned: Acme has one more lead today, not yet contacted
         daemon.admin.patch(
             f"/api/admin/leads/{waiting['id']}", json={"provider_id": daemon.acme["id"]}
