@@ -32,6 +32,13 @@ hypothesis_settings.load_profile(
 )
 
 
+# pytest-xdist's workers get COLUMNS=80 and LINES=24 from it; the CLI reads COLUMNS as the
+# width the user asked for, so a worker's commands would wrap where the user's would not
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A suite started as a background job (`scripts/test &`, or from a script run with
     `&`) inherits SIGINT ignored, and so would every daemon it starts: exec keeps an
