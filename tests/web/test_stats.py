@@ -252,10 +252,8 @@ async def test_lead_events_show_each_events_delivery(settings: Settings) -> None
         assert refused.status_code == 403
 
 
-def test_stats_migration_counts_what_was_stored_before_it(tmp_path: Path, backend: str) -> None:
+def test_stats_migration_counts_what_was_stored_before_it(tmp_path: Path) -> None:
     """An older SQLite database: the counters start from its leads and stored assignments."""
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL's migration runs the same counting (its own SQL)")
     from leadrelay.store.sqlite.connection import connect, migrate, statements
 
     db = tmp_path / "old.db"
