@@ -111,7 +111,7 @@ class Tour:
         return said
 
     def close(self) -> None:
-        self.serve.close()
+        self.serve.kill()  # and reaped: close() alone left the daemon running
         self.soketi.stop()
 
 
