@@ -9,13 +9,14 @@ row then makes a database of its own in it).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,25 @@ def _drain(plan: Plan, url: str, n: int, soketi: Soketi, work: Path, name: str) 
             d.stop()
 
 
+@contextlib.contextmanager
+def postgres_server(work: Path, results: RunResults, rows: str) -> Iterator[str]:
+    """The server the PostgreSQL rows (`rows`) run on: LEADRELAY_BENCH_POSTGRES, else a
+    throwaway cluster in `work`, stopped afterwards (a failed stop is one of the run's
+    problems, not the rows')."""
+    server = os.environ.get("LEADRELAY_BENCH_POSTGRES")
+    if server:
+        yield server
+        return
+    cluster = Cluster(work)
+    try:
+        yield cluster.start()
+    finally:
+        try:
+            cluster.stop()
+        except BenchError as exc:
+            results.problems.append(f"{rows} cluster stop: {exc}")
+
+
 def measure_postgres(
     plan: Plan,
     soketi: Soketi,
@@ -172,29 +192,21 @@ def measure_postgres(
 ) -> None:
     raw: dict[str, Any] = {}
     notes: list[str] = []
-    cluster = None
     try:
         why_not = leadrelay_ready()
         if why_not:
             raise BenchError(why_not)
-        server = os.environ.get("LEADRELAY_BENCH_POSTGRES")
-        if not server:
-            cluster = Cluster(work)
-            server = cluster.start()
-        raw["sqlite_one"] = _intake(plan, work / "pg-row-sqlite.db", 1, soketi, work, "lr-sqlite")
-        raw["pg_one"] = _intake(plan, _database(server, "bench_one"), 1, soketi, work, "lr-pg1")
-        raw["pg_two"] = _intake(plan, _database(server, "bench_two"), 2, soketi, work, "lr-pg2")
-        raw["drain_one"] = _drain(plan, _database(server, "bench_d1"), 1, soketi, work, "pg-d1")
-        raw["drain_two"] = _drain(plan, _database(server, "bench_d2"), 2, soketi, work, "pg-d2")
+        with postgres_server(work, results, "postgres") as server:
+            raw["sqlite_one"] = _intake(
+                plan, work / "pg-row-sqlite.db", 1, soketi, work, "lr-sqlite"
+            )
+            raw["pg_one"] = _intake(plan, _database(server, "bench_one"), 1, soketi, work, "lr-pg1")
+            raw["pg_two"] = _intake(plan, _database(server, "bench_two"), 2, soketi, work, "lr-pg2")
+            raw["drain_one"] = _drain(plan, _database(server, "bench_d1"), 1, soketi, work, "pg-d1")
+            raw["drain_two"] = _drain(plan, _database(server, "bench_d2"), 2, soketi, work, "pg-d2")
     except BenchError as exc:
         notes.append(str(exc))
         results.problems.append(f"postgres rows: {exc}")
-    finally:
-        if cluster is not None:
-            try:
-                cluster.stop()
-            except BenchError as exc:
-                results.problems.append(f"postgres cluster stop: {exc}")
     results.raw["postgres"] = raw
     for key in ("sqlite_one", "pg_one", "pg_two"):
         run = raw.get(key)

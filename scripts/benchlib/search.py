@@ -16,7 +16,6 @@ digits of a phone, a CRM id, and a word nobody has.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import statistics
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 
 from benchlib.plan import Plan
-from benchlib.postgres import Cluster, _database
+from benchlib.postgres import _database, postgres_server
 from benchlib.procs import BenchError
 from benchlib.results import Row, RunResults, fmt_ratio, ratio
 from benchlib.soketi import Soketi
@@ -252,28 +251,18 @@ def measure_search(
 ) -> None:
     raw: dict[str, Any] = {}
     notes: list[str] = []
-    cluster = None
     try:
         why_not = leadrelay_ready()
         if why_not:
             raise BenchError(why_not)
         raw["sqlite"] = measure_backend(plan, soketi, work, work / "search.db", "lr-search-sqlite")
-        server = os.environ.get("LEADRELAY_BENCH_POSTGRES")
-        if not server:
-            cluster = Cluster(work)
-            server = cluster.start()
-        raw["postgres"] = measure_backend(
-            plan, soketi, work, _database(server, "bench_search"), "lr-search-pg"
-        )
+        with postgres_server(work, results, "search") as server:
+            raw["postgres"] = measure_backend(
+                plan, soketi, work, _database(server, "bench_search"), "lr-search-pg"
+            )
     except BenchError as exc:
         notes.append(str(exc))
         results.problems.append(f"search rows: {exc}")
-    finally:
-        if cluster is not None:
-            try:
-                cluster.stop()
-            except BenchError as exc:
-                results.problems.append(f"search cluster stop: {exc}")
     results.raw["search"] = raw
     for backend, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
         run = raw.get(backend, {})
