@@ -16,7 +16,7 @@ from leadrelay import erasure, leads, outbox
 from leadrelay.pusher import api_store
 from leadrelay.pusher.api_events import PusherApiEvent
 from leadrelay.store import open_store, retention
-from leadrelay.store.base import OUTBOX_COUNTERS, Store
+from leadrelay.store.base import OUTBOX_COUNTERS, Row, Store
 from leadrelay.store.sqlite.connection import connect, statements
 from leadrelay.store.sqlite.schema import MIGRATIONS
 
@@ -105,6 +105,49 @@ async def test_dead_channel_events_retried_and_counted(db: Path | str) -> None:
         assert status["pusher_api"]["dead"] == status["dead"] == 1
         assert await outbox.retry(store, head["id"]) == 1
         assert (await store.outbox_counts())["api_pending"] == 1
+    finally:
+        await store.close()
+
+
+async def test_counters_agree_with_a_count_through_every_change(db: Path | str) -> None:
+    """The counters the triggers keep (every event's, and the api_* of an app's alone) equal
+    a count of the table after each kind of change, for a lead's events and an app's at once:
+    stored, failed (retrying), failed again, dead-lettered, retried, delivered, pruned."""
+    store = await open_store(db)
+
+    async def agree(step: str) -> Row:
+        counts, counted = await store.outbox_counts(), await store.counted_outbox()
+        kept = {name: counts[name] for name in OUTBOX_COUNTERS}
+        assert kept == {name: counted[name] for name in OUTBOX_COUNTERS}, step
+        return counts
+
+    try:
+        await new_lead(store)
+        await api_store.store_events(store, [app_event(("a", "b"), 0)])
+        counts = await agree("stored")
+        assert (counts["pending"], counts["api_pending"]) == (3, 2)
+        ids = [r["id"] for r in await due(store)]
+        assert len(ids) == 3
+        for attempt in (1, 2):
+            await store.write(lambda tx: tx.mark_retry(ids, time.time() - 1, "HTTP 503"))
+            counts = await agree(f"failed {attempt}")
+            assert (counts["retrying"], counts["api_retrying"]) == (3, 2)
+        await store.write(lambda tx: tx.mark_dead(ids, "HTTP 400: refused"))
+        counts = await agree("dead")
+        assert (counts["dead"], counts["api_dead"], counts["retrying"]) == (3, 2, 0)
+        assert await outbox.retry(store, None) == 3
+        await agree("retried")
+        await store.write(lambda tx: tx.mark_delivered(ids))
+        counts = await agree("delivered")
+        assert (counts["delivered"], counts["api_delivered"], counts["pending"]) == (3, 2, 0)
+    finally:
+        await store.close()
+    policy = retention.Policy(events_max_age=1, keys_max_age=3600)
+    assert retention.prune(db, policy, now=time.time() + 10, pause=0).events == 3
+    store = await open_store(db)
+    try:
+        counts = await agree("pruned")
+        assert counts["total"] == 0
     finally:
         await store.close()
 

@@ -423,4 +423,73 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             ON CONFLICT DO UPDATE SET assigned = assigned + excluded.assigned;
         """,
     ),
+    (
+        11,
+        # Migration 8's counter triggers, split: the outbox's own counts (every event) as
+        # migration 2 kept them, and the api_* counts in triggers of their own that fire for
+        # a Pusher API event alone (WHEN ... lead_id IS NULL).  Migration 8 had one trigger
+        # do both with `name = X OR (lead_id IS NULL AND name = Y)`: SQLite cannot look an
+        # OR over a WITHOUT ROWID table's key up directly, and built a temporary table for it
+        # at every event written or marked, which made the relay's marks (and the intake's
+        # inserts) 25 times as dear: the relay drained 3,600 events/s instead of 18,800
+        # (docs/dev/performance.md).  The retrying count is touched only when it changes.
+        """
+        DROP TRIGGER outbox_count_insert;
+        DROP TRIGGER outbox_count_insert_retrying;
+        DROP TRIGGER outbox_count_update;
+        DROP TRIGGER outbox_count_delete;
+        DROP TRIGGER outbox_count_delete_retrying;
+
+        CREATE TRIGGER outbox_count_insert AFTER INSERT ON events BEGIN
+            UPDATE outbox_counts SET n = n + 1 WHERE name = NEW.state;
+        END;
+        CREATE TRIGGER outbox_count_insert_retrying AFTER INSERT ON events
+        WHEN NEW.state = 'pending' AND NEW.attempts > 0 BEGIN
+            UPDATE outbox_counts SET n = n + 1 WHERE name = 'retrying';
+        END;
+        CREATE TRIGGER outbox_count_update AFTER UPDATE OF state, attempts ON events
+        WHEN OLD.state != NEW.state OR (OLD.attempts > 0) != (NEW.attempts > 0) BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE name = OLD.state AND OLD.state != NEW.state;
+            UPDATE outbox_counts SET n = n + 1 WHERE name = NEW.state AND OLD.state != NEW.state;
+            UPDATE outbox_counts
+                SET n = n - (OLD.state = 'pending' AND OLD.attempts > 0)
+                          + (NEW.state = 'pending' AND NEW.attempts > 0)
+                WHERE name = 'retrying' AND (OLD.state = 'pending' AND OLD.attempts > 0)
+                    != (NEW.state = 'pending' AND NEW.attempts > 0);
+        END;
+        CREATE TRIGGER outbox_count_delete AFTER DELETE ON events BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE name = OLD.state;
+        END;
+        CREATE TRIGGER outbox_count_delete_retrying AFTER DELETE ON events
+        WHEN OLD.state = 'pending' AND OLD.attempts > 0 BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE name = 'retrying';
+        END;
+
+        CREATE TRIGGER outbox_count_api_insert AFTER INSERT ON events
+        WHEN NEW.lead_id IS NULL BEGIN
+            UPDATE outbox_counts SET n = n + 1 WHERE name = 'api_' || NEW.state;
+            UPDATE outbox_counts SET n = n + 1
+                WHERE name = 'api_retrying' AND NEW.state = 'pending' AND NEW.attempts > 0;
+        END;
+        CREATE TRIGGER outbox_count_api_update AFTER UPDATE OF state, attempts ON events
+        WHEN OLD.lead_id IS NULL
+            AND (OLD.state != NEW.state OR (OLD.attempts > 0) != (NEW.attempts > 0)) BEGIN
+            UPDATE outbox_counts SET n = n - 1
+                WHERE name = 'api_' || OLD.state AND OLD.state != NEW.state;
+            UPDATE outbox_counts SET n = n + 1
+                WHERE name = 'api_' || NEW.state AND OLD.state != NEW.state;
+            UPDATE outbox_counts
+                SET n = n - (OLD.state = 'pending' AND OLD.attempts > 0)
+                          + (NEW.state = 'pending' AND NEW.attempts > 0)
+                WHERE name = 'api_retrying' AND (OLD.state = 'pending' AND OLD.attempts > 0)
+                    != (NEW.state = 'pending' AND NEW.attempts > 0);
+        END;
+        CREATE TRIGGER outbox_count_api_delete AFTER DELETE ON events
+        WHEN OLD.lead_id IS NULL BEGIN
+            UPDATE outbox_counts SET n = n - 1 WHERE name = 'api_' || OLD.state;
+            UPDATE outbox_counts SET n = n - 1
+                WHERE name = 'api_retrying' AND OLD.state = 'pending' AND OLD.attempts > 0;
+        END;
+        """,
+    ),
 )
