@@ -40,7 +40,7 @@ class Target:
     proxy: FaultyPusher | None = None
     after: float = 1.0  # seconds into the load
     hold: float = 2.0  # seconds the fault lasts
-    slow: float = 2.5  # the slow proxy's delay
+    slow: float = 5.0  # the slow proxy's delay: past the slow case's timeout and claim
 
 
 def nemesis(fault: str, target: Target) -> Nemesis:
