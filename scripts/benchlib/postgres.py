@@ -164,6 +164,18 @@ def _drain(plan: Plan, url: str, n: int, soketi: Soketi, work: Path, name: str) 
             d.stop()
 
 
+def _median_round(
+    rounds: list[dict[str, Any]], key: str, base: str
+) -> tuple[dict[str, Any], list[float]]:
+    """{key, base} of the round whose key/base ratio is the median, and every ratio."""
+    done = [r for r in rounds if r.get(key, {}).get("rps") and r.get(base, {}).get("rps")]
+    if not done:
+        return {}, []
+    done.sort(key=lambda r: r[key]["rps"] / r[base]["rps"])
+    chosen = done[(len(done) - 1) // 2]
+    return {key: chosen[key], base: chosen[base]}, [r[key]["rps"] / r[base]["rps"] for r in done]
+
+
 @contextlib.contextmanager
 def postgres_server(work: Path, results: RunResults, rows: str) -> Iterator[str]:
     """The server the PostgreSQL rows (`rows`) run on: LEADRELAY_BENCH_POSTGRES, else a
@@ -192,61 +204,83 @@ def measure_postgres(
 ) -> None:
     raw: dict[str, Any] = {}
     notes: list[str] = []
+    row_notes: dict[str, list[str]] = {"one": [], "two": []}
     try:
         why_not = leadrelay_ready()
         if why_not:
             raise BenchError(why_not)
         with postgres_server(work, results, "postgres") as server:
-            raw["sqlite_one"] = _intake(
-                plan, work / "pg-row-sqlite.db", 1, soketi, work, "lr-sqlite"
-            )
-            raw["pg_one"] = _intake(plan, _database(server, "bench_one"), 1, soketi, work, "lr-pg1")
-            raw["pg_two"] = _intake(plan, _database(server, "bench_two"), 2, soketi, work, "lr-pg2")
+            # interleaved rounds, each on fresh databases: this host's figures drift by
+            # half between runs a minute apart, and a ratio is read within one round
+            rounds: list[dict[str, Any]] = []
+            raw["rounds"] = rounds
+            for n in range(plan.intake_rounds):
+                one_round: dict[str, Any] = {}
+                rounds.append(one_round)
+                sqlite_db = work / f"pg-row-sqlite-{n}.db"
+                one_round["sqlite_one"] = _intake(plan, sqlite_db, 1, soketi, work, "lr-sqlite")
+                for key, daemons in (("pg_one", 1), ("pg_two", 2)):
+                    db = _database(server, f"bench_{key}_{n}")
+                    one_round[key] = _intake(plan, db, daemons, soketi, work, f"lr-{key}")
+            for row, key, base in (("one", "pg_one", "sqlite_one"), ("two", "pg_two", "pg_one")):
+                raw[f"row_{row}"], ratios = _median_round(rounds, key, base)
+                if len(ratios) > 1:
+                    listed = ", ".join(f"{r:.2f}×" for r in ratios)
+                    row_notes[row].append(
+                        f"{len(ratios)} rounds, interleaved, each on fresh databases: {listed}; "
+                        "the row shows the median round"
+                    )
             raw["drain_one"] = _drain(plan, _database(server, "bench_d1"), 1, soketi, work, "pg-d1")
             raw["drain_two"] = _drain(plan, _database(server, "bench_d2"), 2, soketi, work, "pg-d2")
     except BenchError as exc:
         notes.append(str(exc))
         results.problems.append(f"postgres rows: {exc}")
     results.raw["postgres"] = raw
-    for key in ("sqlite_one", "pg_one", "pg_two"):
-        run = raw.get(key)
-        if run and (run["non_2xx"] or run["socket_errors"]):
-            results.failures.append(
-                f"postgres intake {key}: {run['non_2xx']} non-2xx, {run['socket_errors']} errors"
-            )
+    for n, one_round in enumerate(raw.get("rounds", [])):
+        for key, run in one_round.items():
+            if run["non_2xx"] or run["socket_errors"]:
+                results.failures.append(
+                    f"postgres intake {key}, round {n + 1}: {run['non_2xx']} non-2xx, "
+                    f"{run['socket_errors']} errors"
+                )
     for key in ("drain_one", "drain_two"):
         run = raw.get(key)
         if run and (run["missing"] or run["fill"]["non_2xx"] or run["fill"]["socket_errors"]):
             results.failures.append(f"postgres drain {key}: {run['missing']} missing")
 
-    def rps(key: str) -> float | None:
-        return raw[key]["rps"] if key in raw else None
+    def rps(row: str, key: str) -> float | None:
+        run = raw.get(f"row_{row}", {}).get(key)
+        return run["rps"] if run else None
 
-    def text(key: str) -> str:
-        run = raw.get(key)
+    def text(row: str, key: str) -> str:
+        run = raw.get(f"row_{row}", {}).get(key)
         if not run:
             return "not run"
         return f"{run['rps']:,.0f} req/s · p99 {run['p99_ms']:.1f} ms · {run['non_2xx']} non-2xx"
 
-    one, sqlite, two = rps("pg_one"), rps("sqlite_one"), rps("pg_two")
-    r_one, r_two = ratio(one, sqlite), ratio(two, one)
+    one, sqlite = rps("one", "pg_one"), rps("one", "sqlite_one")
+    two, one_beside_two = rps("two", "pg_two"), rps("two", "pg_one")
+    r_one, r_two = ratio(one, sqlite), ratio(two, one_beside_two)
+    clean = not any("non-2xx" in f for f in results.failures if f.startswith("postgres intake"))
     results.rows.append(Row(
         measure="Durable intake on PostgreSQL, one daemon (paused), beside SQLite",
         target=f"≥ {TARGET_ONE}× the SQLite figure, zero non-2xx",
-        leadrelay=one, leadrelay_text=text("pg_one"),
-        peer_name="the same daemon on SQLite, same run", peer=sqlite, peer_text=text("sqlite_one"),
+        leadrelay=one, leadrelay_text=text("one", "pg_one"),
+        peer_name="the same daemon on SQLite, same round", peer=sqlite,
+        peer_text=text("one", "sqlite_one"),
         ratio_text=fmt_ratio(r_one),
-        met=None if r_one is None else r_one >= TARGET_ONE and not raw["pg_one"]["non_2xx"],
-        notes=notes,
+        met=None if r_one is None else r_one >= TARGET_ONE and clean,
+        notes=notes + row_notes["one"],
     ))  # fmt: skip
     results.rows.append(Row(
         measure="Durable intake, two daemons on one PostgreSQL (paused), beside one",
         target=f"≥ {TARGET_TWO}× one daemon, zero non-2xx",
-        leadrelay=two, leadrelay_text=text("pg_two"),
-        peer_name="one daemon on PostgreSQL, same run", peer=one, peer_text=text("pg_one"),
+        leadrelay=two, leadrelay_text=text("two", "pg_two"),
+        peer_name="one daemon on PostgreSQL, same round", peer=one_beside_two,
+        peer_text=text("two", "pg_one"),
         ratio_text=fmt_ratio(r_two),
-        met=None if r_two is None else r_two >= TARGET_TWO and not raw["pg_two"]["non_2xx"],
-        notes=notes,
+        met=None if r_two is None else r_two >= TARGET_TWO and clean,
+        notes=notes + row_notes["two"],
     ))  # fmt: skip
     d1, d2 = raw.get("drain_one", {}), raw.get("drain_two", {})
     v1, v2 = d1.get("events_per_s"), d2.get("events_per_s")
