@@ -93,6 +93,10 @@ def parse_status_change(data: Any, statuses: tuple[str, ...]) -> StatusChange:
             f"'external_id' must be a string of 1 to {MAX_EXTERNAL_ID} characters",
             code="invalid_field",
         )
+    if external_id is not None and "\x00" in external_id:  # PostgreSQL's text refuses NUL
+        raise ValidationFailed(
+            "'external_id' must not contain NUL characters", code="invalid_field"
+        )
     if "status" not in data:
         raise ValidationFailed("'status' is required", code="missing_field")
     change: Row = {"status": leads.parse_status(data["status"], statuses)}
