@@ -204,6 +204,10 @@ def query_text(request: Request, name: str) -> str | None:
             f"query parameter '{name}' is given {len(values)} times; give it once",
             code="invalid_query",
         )
+    if values and "\x00" in values[0]:  # no field holds one (PostgreSQL's text cannot)
+        raise ValidationFailed(
+            f"query parameter '{name}' must not contain NUL characters", code="invalid_query"
+        )
     return values[0] if values and values[0] else None
 
 
