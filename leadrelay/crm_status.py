@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadrelay import events, leads
-from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused
+from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused, refuse_nul
 from leadrelay.store.base import Row, Store, Tx
 
 STALE = "stale"  # older than the lead's last change from the CRM
@@ -93,10 +93,8 @@ def parse_status_change(data: Any, statuses: tuple[str, ...]) -> StatusChange:
             f"'external_id' must be a string of 1 to {MAX_EXTERNAL_ID} characters",
             code="invalid_field",
         )
-    if external_id is not None and "\x00" in external_id:  # PostgreSQL's text refuses NUL
-        raise ValidationFailed(
-            "'external_id' must not contain NUL characters", code="invalid_field"
-        )
+    if external_id is not None:
+        refuse_nul("'external_id'", external_id, code="invalid_field")
     if "status" not in data:
         raise ValidationFailed("'status' is required", code="missing_field")
     change: Row = {"status": leads.parse_status(data["status"], statuses)}

@@ -113,6 +113,12 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_failed"
 
 
+def refuse_nul(what: str, value: str, *, code: str) -> None:
+    """No stored or searched text holds a NUL (PostgreSQL's text cannot): a 422 `code`."""
+    if "\x00" in value:
+        raise ValidationFailed(f"{what} must not contain NUL characters", code=code)
+
+
 class HeadersTooLarge(ApiError):
     """Answered by the HTTP protocol itself (web/protocol.py), before any route runs."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from leadrelay import events, search
 from leadrelay.auth import Principal
-from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused
+from leadrelay.errors import NotFound, ValidationFailed, WebhookIdReused, refuse_nul
 from leadrelay.store.base import MAX_ID, Row, Store, Tx
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -33,8 +33,7 @@ class CreateResult:
 def _text(name: str, value: Any, max_len: int) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"'{name}' must be a string", code="invalid_field")
-    if "\x00" in value:
-        raise ValidationFailed(f"'{name}' must not contain NUL characters", code="invalid_field")
+    refuse_nul(f"'{name}'", value, code="invalid_field")
     if len(value) > max_len:
         raise ValidationFailed(
             f"'{name}' is {len(value)} characters long; at most {max_len} are allowed",
@@ -307,8 +306,7 @@ async def list_leads(
 
 def parse_query(value: str) -> list[str]:
     """A search query's terms (leadrelay/search.py); an empty list finds nothing."""
-    if "\x00" in value:
-        raise ValidationFailed("'q' must not contain NUL characters", code="invalid_query")
+    refuse_nul("'q'", value, code="invalid_query")
     if len(value) > search.MAX_QUERY:
         raise ValidationFailed(
             f"'q' is {len(value)} characters long; at most {search.MAX_QUERY} are allowed",

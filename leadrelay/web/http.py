@@ -19,6 +19,7 @@ from leadrelay.errors import (
     Unavailable,
     UnsupportedMedia,
     ValidationFailed,
+    refuse_nul,
 )
 from leadrelay.store.base import MAX_ID
 
@@ -204,10 +205,8 @@ def query_text(request: Request, name: str) -> str | None:
             f"query parameter '{name}' is given {len(values)} times; give it once",
             code="invalid_query",
         )
-    if values and "\x00" in values[0]:  # no field holds one (PostgreSQL's text cannot)
-        raise ValidationFailed(
-            f"query parameter '{name}' must not contain NUL characters", code="invalid_query"
-        )
+    if values:
+        refuse_nul(f"query parameter '{name}'", values[0], code="invalid_query")
     return values[0] if values and values[0] else None
 
 
