@@ -71,13 +71,26 @@ def events_of(serve: Serve) -> list[dict[str, Any]]:
         return stored_events(client)
 
 
+def delivery_of(serve: Serve, event: dict[str, Any]) -> str:
+    """One stored event and its delivery, from the console's panel of its lead."""
+    with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
+        panel = client.get(f"/api/admin/leads/{event['lead_id']}/events").json()
+    mine = [e for e in panel.get("events", []) if e.get("event_id") == event["event_id"]]
+    delivery = mine[0]["delivery"] if mine else panel
+    return f"{event['event']} of lead {event['lead_id']} seq {event['seq']}: {delivery}"
+
+
 def lead_ids_of(serve: Serve) -> set[int]:
     with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
         return {lead["id"] for lead in stored_leads(client)}
 
 
-def wait_delivered(subs: list[Subscriber], event_ids: set[str], timeout: float) -> float:
-    """Block until every one of `event_ids` reached one of the subscribers."""
+def wait_delivered(
+    subs: list[Subscriber], event_ids: set[str], timeout: float, serve: Serve | None = None
+) -> float:
+    """Block until every one of `event_ids` reached one of the subscribers.  On a timeout,
+    with `serve`, say what the database holds of the missing ones: never sent, or sent and
+    not seen by the subscriber."""
     started = time.monotonic()
     got: set[str] = set()
     while time.monotonic() - started < timeout:
@@ -85,7 +98,22 @@ def wait_delivered(subs: list[Subscriber], event_ids: set[str], timeout: float) 
         if got >= event_ids:
             return time.monotonic() - started
         time.sleep(0.05)
-    raise AssertionError(f"{len(event_ids - got)} of {len(event_ids)} events never arrived")
+    missing = event_ids - got
+    told = f"{len(missing)} of {len(event_ids)} events never arrived"
+    if serve is not None:
+        told += f"; outbox status now {cli_json(serve.db, 'outbox', 'status')}"
+        stored = {e["event_id"]: e for e in events_of(serve)}
+        told += "; some missing, with their delivery: " + "; ".join(
+            delivery_of(serve, stored[event_id]) for event_id in sorted(missing)[:5]
+        )
+        ids = sorted(stored[event_id]["id"] for event_id in missing)
+        told += (
+            f"; missing ids {ids[0]}..{ids[-1]} of 1..{max(e['id'] for e in stored.values())}"
+            f"; the subscriber got {len(subs[0].received)} messages in all, "
+            f"its thread {'alive' if subs[0]._thread.is_alive() else 'ended'}, "
+            f"error {subs[0]._error!r}"
+        )
+    raise AssertionError(told)
 
 
 def restart(serve: Serve) -> None:
@@ -176,7 +204,7 @@ def test_crash_sigkill_under_load_loses_no_acknowledged_lead(
 
             events = events_of(serve)
             event_ids = {e["event_id"] for e in events}
-            took = wait_delivered([sub], event_ids, 30.0)
+            took = wait_delivered([sub], event_ids, 30.0, serve)
             assigned = {
                 e["lead_id"]: e["event_id"] for e in events if e["event"] == "lead.assigned"
             }
