@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from leadrelay import leads
-from leadrelay.config import Settings
+from leadrelay.config import Settings, is_postgres
 from leadrelay.errors import Unavailable
 from leadrelay.lead_writer import LeadWriter
 from leadrelay.lead_writer import handle as lead_writer
@@ -80,6 +80,21 @@ def delivery_of(serve: Serve, event: dict[str, Any]) -> str:
     return f"{event['event']} of lead {event['lead_id']} seq {event['seq']}: {delivery}"
 
 
+def sessions_in_transaction(url: str) -> list[dict[str, Any]]:
+    """PostgreSQL's sessions with a transaction open (a killed daemon's backend that has not
+    noticed keeps its row locks, and claims skip locked rows)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT pid, application_name, state, (now() - xact_start)::text AS open_for, "
+            "wait_event_type, wait_event, left(query, 60) AS query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND xact_start IS NOT NULL "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+
+
 def lead_ids_of(serve: Serve) -> set[int]:
     with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
         return {lead["id"] for lead in stored_leads(client)}
@@ -113,6 +128,10 @@ def wait_delivered(
             f"its thread {'alive' if subs[0]._thread.is_alive() else 'ended'}, "
             f"error {subs[0]._error!r}"
         )
+        if is_postgres(serve.db):
+            told += f"; sessions in a transaction: {sessions_in_transaction(str(serve.db))}"
+        relay_lines = [line for line in serve.logs().splitlines() if "relay" in line.lower()]
+        told += "; the daemon's last relay lines: " + " | ".join(relay_lines[-15:])
     raise AssertionError(told)
 
 
