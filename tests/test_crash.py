@@ -37,7 +37,7 @@ from leadrelay.lead_writer import handle as lead_writer
 from leadrelay.relay import runner as relay_runner
 from leadrelay.relay.runner import RelayRunner
 from leadrelay.store.sqlite import Store
-from support.database import write_lock
+from support.database import rows, write_lock
 from support.faulty_pusher import FaultyPusher, point_at_proxy
 from support.serve import (
     WALK,
@@ -71,28 +71,24 @@ def events_of(serve: Serve) -> list[dict[str, Any]]:
         return stored_events(client)
 
 
-def delivery_of(serve: Serve, event: dict[str, Any]) -> str:
-    """One stored event and its delivery, from the console's panel of its lead."""
-    with httpx.Client(base_url=serve.url, headers=serve.auth(), timeout=15) as client:
-        panel = client.get(f"/api/admin/leads/{event['lead_id']}/events").json()
-    mine = [e for e in panel.get("events", []) if e.get("event_id") == event["event_id"]]
-    delivery = mine[0]["delivery"] if mine else panel
-    return f"{event['event']} of lead {event['lead_id']} seq {event['seq']}: {delivery}"
+def outbox_rows(db: Path | str, event_ids: set[str]) -> list[dict[str, Any]]:
+    """These events' rows in the outbox, read straight from the database: state, attempts,
+    times and, on PostgreSQL, the claim (a dead relay's claim holds an event back)."""
+    lease = ", lease_owner, lease_until" if is_postgres(db) else ""
+    stored = rows(
+        db,
+        "SELECT id, event_id, state, attempts, next_attempt_at, delivered_at"
+        f"{lease} FROM events ORDER BY id",
+    )
+    return [row for row in stored if row["event_id"] in event_ids]
 
 
-def sessions_in_transaction(url: str) -> list[dict[str, Any]]:
-    """PostgreSQL's sessions with a transaction open (a killed daemon's backend that has not
-    noticed keeps its row locks, and claims skip locked rows)."""
-    import psycopg
-    from psycopg.rows import dict_row
-
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(
-            "SELECT pid, application_name, state, (now() - xact_start)::text AS open_for, "
-            "wait_event_type, wait_event, left(query, 60) AS query FROM pg_stat_activity "
-            "WHERE datname = current_database() AND xact_start IS NOT NULL "
-            "AND pid <> pg_backend_pid()"
-        ).fetchall()
+SESSIONS_IN_TRANSACTION = (
+    "SELECT pid, application_name, state, (now() - xact_start)::text AS open_for, "
+    "wait_event_type, wait_event, left(query, 60) AS query FROM pg_stat_activity "
+    "WHERE datname = current_database() AND xact_start IS NOT NULL "
+    "AND pid <> pg_backend_pid()"
+)
 
 
 def lead_ids_of(serve: Serve) -> set[int]:
@@ -117,19 +113,18 @@ def wait_delivered(
     told = f"{len(missing)} of {len(event_ids)} events never arrived"
     if serve is not None:
         told += f"; outbox status now {cli_json(serve.db, 'outbox', 'status')}"
-        stored = {e["event_id"]: e for e in events_of(serve)}
-        told += "; some missing, with their delivery: " + "; ".join(
-            delivery_of(serve, stored[event_id]) for event_id in sorted(missing)[:5]
-        )
-        ids = sorted(stored[event_id]["id"] for event_id in missing)
+        held = outbox_rows(serve.db, missing)
+        told += f"; missing ids {held[0]['id']}..{held[-1]['id']}, the first five: {held[:5]}"
         told += (
-            f"; missing ids {ids[0]}..{ids[-1]} of 1..{max(e['id'] for e in stored.values())}"
             f"; the subscriber got {len(subs[0].received)} messages in all, "
             f"its thread {'alive' if subs[0]._thread.is_alive() else 'ended'}, "
             f"error {subs[0]._error!r}"
         )
         if is_postgres(serve.db):
-            told += f"; sessions in a transaction: {sessions_in_transaction(str(serve.db))}"
+            # a killed daemon's backend that has not noticed keeps its row locks, and
+            # claims skip locked rows
+            open_sessions = rows(serve.db, SESSIONS_IN_TRANSACTION)
+            told += f"; sessions in a transaction: {open_sessions}"
         relay_lines = [line for line in serve.logs().splitlines() if "relay" in line.lower()]
         told += "; the daemon's last relay lines: " + " | ".join(relay_lines[-15:])
     raise AssertionError(told)
