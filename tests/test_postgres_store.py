@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from leadrelay import leads
-from leadrelay.config import describe_db, load_settings
+from leadrelay.config import Settings, describe_db, load_settings
 from leadrelay.errors import Unavailable
 from leadrelay.store import open_store
 from leadrelay.store.base import Row
+from leadrelay.store.postgres import connection as pg_connection
 from leadrelay.store.postgres import store as pg_store
 from leadrelay.store.postgres.schema import MIGRATIONS
 from support.postgres import Server
@@ -353,6 +354,7 @@ async def test_a_commit_lost_on_the_wire_is_commit_unknown(pg_url: str) -> None:
         (psycopg.errors.ConnectionFailure("connection failure"), True),  # class 08
         (psycopg.OperationalError("the connection is lost"), True),  # the client's own
         (psycopg.errors.DeadlockDetected("deadlock detected"), False),  # rolled back
+        (psycopg.errors.QueryCanceled("statement timeout"), False),  # class 57, rolled back
         (psycopg.errors.PipelineAborted("pipeline aborted"), False),  # an earlier statement
     ],
 )
@@ -438,3 +440,62 @@ async def test_two_relays_racing_never_claim_a_delivered_event(pg_url: str) -> N
         assert stale == [], f"{len(stale)} delivered events claimed again"
     finally:
         await asyncio.gather(first.close(), second.close())
+
+
+@pytest.mark.postgres
+async def test_a_relay_that_began_on_an_empty_outbox_claims_a_backlog_at_once(
+    pg_url: str,
+) -> None:
+    """A relay's first claims run on an empty outbox; then a backlog arrives (a burst of
+    leads, the end of a Pusher outage).  Its next claim is as quick as a new relay's: a
+    plan kept from the empty outbox checked each pending event against every other, and
+    a claim over 1,500 took 10-27 s here, its row locks held all along (transaction.py's
+    REPLAN).  The bound is the claim's own point: well inside the time a claim lasts."""
+    relay = await open_store(pg_url, durable=False, on_loop=True)  # as the relay opens it
+    intake = await open_store(pg_url)
+    try:
+        for _ in range(12):  # psycopg prepares a statement at its fifth run
+            assert await relay.claim_due("relay:1", time.time(), 320, (), 15) == []
+            assert await relay.next_due_time() is None
+        for start in range(0, 1500, 250):
+            await asyncio.gather(*(intake.write(_new_lead(n)) for n in range(start, start + 250)))
+        bound = Settings(db=pg_url).relay_claim_seconds / 5
+        for owner in ("relay:1", "relay:2"):
+            started = time.monotonic()
+            claimed = await relay.claim_due(owner, time.time(), 320, (), 15)
+            took = time.monotonic() - started
+            assert len(claimed) == 320
+            assert took < bound, f"a claim over 1,500 pending events took {took:.1f} s"
+        started = time.monotonic()
+        assert await relay.next_due_time() is not None
+        took = time.monotonic() - started
+        assert took < bound, f"the next due time over 1,500 pending events took {took:.1f} s"
+    finally:
+        await asyncio.gather(relay.close(), intake.close())
+
+
+@pytest.mark.postgres
+async def test_a_relay_statement_in_the_way_of_a_lock_gives_up(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server cancels a statement of the relay's writer past RELAY_STATEMENT_SECONDS: a
+    mark waiting on a row another session holds gives up (the event stays pending, and goes
+    again) rather than hold up the relay's loop, and the writer goes on once the row is
+    free.  Likewise a killed relay's backend, still running a statement, lets go of the rows
+    it holds within that bound (docs/faults.md)."""
+    monkeypatch.setattr(pg_connection, "RELAY_STATEMENT_SECONDS", 0.3)
+    relay = await open_store(pg_url, durable=False, on_loop=True)  # as the relay opens it
+    try:
+        await leads.create_lead(relay, leads.parse_new_lead({"name": "Ada"}), status="new")
+        [claimed] = await relay.claim_due("relay:1", time.time(), 10, (), 15)
+        with psycopg.connect(pg_url) as holder:
+            holder.execute("SELECT id FROM events FOR UPDATE")  # in a transaction till the end
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="statement timeout"):
+                await relay.write(lambda tx: tx.mark_delivered([claimed["id"]], "relay:1"))
+            assert time.monotonic() - started < 5
+        await relay.write(lambda tx: tx.mark_delivered([claimed["id"]], "relay:1"))
+        row = await relay.fetch_one("SELECT state FROM events")
+        assert row == {"state": "delivered"}
+    finally:
+        await relay.close()

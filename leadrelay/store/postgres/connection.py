@@ -28,6 +28,11 @@ RECONNECT_SECONDS = 5
 # after 10 s each.  The first read that gets a connection again lifts it.
 UNREACHABLE_WAIT_SECONDS = 1.0
 READERS = 4  # the pool's connections at most
+# The relay's writer (durable=False) has each statement cancelled by the server past this.
+# A relay killed mid-statement leaves its backend running the statement to its end, holding
+# the rows it locked: every other daemon's relay skips them (SKIP LOCKED) or waits on them.
+# Its claims take milliseconds (transaction.py's REPLAN); this bounds any that would not.
+RELAY_STATEMENT_SECONDS = 10.0
 
 
 def translate(exc: psycopg.Error) -> Unavailable:
@@ -62,7 +67,8 @@ def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> boo
 
 def connect(url: str, durable: bool, name: str) -> psycopg.Connection[Row]:
     """The writer's connection, in autocommit mode: a batch that runs one statement (new
-    leads only) is committed by it, with no BEGIN or COMMIT; any other begins (Tx.begin)."""
+    leads only) is committed by it, with no BEGIN or COMMIT; any other begins (Tx.begin).
+    Not `durable`: the relay's, its statements bounded (RELAY_STATEMENT_SECONDS)."""
     conn = psycopg.connect(
         url,
         autocommit=True,
@@ -71,6 +77,8 @@ def connect(url: str, durable: bool, name: str) -> psycopg.Connection[Row]:
         application_name=name,
     )
     conn.execute(f"SET synchronous_commit = {'on' if durable else 'off'}")
+    if not durable:
+        conn.execute(f"SET statement_timeout = {round(RELAY_STATEMENT_SECONDS * 1000)}")
     return conn
 
 

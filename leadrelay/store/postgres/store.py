@@ -99,9 +99,11 @@ class Store(GroupCommit[Tx], Reads):
     @classmethod
     async def open(cls, url: str, *, durable: bool = True, on_loop: bool = False) -> Store:
         """Connect and migrate.  `durable=False` commits with synchronous_commit = off (the
-        relay's delivery marks, which at-least-once may lose).  `on_loop` is accepted for
-        the interface's sake: the writer always runs on its thread, since the job functions
-        are synchronous and each statement waits on the network."""
+        relay's delivery marks, which at-least-once may lose) and bounds each statement
+        (connection.py's RELAY_STATEMENT_SECONDS).  `on_loop`: a batch runs on the loop's
+        own thread, with no hop to the writer's (the lead writer and relay processes: what
+        arrives meanwhile waits in its socket), so a statement waiting on a lock holds up
+        the whole loop, as long as RELAY_STATEMENT_SECONDS at most in the relay's."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadrelay-pg-writer")
         loop = asyncio.get_running_loop()
         try:
@@ -262,14 +264,19 @@ class Store(GroupCommit[Tx], Reads):
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         return await self._read(_qmark(sql), tuple(params))
 
-    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+    async def _read(
+        self, sql: str, params: tuple[Any, ...] = (), *, replan: bool = False
+    ) -> list[Row]:
+        """`replan`: a read over the outbox's order, planned at each run (transaction.py's
+        REPLAN)."""
         wait = UNREACHABLE_WAIT_SECONDS if self.unreachable else CONNECT_TIMEOUT
+        prepare = False if replan else None
         for _ in range(READERS + 1):  # every pooled connection dropped, then a new one
             conn = None
             try:
                 async with self._pool.connection(timeout=wait) as conn:
                     if not dropped(conn):
-                        cur = await conn.execute(sql, params)
+                        cur = await conn.execute(sql, params, prepare=prepare)
                         rows: list[Row] = await cur.fetchall() if cur.description else []
                         self.unreachable = False
                         return rows
@@ -288,16 +295,16 @@ class Store(GroupCommit[Tx], Reads):
             code="database_unavailable",
         )
 
-    async def _read_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        rows = await self._read(sql, params)
+    async def _read_one(
+        self, sql: str, params: tuple[Any, ...] = (), *, replan: bool = False
+    ) -> Row | None:
+        rows = await self._read(sql, params, replan=replan)
         return rows[0] if rows else None
 
     async def due_events(self, now: float, limit: int, skip: Iterable[int] = ()) -> list[Row]:
         where = "next_attempt_at <= ? AND NOT (id = ANY(?))"
-        return await self.fetch_all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({due_ids(where)}) ORDER BY id",
-            due_params((now, list(skip)), limit),
-        )
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({due_ids(where)}) ORDER BY id"
+        return await self._read(_qmark(sql), due_params((now, list(skip)), limit), replan=True)
 
     async def claim_due(
         self, owner: str, now: float, limit: int, skip: Iterable[int], claim_seconds: float
@@ -343,7 +350,7 @@ class Store(GroupCommit[Tx], Reads):
     async def next_due_time(self) -> float | None:
         """Another relay's claim defers an event until the claim runs out."""
         row = await self._read_one(
-            next_due_sql("GREATEST(e.next_attempt_at, coalesce(e.lease_until, 0))")
+            next_due_sql("GREATEST(e.next_attempt_at, coalesce(e.lease_until, 0))"), replan=True
         )
         return None if row is None or row["t"] is None else float(row["t"])
 
@@ -410,6 +417,9 @@ class Store(GroupCommit[Tx], Reads):
         return False
 
 
+QUERY_CANCELED = "57014"
+
+
 def _outcome_known(conn: psycopg.Connection[Any], tx: Tx, exc: psycopg.Error) -> None:
     """After a failed batch: raise CommitUnknown when the connection was lost once its
     COMMIT was sent, since the server may have committed it before the line went.  Lost:
@@ -417,10 +427,12 @@ def _outcome_known(conn: psycopg.Connection[Any], tx: Tx, exc: psycopg.Error) ->
     client's own; class 08, a connection exception; class 57, a server shutting the session
     down, as pg_terminate_backend does, whose FATAL can come after the COMMIT's own answer
     and before psycopg sees the socket close).  Any other error is the server's answer:
-    it rolled the batch back (a deadlock, a constraint), and the batch can run again."""
+    it rolled the batch back (a deadlock, a constraint, a statement timeout: class 57's
+    query_canceled), and the batch can run again."""
     if isinstance(exc, psycopg.errors.PipelineAborted):
         return  # an earlier statement of the batch failed: the server rolled it back
-    lost = exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
+    state = exc.sqlstate
+    lost = state is None or state[:2] == "08" or (state[:2] == "57" and state != QUERY_CANCELED)
     if tx.committing and (conn.closed or conn.broken or lost):
         raise CommitUnknown() from None
 

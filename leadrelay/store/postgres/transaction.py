@@ -101,6 +101,28 @@ def _insert_rows(conn: psycopg.Connection[Row], table: str, columns: str, rows: 
 
 _FENCE = " AND lease_owner = ?"  # a relay's mark: only while the event is its claim
 
+# REPLAN: the statements over the outbox's order (store/ordering.py) are planned at each run,
+# never prepared.  psycopg prepares a statement at its fifth run, and PostgreSQL then keeps one
+# generic plan for the session once that costs no more than a custom one.  Made while the
+# outbox was nearly empty (a relay's first claims), that plan checked each pending event
+# against every other, for each candidate: a claim over 1,500 pending events then took
+# 10-27 s here, not ~30 ms, and held the rows it had locked all along (docs/faults.md, "A
+# killed relay's claim").  Planning anew costs about 1 ms a claim.
+#
+# PINNED: and a claim is planned as the walk store/ordering.py describes (pending events in
+# id order down their partial index, each checked by an index probe, stopping at the limit),
+# whatever the statistics say.  PostgreSQL takes that walk only while they say that many
+# events are pending, and they seldom do: most of the time almost every event is delivered,
+# a backlog (an outage's, a burst's) comes faster than ANALYZE sees it, and a new table has
+# none.  Planned for "few pending", a claim over 100,000 pending events read and sorted
+# them all: 130-150 ms a claim, against 7-9 ms pinned, with statistics or without.  So for
+# each claim the transaction turns off the scans that read every pending event (sequential,
+# bitmap) and JIT (which their penalised costs would switch on: 20 ms a claim), and turns
+# them back after.
+_PLAN_SETTINGS = "name IN ('enable_seqscan', 'enable_bitmapscan', 'jit')"
+_PIN = f"SELECT set_config(name, 'off', true) FROM pg_settings WHERE {_PLAN_SETTINGS}"
+_UNPIN = f"SELECT set_config(name, reset_val, true) FROM pg_settings WHERE {_PLAN_SETTINGS}"
+
 
 def _owner(owner: str | None) -> tuple[str, ...]:
     return () if owner is None else (owner,)
@@ -183,6 +205,17 @@ class Tx(SharedTx):
         self.begin()
         self.flush()
         return self.conn.execute(_placeholders(sql), tuple(params))
+
+    def _claim(self, sql: str, params: Iterable[Any]) -> list[Row]:
+        """A claim: a statement over the outbox's order, planned at its run (REPLAN) for the
+        walk it was written for (PINNED)."""
+        self.writes += 1
+        self.begin()
+        self.flush()
+        self.conn.execute(_PIN)
+        rows = self.conn.execute(_placeholders(sql), tuple(params), prepare=False).fetchall()
+        self.conn.execute(_UNPIN)
+        return rows
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         return self._execute(sql, params).fetchone()
@@ -278,7 +311,6 @@ class Tx(SharedTx):
         earlier pending event of its lead or channel, claimed or not: per-key order across
         daemons: store/ordering.py) and no other relay holds; rows another transaction has
         locked are skipped, not waited for.  Oldest first."""
-        self.writes += 1
         # the outer query locks each row and re-checks this on its newest version (READ
         # COMMITTED): state must be in it, or an event another relay marked delivered since
         # the inner query ran (its claim cleared) reads as free and is claimed and sent again
@@ -286,7 +318,7 @@ class Tx(SharedTx):
             "state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL "
             "OR lease_until < ? OR lease_owner = ?) AND NOT (id = ANY(?))"
         )
-        rows = self._execute(
+        rows = self._claim(
             "UPDATE events SET lease_owner = ?, lease_until = ? "
             f"WHERE id IN ({due_ids(where)} FOR UPDATE SKIP LOCKED) RETURNING {EVENT_COLUMNS}",
             (
@@ -294,7 +326,7 @@ class Tx(SharedTx):
                 self.now + claim_seconds,
                 *due_params((self.now, self.now, owner, skip), limit),
             ),
-        ).fetchall()
+        )
         return sorted(rows, key=lambda row: int(row["id"]))
 
     def claim_followers(
@@ -303,8 +335,7 @@ class Tx(SharedTx):
         """Claim for `owner` the pending events after these channel heads, which `owner`
         holds: no other relay claims them while their head is pending, so they are
         claimed only to fence a late mark, as a head is."""
-        self.writes += 1
-        rows = self._all(
+        rows = self._claim(
             "UPDATE events SET lease_owner = ?, lease_until = ? "
             f"WHERE id IN ({followers_sql(len(heads))}) AND state = 'pending' "
             "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
