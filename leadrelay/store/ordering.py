@@ -33,6 +33,17 @@ UNBLOCKED = (
     f"{ORDER_KEY.format('e')} AND p.seq < e.seq AND p.state = 'pending')"
 )
 
+# UNBLOCKED as PostgreSQL's claims check it: the event is the first pending one of its key
+# (the same thing, for a pending event), as a scalar sub-query.  PostgreSQL runs such a
+# sub-query for each candidate as one probe of events_pending_by_order, whatever its
+# statistics say; NOT EXISTS it plans as a join, and where they say "few pending" (a new
+# table, or a backlog ANALYZE has not seen yet) the join read every pending event for each
+# candidate: a claim over 2,000 pending events took 5 s (docs/faults.md)
+FIRST_OF_KEY = (
+    f"e.seq = (SELECT p.seq FROM events p WHERE {ORDER_KEY.format('p')} = "
+    f"{ORDER_KEY.format('e')} AND p.state = 'pending' ORDER BY p.seq LIMIT 1)"
+)
+
 # the first pending event of each channel that has one: the channel keys (below 0) from the
 # highest down, each found from the last by one index probe, then each key's lowest seq
 CHANNEL_HEADS = (
@@ -57,18 +68,28 @@ def next_due_sql(due_at: str) -> str:
     )
 
 
-def due_ids(where: str) -> str:
+def due_ids(where: str, *, planner_proof: bool = False) -> str:
     """The ids of the due events, oldest first, at most `?` (the last parameter): lead
     events UNBLOCKED and channel heads, of those rows (aliased `e`) for which `where`
     holds.  `where`'s own parameters are given twice, then the limit twice (the lead
-    events' walk stops at the limit too)."""
+    events' walk stops at the limit too).
+
+    `planner_proof` (PostgreSQL's claims): UNBLOCKED as FIRST_OF_KEY, and the candidates
+    found once, as an array whose rows are then looked up by id, rather than found again
+    for each pending event, as a plan made for "few pending" did."""
+    head = FIRST_OF_KEY if planner_proof else UNBLOCKED
     leads = (
         "SELECT id FROM (SELECT id FROM events e WHERE state = 'pending' "
-        f"AND lead_id IS NOT NULL AND {where} AND {UNBLOCKED} ORDER BY id LIMIT ?) AS l"
+        f"AND lead_id IS NOT NULL AND {where} AND {head} ORDER BY id LIMIT ?) AS l"
     )
+    candidates = f"{leads} UNION ALL SELECT id FROM ({CHANNEL_HEADS}) AS h"
+    if planner_proof:
+        return (
+            f"SELECT e.id FROM events e WHERE e.id = ANY(ARRAY({candidates})) AND {where} "
+            "ORDER BY e.id LIMIT ?"
+        )
     return (
-        f"SELECT e.id FROM events e WHERE e.id IN ({leads} UNION ALL "
-        f"SELECT id FROM ({CHANNEL_HEADS}) AS h) AND {where} ORDER BY e.id LIMIT ?"
+        f"SELECT e.id FROM events e WHERE e.id IN ({candidates}) AND {where} ORDER BY e.id LIMIT ?"
     )
 
 
