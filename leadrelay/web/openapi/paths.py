@@ -115,7 +115,11 @@ def api_paths(settings: Settings) -> Schema:
                 "parameters": [
                     *list_params,
                     query("provider_id", cursor, "0 means all"),
-                    query("external_id", {"type": "string"}, "the CRM's id for the lead"),
+                    query(
+                        "external_id",
+                        {"type": "string", "pattern": NO_NUL},
+                        "the CRM's id for the lead",
+                    ),
                 ],
                 "responses": ok(200, leads_page, 403, 422, 503),
             }
