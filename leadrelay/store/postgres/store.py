@@ -417,9 +417,6 @@ class Store(GroupCommit[Tx], Reads):
         return False
 
 
-QUERY_CANCELED = "57014"
-
-
 def _outcome_known(conn: psycopg.Connection[Any], tx: Tx, exc: psycopg.Error) -> None:
     """After a failed batch: raise CommitUnknown when the connection was lost once its
     COMMIT was sent, since the server may have committed it before the line went.  Lost:
@@ -429,10 +426,9 @@ def _outcome_known(conn: psycopg.Connection[Any], tx: Tx, exc: psycopg.Error) ->
     and before psycopg sees the socket close).  Any other error is the server's answer:
     it rolled the batch back (a deadlock, a constraint, a statement timeout: class 57's
     query_canceled), and the batch can run again."""
-    if isinstance(exc, psycopg.errors.PipelineAborted):
-        return  # an earlier statement of the batch failed: the server rolled it back
-    state = exc.sqlstate
-    lost = state is None or state[:2] == "08" or (state[:2] == "57" and state != QUERY_CANCELED)
+    if isinstance(exc, (psycopg.errors.PipelineAborted, psycopg.errors.QueryCanceled)):
+        return  # an earlier statement failed, or one was cancelled: the server rolled back
+    lost = exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57")
     if tx.committing and (conn.closed or conn.broken or lost):
         raise CommitUnknown() from None
 
